@@ -1,0 +1,496 @@
+package cache
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// FetchFunc downloads bytes [off, off+n) of the item and streams them, in
+// order, to w. It must write exactly those bytes: n of them unless it fails,
+// and the ones at off (a download that ignored the Range header must be
+// caught by fetch, e.g. by checking for 206 and Content-Range). A write error
+// from w (entry dropped, disk full) must stop it. It receives the context of
+// the Fetch that started it. Writing more than n bytes is treated as a broken
+// fetch: the whole entry is discarded.
+type FetchFunc func(ctx context.Context, off, n int64, w io.Writer) error
+
+// entry is the shared state of one cached version of an item; handles
+// (*Entry) point to it.
+type entry struct {
+	c    *Content
+	key  Key
+	size int64
+	base string // data file is base+".data", sidecar base+".ranges"
+
+	// Guarded by c.mu.
+	refs      int           // open handles
+	indexed   bool          // in c.byID; false once dropped
+	idleElem  *list.Element // position in c.idle while refs == 0
+	accounted int64         // present bytes counted in c.used
+
+	// persistMu serialises sidecar writes with the removal of the files.
+	persistMu sync.Mutex
+
+	mu       sync.Mutex
+	f        *os.File      // guarded by mu; open while refs > 0
+	present  RangeSet      // guarded by mu; bytes valid in the data file
+	verified bool          // guarded by mu
+	gen      uint64        // guarded by mu; bumped on every change to present/verified
+	savedGen uint64        // guarded by mu; gen last written to the sidecar
+	flights  []*flight     // guarded by mu; fetches in progress, disjoint ranges
+	notify   chan struct{} // guarded by mu; closed (and cleared) on every change
+	gone     error         // guarded by mu; non-nil once dropped or closed
+	waiters  int           // guarded by mu; Fetch calls waiting on others' flights
+}
+
+// flight is one FetchFunc call in progress, for a range no other flight
+// covers. Other Fetch calls that need bytes in it wait instead of fetching.
+type flight struct {
+	r      Range
+	cancel context.CancelCauseFunc // cancels the fetch (entry dropped)
+	// Set under entry.mu when the fetch returns.
+	finished  bool
+	err       error
+	abandoned bool // the fetcher's own ctx ended: waiters retry rather than fail
+}
+
+func (e *entry) dataPath() string    { return e.base + dataExt }
+func (e *entry) sidecarPath() string { return e.base + sidecarExt }
+
+// openFile reopens the data file of an idle entry. Caller holds c.mu.
+func (e *entry) openFile() error {
+	f, err := os.OpenFile(e.dataPath(), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() != e.size {
+		_ = f.Close()
+		return fmt.Errorf("data file changed size or is unreadable (%v)", err)
+	}
+	e.mu.Lock()
+	e.f = f
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *entry) dirty() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gen != e.savedGen
+}
+
+// failLocked makes e unusable with cause and wakes everyone waiting on it.
+func (e *entry) failLocked(cause error) {
+	if e.gone == nil {
+		e.gone = cause
+	}
+	for _, fl := range e.flights {
+		fl.cancel(cause)
+	}
+	e.broadcastLocked()
+}
+
+func (e *entry) waitChanLocked() <-chan struct{} {
+	if e.notify == nil {
+		e.notify = make(chan struct{})
+	}
+	return e.notify
+}
+
+func (e *entry) broadcastLocked() {
+	if e.notify != nil {
+		close(e.notify)
+		e.notify = nil
+	}
+}
+
+// Entry is one open handle on a cached file version, returned by
+// Content.Open. Several handles may share an entry; the entry stays pinned
+// (never evicted) until all are released. Methods are safe for concurrent
+// use, but Release must be called once every other call on the handle has
+// returned (a background read-ahead holds its own handle, or is waited for).
+type Entry struct {
+	e        *entry
+	released atomic.Bool
+}
+
+// Key returns the (item id, cTag) of the entry.
+func (h *Entry) Key() Key { return h.e.key }
+
+// Size returns the item size the entry was opened with.
+func (h *Entry) Size() int64 { return h.e.size }
+
+// Present reports whether [off, off+n) (clamped to the size) is cached.
+func (h *Entry) Present(off, n int64) bool {
+	e := h.e
+	off, end := clamp(off, n, e.size)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.gone == nil && e.present.Contains(off, end-off)
+}
+
+// Covered returns the number of bytes cached.
+func (h *Entry) Covered() int64 {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	return h.e.present.Covered()
+}
+
+// Complete reports whether every byte of the file is cached.
+func (h *Entry) Complete() bool {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	return h.e.present.Covered() == h.e.size
+}
+
+// Verified reports whether MarkVerified (or a passing Verify) was called on
+// this version, in this run or a previous one.
+func (h *Entry) Verified() bool {
+	h.e.mu.Lock()
+	defer h.e.mu.Unlock()
+	return h.e.verified
+}
+
+// Fetch makes sure bytes [off, off+length) (clamped to the size) are cached,
+// calling fetch only for the sub-ranges that are neither present nor being
+// fetched by another caller. Bytes are marked present as fetch writes them,
+// so a concurrent Fetch waiting on part of this range returns as soon as its
+// own part has arrived. Waiting honours ctx; fetch receives ctx too.
+//
+// If a fetch this call depends on fails, the error is returned to every caller
+// waiting for it, and the bytes written before the failure stay present. If
+// it was abandoned because its caller's ctx ended, the waiters fetch the
+// remainder themselves instead.
+//
+// Each missing gap is fetched with one call, however long: the caller bounds
+// the range it asks for (the read plus the read-ahead window), which also
+// bounds how long another reader may wait behind it.
+func (h *Entry) Fetch(ctx context.Context, off, length int64, fetch FetchFunc) error {
+	if h.released.Load() {
+		return ErrReleased
+	}
+	if off < 0 || length < 0 {
+		return fmt.Errorf("cache: invalid range off=%d length=%d", off, length)
+	}
+	e := h.e
+	off, end := clamp(off, length, e.size)
+	var deps []*flight // flights a previous round waited for
+	for {
+		e.mu.Lock()
+		if e.gone != nil {
+			e.mu.Unlock()
+			return e.gone
+		}
+		missing := e.present.Missing(off, end-off)
+		if len(missing) == 0 {
+			e.mu.Unlock()
+			return nil
+		}
+		for _, d := range deps {
+			if d.finished && d.err != nil && !d.abandoned {
+				e.mu.Unlock()
+				return d.err
+			}
+		}
+		claim, waitFor := e.planLocked(missing)
+		if claim.Len() == 0 {
+			deps = waitFor
+			wake := e.waitChanLocked()
+			e.waiters++
+			e.mu.Unlock()
+			var err error
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-wake:
+			}
+			e.mu.Lock()
+			e.waiters--
+			e.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		fctx, cancel := context.WithCancelCause(ctx)
+		fl := &flight{r: claim, cancel: cancel}
+		e.flights = append(e.flights, fl)
+		f := e.f
+		e.mu.Unlock()
+
+		err := e.run(ctx, fctx, fl, f, fetch)
+		cancel(nil)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, errOverrun):
+			// fetch sent more than it was asked for: it may as well have sent
+			// other bytes than asked for (a server ignoring Range), so nothing
+			// it wrote can be trusted.
+			h.Discard()
+			return err
+		default:
+			e.mu.Lock()
+			got := e.gone == nil && e.present.Contains(claim.Start, claim.Len())
+			e.mu.Unlock()
+			if !got { // an error after the last byte is not worth failing for
+				return err
+			}
+		}
+	}
+}
+
+// planLocked picks the first part of missing that no flight covers (claim),
+// or, when flights cover all of it, returns those flights to wait for.
+func (e *entry) planLocked(missing []Range) (claim Range, waitFor []*flight) {
+	for _, m := range missing {
+		if r, ok := firstUncovered(m, e.flights); ok {
+			return r, nil
+		}
+	}
+	for _, fl := range e.flights {
+		for _, m := range missing {
+			if fl.r.Start < m.End && m.Start < fl.r.End {
+				waitFor = append(waitFor, fl)
+				break
+			}
+		}
+	}
+	return Range{}, waitFor
+}
+
+// firstUncovered returns the first sub-range of m that no flight covers.
+func firstUncovered(m Range, flights []*flight) (Range, bool) {
+	pos := m.Start
+	for pos < m.End {
+		advanced := false
+		for _, fl := range flights {
+			if fl.r.Start <= pos && pos < fl.r.End {
+				pos = fl.r.End
+				advanced = true
+			}
+		}
+		if !advanced {
+			end := m.End
+			for _, fl := range flights {
+				if fl.r.Start > pos && fl.r.Start < end {
+					end = fl.r.Start
+				}
+			}
+			return Range{pos, end}, true
+		}
+	}
+	return Range{}, false
+}
+
+// run calls fetch for fl and records the outcome for the waiters.
+func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch FetchFunc) error {
+	w := &rangeWriter{e: e, f: f, pos: fl.r.Start, end: fl.r.End}
+	err := fetch(fctx, fl.r.Start, fl.r.Len(), w)
+	switch {
+	case err == nil && w.err != nil:
+		err = w.err // fetch swallowed a write error
+	case err == nil && w.pos < w.end:
+		err = fmt.Errorf("cache: fetch of %v ended after %d bytes: %w",
+			fl.r, w.pos-fl.r.Start, io.ErrUnexpectedEOF)
+	}
+	e.mu.Lock()
+	if err != nil && e.gone != nil {
+		err = e.gone
+	}
+	for i, x := range e.flights {
+		if x == fl {
+			e.flights = append(e.flights[:i], e.flights[i+1:]...)
+			break
+		}
+	}
+	fl.finished, fl.err = true, err
+	fl.abandoned = err != nil && ctx.Err() != nil
+	e.broadcastLocked()
+	e.mu.Unlock()
+	return err
+}
+
+var errOverrun = errors.New("cache: fetch wrote past the requested range")
+
+// rangeWriter is the io.Writer a FetchFunc streams into: it writes each chunk
+// at its offset in the data file and marks it present at once.
+type rangeWriter struct {
+	e        *entry
+	f        *os.File
+	pos, end int64
+	err      error // first error returned to the fetch
+}
+
+func (w *rangeWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	var over bool
+	if room := w.end - w.pos; int64(len(p)) > room {
+		p, over = p[:room], true
+	}
+	n, err := w.f.WriteAt(p, w.pos)
+	if n > 0 {
+		e := w.e
+		e.mu.Lock()
+		gone := e.gone
+		var added int64
+		if gone == nil {
+			added = e.present.Add(w.pos, int64(n))
+			e.gen++
+			e.broadcastLocked()
+		}
+		e.mu.Unlock()
+		e.c.grow(e, added)
+		w.pos += int64(n)
+		if gone != nil && err == nil {
+			err = gone
+		}
+	}
+	if err == nil && over {
+		err = errOverrun
+	}
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// ReadAt reads cached bytes at off. It returns io.EOF at or past the end of
+// the file, and ErrNotPresent (with the count of present bytes read) when it
+// reaches bytes that are not cached; call Fetch first. It reads directly into
+// p: nothing is buffered in memory.
+func (h *Entry) ReadAt(p []byte, off int64) (int, error) {
+	if h.released.Load() {
+		return 0, ErrReleased
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("cache: negative offset %d", off)
+	}
+	e := h.e
+	if off >= e.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), e.size-off)
+	e.mu.Lock()
+	if e.gone != nil {
+		e.mu.Unlock()
+		return 0, e.gone
+	}
+	avail := min(e.present.RunEnd(off), off+want) - off
+	f := e.f
+	e.mu.Unlock()
+	if avail <= 0 {
+		return 0, ErrNotPresent
+	}
+	n, err := f.ReadAt(p[:avail], off)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("cache: data file shorter than its size: %w", io.ErrUnexpectedEOF)
+		}
+		return n, err
+	}
+	switch {
+	case int64(n) == int64(len(p)):
+		return n, nil
+	case off+int64(n) == e.size:
+		return n, io.EOF
+	default:
+		return n, ErrNotPresent
+	}
+}
+
+// MarkVerified records that the complete content was checked (e.g. its
+// quickXorHash matched the item's) and persists that with the range set.
+// It fails with ErrIncomplete if bytes are missing.
+func (h *Entry) MarkVerified() error {
+	if h.released.Load() {
+		return ErrReleased
+	}
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone != nil {
+		return e.gone
+	}
+	if e.present.Covered() != e.size {
+		return ErrIncomplete
+	}
+	if !e.verified {
+		e.verified = true
+		e.gen++
+	}
+	return nil
+}
+
+// Discard drops the entry (e.g. its hash did not match): its bytes are
+// deleted, this and every other handle on it get ErrDropped from now on, and
+// the next Open of the key starts empty. The handle must still be released.
+func (h *Entry) Discard() {
+	c := h.e.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked(h.e, ErrDropped)
+}
+
+// Verify streams the complete content to check (which, for instance, hashes
+// it and compares with the item's hash). If check returns nil the entry is
+// marked verified; otherwise it is discarded and Verify returns check's error.
+// It fails with ErrIncomplete, without calling check, if bytes are missing.
+func (h *Entry) Verify(check func(r io.Reader) error) error {
+	if h.released.Load() {
+		return ErrReleased
+	}
+	if !h.Complete() {
+		return ErrIncomplete
+	}
+	if err := check(io.NewSectionReader(h, 0, h.e.size)); err != nil {
+		h.Discard()
+		return fmt.Errorf("cache: verification of %s failed, entry dropped: %w", h.e.key.ID, err)
+	}
+	return h.MarkVerified()
+}
+
+// Persist writes the entry's range set to disk now, rather than at the last
+// Release (for a file kept open for a long time). The data file is fsynced
+// first.
+func (h *Entry) Persist() error {
+	if h.released.Load() {
+		return ErrReleased
+	}
+	e := h.e
+	e.persistMu.Lock()
+	defer e.persistMu.Unlock()
+	return e.c.persistLocked(e)
+}
+
+// Release gives the handle back. When it was the entry's last handle, the
+// range set is persisted and the entry becomes evictable. Release is
+// idempotent; it returns the persistence error, if any (the cached bytes
+// stay usable in this run either way).
+func (h *Entry) Release() error {
+	if !h.released.CompareAndSwap(false, true) {
+		return nil
+	}
+	return h.e.c.release(h.e)
+}
+
+// clamp turns (off, n) into [off, end) within [0, size], safe from overflow.
+func clamp(off, n, size int64) (int64, int64) {
+	off = min(max(off, 0), size)
+	if n < 0 {
+		n = 0
+	}
+	if n > size-off {
+		return off, size
+	}
+	return off, off + n
+}
