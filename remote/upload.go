@@ -1,0 +1,400 @@
+package remote
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
+)
+
+// Uploads (graph-contract.md §3, §5). Files up to Config.SimpleUploadLimit
+// go in one PUT; larger ones through an upload session: fragments of
+// Config.FragmentSize bytes are PUT in order to the session's uploadUrl with
+// the plain client. After a failed fragment the session is asked which bytes
+// it still expects (nextExpectedRanges) and the upload goes on from there:
+// fragments the service acknowledged are never sent again. A session the
+// service has forgotten (404) is started afresh, a bounded number of times.
+// On any other failure, including cancellation, the session is deleted.
+
+const (
+	maxSessionRestarts = 2
+	cancelTimeout      = 30 * time.Second
+)
+
+// UploadRequest describes content to upload.
+type UploadRequest struct {
+	// ParentID and Name address a new file (or an existing one by name);
+	// ItemID instead replaces the content of an existing item.
+	ParentID, Name string
+	ItemID         string
+	// Content holds Size bytes. It is read at most once per attempt and
+	// must not change during the upload.
+	Content io.ReaderAt
+	Size    int64
+	// FSModified and FSCreated, when set, become the item's fileSystemInfo
+	// (so the mtime survives the upload). An upload session carries them;
+	// a simple PUT cannot, so it is followed by a PATCH.
+	FSModified, FSCreated time.Time
+	// IfMatch is the eTag the caller last saw; if the item changed since,
+	// the upload fails with ErrPreconditionFailed. "" → unconditional.
+	IfMatch string
+	// Conflict applies when addressing by name; "" → the service's default.
+	Conflict ConflictBehavior
+	// Progress, if set, is called with the number of bytes the service has
+	// acknowledged so far.
+	Progress func(sent int64)
+}
+
+func (u *UploadRequest) validate() error {
+	switch {
+	case u.Size < 0:
+		return fmt.Errorf("remote: upload: negative size %d", u.Size)
+	case u.Size > 0 && u.Content == nil:
+		return errors.New("remote: upload: no content")
+	case u.ItemID == "" && (u.ParentID == "" || u.Name == ""):
+		return errors.New("remote: upload: need ItemID or ParentID and Name")
+	case u.ItemID != "" && u.ParentID != "":
+		return errors.New("remote: upload: ItemID and ParentID are exclusive")
+	}
+	return nil
+}
+
+func (u *UploadRequest) progress(n int64) {
+	if u.Progress != nil {
+		u.Progress(n)
+	}
+}
+
+// target is the URL of the item addressed, to which "/content" or
+// "/createUploadSession" is appended.
+func (c *Client) uploadTarget(u *UploadRequest) string {
+	if u.ItemID != "" {
+		return c.itemURL(u.ItemID)
+	}
+	return c.childURL(u.ParentID, u.Name)
+}
+
+// Upload sends the content and returns the resulting item. Files up to
+// Config.SimpleUploadLimit (0 bytes included) are sent in one PUT, larger
+// ones through an upload session. When the service reports a quickXorHash
+// that differs from the bytes sent (or a different size), the item is
+// returned together with an error matching ErrHashMismatch; likewise when
+// the content landed but the PATCH of its times after a simple PUT failed.
+// On other errors the item is nil and an unfinished session is deleted (a
+// simple PUT whose replies were all lost may still have landed).
+func (c *Client) Upload(ctx context.Context, u UploadRequest) (*Item, error) {
+	if err := u.validate(); err != nil {
+		return nil, err
+	}
+	if u.Size <= c.simple {
+		return c.uploadSimple(ctx, &u)
+	}
+	return c.uploadSession(ctx, &u)
+}
+
+func (c *Client) uploadSimple(ctx context.Context, u *UploadRequest) (*Item, error) {
+	h := quickxorhash.New()
+	if u.Size > 0 {
+		if _, err := io.Copy(h, io.NewSectionReader(u.Content, 0, u.Size)); err != nil {
+			return nil, fmt.Errorf("remote: upload: reading the content: %w", err)
+		}
+	}
+	sum := h.Sum(nil)
+	r := &request{
+		op: "upload", method: http.MethodPut, url: c.uploadTarget(u) + "/content" + conflictQuery(u.Conflict),
+		mode: repeatable, buffer: true, size: u.Size,
+		header: http.Header{"Content-Type": {"application/octet-stream"}},
+		body:   func() io.Reader { return io.NewSectionReader(u.Content, 0, u.Size) },
+	}
+	if u.IfMatch != "" {
+		r.header.Set("If-Match", u.IfMatch)
+	}
+	var w wireItem
+	var item *Item
+	err := c.callJSON(ctx, r, &w)
+	switch {
+	case err == nil:
+		item = w.toItem()
+	case r.retried && (errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrConflict)):
+		// Our own first attempt may have landed before its reply was lost.
+		item = c.committed(ctx, u, sum)
+		if item == nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	u.progress(u.Size)
+	if err := checkUploaded(item, u.Size, sum); err != nil {
+		return item, err
+	}
+	if !u.FSModified.IsZero() || !u.FSCreated.IsZero() {
+		updated, err := c.Update(ctx, item.ID, ItemUpdate{FSModified: u.FSModified, FSCreated: u.FSCreated})
+		if err != nil {
+			return item, fmt.Errorf("remote: upload: the content was stored but setting its times failed: %w", err)
+		}
+		return updated, nil
+	}
+	return item, nil
+}
+
+// committed returns the addressed item if it already holds exactly the
+// content whose hash is sum, else nil.
+func (c *Client) committed(ctx context.Context, u *UploadRequest, sum []byte) *Item {
+	var it *Item
+	var err error
+	if u.ItemID != "" {
+		it, err = c.Item(ctx, u.ItemID)
+	} else {
+		it, err = c.Child(ctx, u.ParentID, u.Name)
+	}
+	if err != nil || it.Size != u.Size || it.QuickXorHash == "" || !sameHash(it.QuickXorHash, sum) {
+		return nil
+	}
+	return it
+}
+
+// checkUploaded compares the item the service reports with what was sent.
+func checkUploaded(it *Item, size int64, sum []byte) error {
+	if it.Size != size {
+		return fmt.Errorf("%w: %q: sent %d bytes, the service reports %d", ErrHashMismatch, it.Name, size, it.Size)
+	}
+	if it.QuickXorHash != "" && !sameHash(it.QuickXorHash, sum) {
+		return fmt.Errorf("%w: %q: sent %s, the service reports %s", ErrHashMismatch, it.Name,
+			base64.StdEncoding.EncodeToString(sum), it.QuickXorHash)
+	}
+	return nil
+}
+
+// errSessionGone: the service no longer knows the upload session (404).
+var errSessionGone = errors.New("remote: upload session expired")
+
+// sessionUpload is one file's trip through one or more upload sessions.
+type sessionUpload struct {
+	c   *Client
+	req *UploadRequest
+	// hash covers the first hashed bytes of the content, in order; bytes
+	// are hashed once, just before they are first sent, so the digest is of
+	// what was sent even when fragments are resent or the session restarts.
+	hash   hash.Hash
+	hashed int64
+}
+
+func (c *Client) uploadSession(ctx context.Context, u *UploadRequest) (*Item, error) {
+	up := &sessionUpload{c: c, req: u, hash: quickxorhash.New()}
+	for restarts := 0; ; restarts++ {
+		uploadURL, err := c.createUploadSession(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		item, err := up.send(ctx, uploadURL)
+		if err == nil {
+			return item, checkUploaded(item, u.Size, up.hash.Sum(nil))
+		}
+		if errors.Is(err, errSessionGone) && restarts < maxSessionRestarts && ctx.Err() == nil {
+			c.log.Debug("upload session expired; starting a new one", "restarts", restarts+1)
+			continue
+		}
+		if !errors.Is(err, errSessionGone) {
+			c.cancelUploadSession(ctx, uploadURL)
+		}
+		return nil, err
+	}
+}
+
+// createUploadSession returns a new session's uploadUrl. Repeating the POST
+// is harmless (an unused session expires), so it is retried freely.
+func (c *Client) createUploadSession(ctx context.Context, u *UploadRequest) (string, error) {
+	body := wireCreateSession{Item: wireSessionItem{
+		ConflictBehavior: string(u.Conflict),
+		FileSystemInfo:   newFSInfo(u.FSCreated, u.FSModified),
+	}}
+	r, err := jsonRequest("create upload session", http.MethodPost, c.uploadTarget(u)+"/createUploadSession", body, repeatable)
+	if err != nil {
+		return "", err
+	}
+	if u.IfMatch != "" {
+		r.header.Set("If-Match", u.IfMatch)
+	}
+	var s wireUploadSession
+	if err := c.callJSON(ctx, r, &s); err != nil {
+		return "", err
+	}
+	if s.UploadURL == "" {
+		return "", fmt.Errorf("%w: create upload session: the reply has no uploadUrl", ErrNotSupported)
+	}
+	return resolveLink(r.url, s.UploadURL)
+}
+
+// send uploads the content through one session, from the start.
+func (up *sessionUpload) send(ctx context.Context, uploadURL string) (*Item, error) {
+	c, size := up.c, up.req.Size
+	next := int64(0)
+	failures := 0
+	for {
+		end := min(next+c.fragment, size)
+		if err := up.hashTo(end); err != nil {
+			return nil, err
+		}
+		item, expected, err := up.putFragment(ctx, uploadURL, next, end)
+		if err == nil {
+			if item != nil {
+				up.req.progress(size)
+				return item, nil
+			}
+			if expected < 0 {
+				expected = end
+			}
+			if expected > next {
+				failures = 0
+			}
+			next = expected
+			up.req.progress(next)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, ErrNotFound) {
+			return nil, errSessionGone
+		}
+		if !fragmentRetryable(err) {
+			return nil, err
+		}
+		failures++
+		if failures >= c.retry.MaxAttempts {
+			return nil, err
+		}
+		if !errors.Is(err, ErrInvalidRange) {
+			wait := c.backoff(failures)
+			c.log.Debug("upload fragment failed; resuming", "offset", next, "wait", wait, "err", err)
+			if err := c.sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+		}
+		resume, item, err := up.resumePoint(ctx, uploadURL, end == size)
+		if err != nil || item != nil {
+			return item, err
+		}
+		if resume > next {
+			failures = 0
+		}
+		next = resume
+	}
+}
+
+// resumePoint asks the session which byte it expects next. When the failed
+// fragment was the last one, the session may have completed (and vanished)
+// before its reply was lost: the item is then looked up and returned if it
+// holds exactly the bytes sent.
+func (up *sessionUpload) resumePoint(ctx context.Context, uploadURL string, wasLast bool) (int64, *Item, error) {
+	c := up.c
+	var s wireUploadSession
+	r := &request{op: "upload session status", method: http.MethodGet, url: uploadURL, plain: true, mode: repeatable, buffer: true}
+	if err := c.callJSON(ctx, r, &s); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			if wasLast {
+				if it := c.committed(ctx, up.req, up.hash.Sum(nil)); it != nil {
+					return 0, it, nil
+				}
+			}
+			return 0, nil, errSessionGone
+		}
+		return 0, nil, err
+	}
+	next := firstRangeStart(s.NextExpectedRanges)
+	switch {
+	case next < 0:
+		// Nothing more expected, yet no item was returned: look for it.
+		if it := c.committed(ctx, up.req, up.hash.Sum(nil)); it != nil {
+			return 0, it, nil
+		}
+		return 0, nil, errSessionGone
+	case next > up.hashed:
+		return 0, nil, fmt.Errorf("remote: upload session expects byte %d, but only %d were sent", next, up.hashed)
+	}
+	return next, nil, nil
+}
+
+// hashTo feeds the content up to end into the hash (once per byte).
+func (up *sessionUpload) hashTo(end int64) error {
+	if end <= up.hashed {
+		return nil
+	}
+	n, err := io.Copy(up.hash, io.NewSectionReader(up.req.Content, up.hashed, end-up.hashed))
+	up.hashed += n
+	if err == nil && up.hashed < end {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("remote: upload: reading the content: %w", err)
+	}
+	return nil
+}
+
+// putFragment sends bytes [start, end). It returns the item when the
+// service completed the upload, else the next byte it expects (-1 when the
+// reply does not say).
+func (up *sessionUpload) putFragment(ctx context.Context, uploadURL string, start, end int64) (*Item, int64, error) {
+	c, size := up.c, up.req.Size
+	content := up.req.Content
+	r := &request{
+		op: "upload fragment", method: http.MethodPut, url: uploadURL, plain: true,
+		mode: notRepeatable, buffer: true, size: end - start,
+		header: http.Header{"Content-Range": {"bytes " + strconv.FormatInt(start, 10) + "-" +
+			strconv.FormatInt(end-1, 10) + "/" + strconv.FormatInt(size, 10)}},
+		body: func() io.Reader { return io.NewSectionReader(content, start, end-start) },
+	}
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated:
+		var w wireItem
+		if err := c.decodeReply(r.op, resp, &w); err != nil {
+			return nil, 0, err
+		}
+		return w.toItem(), 0, nil
+	case http.StatusAccepted:
+		var s wireUploadSession
+		if err := c.decodeReply(r.op, resp, &s); err != nil {
+			return nil, 0, err
+		}
+		return nil, firstRangeStart(s.NextExpectedRanges), nil
+	}
+	return nil, 0, errorFromResponse(r.op, resp, c.now())
+}
+
+// fragmentRetryable reports whether a failed fragment is worth resuming
+// after: broken connections, 416 (out of step with the session) and server
+// errors other than throttling (already waited out by do) and 507.
+func fragmentRetryable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode == http.StatusRequestedRangeNotSatisfiable ||
+			(e.StatusCode >= 500 && !isThrottleStatus(e.StatusCode) && e.StatusCode != http.StatusInsufficientStorage)
+	}
+	return transientNetError(err)
+}
+
+// cancelUploadSession deletes a session that will not be finished, even if
+// ctx is already cancelled (on its own short deadline).
+func (c *Client) cancelUploadSession(ctx context.Context, uploadURL string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cancelTimeout)
+	defer cancel()
+	r := &request{op: "cancel upload session", method: http.MethodDelete, url: uploadURL, plain: true, mode: repeatable}
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		c.log.Debug("cancelling the upload session failed", "err", err)
+		return
+	}
+	drain(resp)
+}
