@@ -1,0 +1,401 @@
+package graphtest
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Content: downloads through pre-authenticated URLs, simple uploads, and the
+// commit step shared with upload sessions (upload.go).
+//
+// Download URLs. GET …/content answers 302 with a Location
+// base(r)/download/{grant}; file items also carry the same kind of URL as
+// @microsoft.graph.downloadUrl. A grant names the drive, the item, the
+// item's content version (cTag) at issue and an expiry
+// (Options.DownloadURLLifetime); it is signed with a per-process key, so
+// handing out URLs costs no memory however many listings are served (and
+// URLs do not survive a restart). The download URL answers:
+//   - 404 itemNotFound for a malformed or forged grant, or a deleted item;
+//   - 410 Gone (code itemNotFound) once expired, or once the item's content
+//     has changed since the grant: the fake never serves bytes other than
+//     those the grant was issued for, and a client must fetch a fresh URL —
+//     stricter than the service, which may keep serving the old version;
+//   - otherwise the content through http.ServeContent: Range → 206 with
+//     Content-Range (multiple ranges as multipart), If-None-Match/If-Range
+//     against the eTag header, sent from the blob file (sendfile).
+//
+// An Authorization header on the download URL is answered 401 before this
+// code runs (rejectAuthorization in ServeHTTP).
+
+// downloadURL returns a fresh pre-authenticated URL for the file it.
+// Called with s.mu held (it reads it only).
+func (s *Server) downloadURL(r *http.Request, d *drive, it *item) string {
+	exp := s.now().Add(s.opts.DownloadURLLifetime).Unix()
+	payload := strings.Join([]string{d.ID, it.ID, strconv.FormatInt(it.CTagVersion, 10), strconv.FormatInt(exp, 10)}, "\x00")
+	return base(r) + "/download/" + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + s.grantMAC(payload)
+}
+
+func (s *Server) grantMAC(payload string) string {
+	m := hmac.New(sha256.New, s.grantKey)
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+type downloadGrant struct {
+	driveID, itemID string
+	cTagVersion     int64
+	expires         time.Time
+}
+
+// parseGrant checks a grant's signature and decodes it.
+func (s *Server) parseGrant(tok string) (downloadGrant, bool) {
+	enc, mac, ok := strings.Cut(tok, ".")
+	if !ok {
+		return downloadGrant{}, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || !hmac.Equal([]byte(mac), []byte(s.grantMAC(string(raw)))) {
+		return downloadGrant{}, false
+	}
+	parts := strings.Split(string(raw), "\x00")
+	if len(parts) != 4 {
+		return downloadGrant{}, false
+	}
+	ver, err1 := strconv.ParseInt(parts[2], 10, 64)
+	exp, err2 := strconv.ParseInt(parts[3], 10, 64)
+	if err1 != nil || err2 != nil {
+		return downloadGrant{}, false
+	}
+	return downloadGrant{driveID: parts[0], itemID: parts[1], cTagVersion: ver, expires: time.Unix(exp, 0)}, true
+}
+
+func errGone(message string) *apiError {
+	return &apiError{http.StatusGone, codeItemNotFound, message, ""}
+}
+
+// handleGetContent answers GET …/content with a 302 to a download URL.
+func (s *Server) handleGetContent(w http.ResponseWriter, r *http.Request, rt route) {
+	s.mu.Lock()
+	d, it, aerr := s.lookupLocked(rt)
+	if aerr != nil {
+		s.mu.Unlock()
+		aerr.write(w, r)
+		return
+	}
+	if it.Folder || it.Package != "" {
+		s.mu.Unlock()
+		errInvalid("Only files have content to download.").write(w, r)
+		return
+	}
+	etag := it.eTag()
+	if h := r.Header.Get("If-None-Match"); h != "" && matchesTag(h, it, true) {
+		s.mu.Unlock()
+		w.Header().Set("ETag", etag)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	loc := s.downloadURL(r, d, it)
+	s.mu.Unlock()
+	w.Header().Set("Location", loc)
+	w.WriteHeader(http.StatusFound)
+}
+
+// serveDownload serves a pre-authenticated download URL.
+func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, rt route) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, r)
+		return
+	}
+	g, ok := s.parseGrant(rt.rest)
+	if !ok {
+		errNotFound().write(w, r)
+		return
+	}
+	if s.now().After(g.expires) {
+		errGone("The download URL has expired.").write(w, r)
+		return
+	}
+	s.mu.Lock()
+	var it *item
+	if d := s.drives[strings.ToLower(g.driveID)]; d != nil {
+		it = d.Items[g.itemID]
+	}
+	if it == nil {
+		s.mu.Unlock()
+		errNotFound().write(w, r)
+		return
+	}
+	if it.CTagVersion != g.cTagVersion {
+		s.mu.Unlock()
+		errGone("The content changed since this download URL was issued.").write(w, r)
+		return
+	}
+	blob, name, etag, modified := it.Blob, it.Name, it.eTag(), it.Modified
+	s.mu.Unlock()
+
+	var content io.ReadSeeker = bytes.NewReader(nil)
+	if blob != "" {
+		f, err := s.blobs.open(blob)
+		if err != nil {
+			// Replaced and collected between the check and the open.
+			errGone("The content changed since this download URL was issued.").write(w, r)
+			return
+		}
+		defer f.Close()
+		content = f
+	}
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Content-Type", "application/octet-stream")
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, name, modified, content)
+	s.addDownloadBytes(cw.n)
+}
+
+// countingWriter counts body bytes written, keeping the sendfile path of the
+// underlying ResponseWriter (ReadFrom).
+type countingWriter struct {
+	http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	var n int64
+	var err error
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		n, err = rf.ReadFrom(src)
+	} else {
+		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
+	}
+	c.n += n
+	return n, err
+}
+
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// uploadTarget is where an upload lands: an existing file by id, or a name
+// in a parent folder (path addressing), resolved again at commit.
+type uploadTarget struct {
+	driveID  string
+	byID     bool
+	itemID   string // byID: the file replaced
+	parentID string // path form
+	name     string // path form
+}
+
+// resolveUploadTarget resolves the target of a content PUT or an upload
+// session: `…:/path/name:` → (parent, name), which may or may not exist;
+// items/{id} → that file. It returns the existing item, if any. Called with
+// s.mu held.
+func (s *Server) resolveUploadTarget(d *drive, rt route) (uploadTarget, *item, *apiError) {
+	tgt := uploadTarget{driveID: d.ID}
+	if rt.hasPath && len(rt.path) > 0 {
+		base, aerr := s.resolveBase(d, rt)
+		if aerr != nil {
+			return tgt, nil, aerr
+		}
+		parent, aerr := s.walkVisible(d, base, rt.path[:len(rt.path)-1])
+		if aerr != nil {
+			return tgt, nil, aerr
+		}
+		if !parent.Folder {
+			return tgt, nil, errInvalid("The parent of the uploaded item is not a folder.")
+		}
+		tgt.parentID, tgt.name = parent.ID, rt.path[len(rt.path)-1]
+		if aerr := s.checkNewPath(d, parent, tgt.name); aerr != nil {
+			return tgt, nil, aerr
+		}
+		return tgt, d.child(parent, tgt.name), nil
+	}
+	it, aerr := s.resolve(d, rt)
+	if aerr != nil {
+		return tgt, nil, aerr
+	}
+	if it.Folder {
+		return tgt, nil, errInvalid("Cannot upload content to a folder.")
+	}
+	tgt.byID, tgt.itemID = true, it.ID
+	return tgt, it, nil
+}
+
+// precheckUpload refuses early what the commit would refuse anyway, before
+// any byte is received. existing is the current target, if any.
+func precheckUpload(existing *item, conflict, ifMatch, ifNoneMatch string) *apiError {
+	if existing == nil {
+		if ifMatch != "" {
+			return errModified()
+		}
+		return nil
+	}
+	if ifMatch != "" && !matchesETag(ifMatch, existing) {
+		return errModified()
+	}
+	if ifNoneMatch != "" && matchesETag(ifNoneMatch, existing) {
+		return errModified()
+	}
+	switch {
+	case conflict == "fail", conflict == "replace" && existing.Folder:
+		return errNameExists(existing.Name)
+	}
+	return nil
+}
+
+// commitUpload puts new content in place: replaces the target file (keeping
+// its id) or creates a new one, according to conflict ("replace", "fail",
+// "rename") and ifMatch. Returns the item and whether it was created.
+// Called with s.mu held; on error the caller discards the blob.
+func (s *Server) commitUpload(tgt uploadTarget, blob blobInfo, conflict, ifMatch string, fs *wireFSInfoIn) (*item, bool, *apiError) {
+	d := s.drives[strings.ToLower(tgt.driveID)]
+	if d == nil {
+		return nil, false, errNotFound()
+	}
+	var fsCreated, fsModified *time.Time
+	if fs != nil {
+		fsCreated, fsModified = fs.CreatedDateTime, fs.LastModifiedDateTime
+	}
+	replace := func(it *item) (*item, bool, *apiError) {
+		if ifMatch != "" && !matchesETag(ifMatch, it) {
+			return nil, false, errModified()
+		}
+		if blob.Size-it.Size > s.remainingBytes(d) {
+			return nil, false, errQuota()
+		}
+		it.MimeType = mimeType(it.Name)
+		s.touchContent(d, it, contentUpdate{blob: blob, fsCreated: fsCreated, fsModified: fsModified})
+		return it, false, nil
+	}
+	if tgt.byID {
+		it := d.Items[tgt.itemID]
+		if it == nil {
+			return nil, false, errNotFound()
+		}
+		return replace(it)
+	}
+	parent := d.Items[tgt.parentID]
+	if parent == nil || !parent.Folder {
+		return nil, false, errNotFound()
+	}
+	name := tgt.name
+	if existing := d.child(parent, name); existing != nil {
+		switch {
+		case conflict == "rename":
+			name = d.uniqueName(parent, name)
+			if aerr := s.checkNewPath(d, parent, name); aerr != nil {
+				return nil, false, aerr
+			}
+		case conflict == "replace" && !existing.Folder:
+			return replace(existing)
+		default:
+			return nil, false, errNameExists(existing.Name)
+		}
+	} else if ifMatch != "" {
+		return nil, false, errModified()
+	}
+	if blob.Size > s.remainingBytes(d) {
+		return nil, false, errQuota()
+	}
+	it := &item{Name: name, Blob: blob.Name, Size: blob.Size, QuickXorHash: blob.QuickXorHash,
+		SHA256: blob.SHA256, MimeType: mimeType(name)}
+	if fsCreated != nil {
+		it.FSCreated = fsCreated.UTC()
+	}
+	if fsModified != nil {
+		it.FSModified = fsModified.UTC()
+	}
+	s.insert(d, parent, it)
+	return it, true, nil
+}
+
+// mimeType guesses a file's type from its extension, as the service does.
+func mimeType(name string) string {
+	t := mime.TypeByExtension(strings.ToLower(path.Ext(name)))
+	if t == "" {
+		return "application/octet-stream"
+	}
+	if i := strings.IndexByte(t, ';'); i >= 0 {
+		t = t[:i]
+	}
+	return t
+}
+
+// handlePutContent is the simple upload: PUT …/content with the bytes as
+// body, up to Options.SimpleUploadLimit (413 above). conflictBehavior comes
+// from the query (default replace). 201 with the new item, 200 when an
+// existing file was replaced.
+func (s *Server) handlePutContent(w http.ResponseWriter, r *http.Request, rt route) {
+	conflict, aerr := parseConflict(conflictQuery(r), "replace")
+	if aerr != nil {
+		aerr.write(w, r)
+		return
+	}
+	limit := s.opts.SimpleUploadLimit
+	tooLarge := &apiError{http.StatusRequestEntityTooLarge, "requestTooLarge",
+		fmt.Sprintf("The request body exceeds the simple upload limit of %d bytes; use an upload session.", limit), ""}
+	if r.ContentLength > limit {
+		tooLarge.write(w, r)
+		return
+	}
+	ifMatch, ifNoneMatch := r.Header.Get("If-Match"), r.Header.Get("If-None-Match")
+	s.mu.Lock()
+	d, aerr := s.driveFor(rt)
+	var tgt uploadTarget
+	var existing *item
+	if aerr == nil {
+		tgt, existing, aerr = s.resolveUploadTarget(d, rt)
+	}
+	if aerr == nil {
+		aerr = precheckUpload(existing, conflict, ifMatch, ifNoneMatch)
+	}
+	if aerr == nil && r.ContentLength > s.remainingBytes(d) {
+		aerr = errQuota()
+	}
+	s.mu.Unlock()
+	if aerr != nil {
+		aerr.write(w, r)
+		return
+	}
+	blob, err := s.blobs.create(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		errInvalid("Could not read the request body.").write(w, r)
+		return
+	}
+	s.addUploadBytes(blob.Size)
+	if blob.Size > limit {
+		s.blobs.discard(blob.Name)
+		tooLarge.write(w, r)
+		return
+	}
+	s.mu.Lock()
+	it, created, aerr := s.commitUpload(tgt, blob, conflict, ifMatch, nil)
+	if aerr != nil {
+		s.mu.Unlock()
+		s.blobs.discard(blob.Name)
+		aerr.write(w, r)
+		return
+	}
+	body := s.renderItem(r, d, it, false)
+	etag := it.eTag()
+	s.mu.Unlock()
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	w.Header().Set("ETag", etag)
+	writeJSON(w, status, body)
+}

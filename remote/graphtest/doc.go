@@ -1,0 +1,25 @@
+// Package graphtest is a fake OneDrive: the Microsoft Graph drive API and the
+// Microsoft identity platform's OAuth2 endpoints, in the shape of
+// net/http/httptest. Every test, benchmark and the demo of onedrivefs run
+// against it, because the build machines cannot reach Microsoft.
+//
+// It is faithful to ../shared/graph-contract.md and strict where the service
+// is strict: Bearer tokens are required on API paths and rejected on
+// pre-authenticated paths (download, upload-session and monitor URLs), names
+// are validated, uniqueness is case-insensitive, upload fragments follow the
+// service's rules, and copies are asynchronous jobs whose result appears only
+// when the job completes.
+//
+// The package imports only the standard library. In particular it must not
+// import onedrivefs/remote: it has its own wire structs, so that a mismatch
+// between the client and the service shows up in tests.
+//
+// State is held in memory and, when Options.DataDir is set, persisted there
+// (metadata as JSON, content as immutable blob files shared by copies).
+// Every absolute URL handed out is built from the request's scheme and Host
+// (honouring X-Forwarded-Proto and X-Forwarded-Host).
+//
+// Lock order: Server.mu guards the drive tree, jobs, sessions and tokens.
+// Handlers take it for the shortest time they can; content is streamed from
+// blob files without holding it.
+package graphtest
