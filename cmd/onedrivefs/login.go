@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+const loginDescription = `Sign in to OneDrive with the OAuth2 device-code flow: onedrivefs prints a web
+page and a code; open the page on any device, enter the code and sign in. The
+token is stored in token.json (mode 0600) and the endpoints in profile.json,
+both in the config directory, for 'onedrivefs mount' to use.
+
+Flags left out keep the value saved by the previous login, else the default.
+
+For the real service, register your own application in Microsoft Entra
+(App registrations: accounts in any directory and personal accounts; enable
+"Allow public client flows"; delegated Microsoft Graph permissions
+Files.ReadWrite.All and offline_access) and pass its id with --client-id.
+onedrivefs has no application of its own; its default id only works with
+'onedrivefs fake-server'.`
+
+func runLogin(ctx context.Context, e *env, args []string) error {
+	fset := newFlagSet(e, "login", "", loginDescription)
+	configDir := fset.String("config-dir", "",
+		"`DIR` for profile.json and token.json (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+	graphURL := fset.String("graph-url", "",
+		"Microsoft Graph base `URL`, version included (default "+remote.DefaultGraphURL+"; for the fake server http://HOST:PORT/v1.0)")
+	authURL := fset.String("auth-url", "",
+		"identity service base `URL`, before /TENANT/oauth2/v2.0 (default "+remote.DefaultAuthURL+")")
+	tenant := fset.String("tenant", "",
+		"`TENANT`: common (any account), consumers (personal), organizations (work or school), or a tenant id or domain (default "+remote.DefaultTenant+")")
+	clientID := fset.String("client-id", "",
+		"application (client) `ID` of your app registration, a public client (default: a placeholder only the fake server accepts)")
+	driveID := fset.String("drive-id", "",
+		"`ID` of the drive to mount; empty means your own drive (/me/drive)")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "onedrivefs login: unexpected argument %q\n", fset.Arg(0))
+		fset.Usage()
+		return errUsage
+	}
+	dir, err := loginConfigDir(e, *configDir)
+	if err != nil {
+		return err
+	}
+	logger := loginLogger(e)
+
+	p, err := remote.LoadProfile(dir)
+	if err != nil {
+		if !errors.Is(err, remote.ErrNotSignedIn) {
+			logger.Warn("ignoring the saved profile", "err", err)
+		}
+		p = remote.Profile{}
+	}
+	fset.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "graph-url":
+			p.GraphURL = *graphURL
+		case "auth-url":
+			p.AuthURL = *authURL
+		case "tenant":
+			p.Tenant = *tenant
+		case "client-id":
+			p.ClientID = *clientID
+		case "drive-id":
+			p.DriveID = *driveID
+		}
+	})
+	p = p.WithDefaults()
+	if err := p.Validate(); err != nil {
+		fmt.Fprintf(e.stderr, "onedrivefs login: %v\n", err)
+		return errUsage
+	}
+	if p.UsesPlaceholderClientID() {
+		fmt.Fprintf(e.stderr, "note: no --client-id given; the service at %s will most likely refuse the "+
+			"placeholder id (see 'onedrivefs login --help')\n\n", p.AuthURL)
+	}
+	// Fail on an unusable config directory before the user signs in.
+	if err := remote.EnsureConfigDir(dir, logger); err != nil {
+		return err
+	}
+
+	tok, err := remote.DeviceLogin(ctx, p.OAuthConfig(), e.stdout)
+	if err != nil {
+		return err
+	}
+	// The token first: if the profile cannot be saved, the old one still
+	// describes a consistent (if outdated) sign-in.
+	store := remote.NewTokenStore(dir, logger)
+	if err := store.Save(tok); err != nil {
+		return err
+	}
+	if err := remote.SaveProfile(dir, p, logger); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(e.stdout, "\nSigned in.\n  profile: %s\n  token:   %s (readable by you alone)\n",
+		remote.ProfilePath(dir), store.Path())
+	if *configDir != "" {
+		fmt.Fprintf(e.stdout, "Mount with: onedrivefs mount --config-dir %s MOUNTPOINT\n", dir)
+	} else {
+		fmt.Fprintln(e.stdout, "Mount with: onedrivefs mount MOUNTPOINT")
+	}
+	return nil
+}
+
+func runLogout(_ context.Context, e *env, args []string) error {
+	fset := newFlagSet(e, "logout", "",
+		"Sign out: delete the stored token. The profile (endpoints, client id, drive) is kept,\n"+
+			"so a later 'onedrivefs login' signs in to the same service.")
+	configDir := fset.String("config-dir", "",
+		"`DIR` holding token.json (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "onedrivefs logout: unexpected argument %q\n", fset.Arg(0))
+		fset.Usage()
+		return errUsage
+	}
+	dir, err := loginConfigDir(e, *configDir)
+	if err != nil {
+		return err
+	}
+	store := remote.NewTokenStore(dir, nil)
+	err = store.Remove()
+	if errors.Is(err, remote.ErrNotSignedIn) {
+		fmt.Fprintf(e.stdout, "Not signed in (no token in %s).\n", dir)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Signed out: removed %s.\n", store.Path())
+	fmt.Fprintln(e.stdout, "A running mount stops working when its current access token expires (within about an hour).")
+	fmt.Fprintln(e.stdout, "The sign-in is deleted here only; to revoke onedrivefs's access on the service, remove the app from your account's app permissions.")
+	return nil
+}
+
+// loginConfigDir returns the --config-dir value made absolute, or the
+// default config directory.
+func loginConfigDir(e *env, flagValue string) (string, error) {
+	if flagValue != "" {
+		return filepath.Abs(flagValue)
+	}
+	if dir := remote.ConfigDir(e.getenv); dir != "" {
+		return dir, nil
+	}
+	return "", errors.New("cannot tell where the config directory is: set HOME or pass --config-dir")
+}
+
+// loginLogger reports warnings (such as a config directory open to other
+// users) on stderr.
+func loginLogger(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{
+		Level: slog.LevelWarn,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}

@@ -1,0 +1,203 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// Remote is the part of *remote.Client the filesystem uses. Its contract is
+// remote's (API.md): errors match remote's sentinels with errors.Is, and the
+// client retries transient failures itself, so an error here is final for
+// the request that got it.
+type Remote interface {
+	Drive(ctx context.Context) (*remote.Drive, error)
+	Root(ctx context.Context) (*remote.Item, error)
+	Item(ctx context.Context, id string) (*remote.Item, error)
+	Children(ctx context.Context, folderID string) ([]*remote.Item, error)
+	CreateFolder(ctx context.Context, parentID, name string, cb remote.ConflictBehavior) (*remote.Item, error)
+	Update(ctx context.Context, id string, u remote.ItemUpdate) (*remote.Item, error)
+	Delete(ctx context.Context, id, ifMatch string) error
+	Download(ctx context.Context, itemID string, off, length int64, w io.Writer) (int64, error)
+	Upload(ctx context.Context, r remote.UploadRequest) (*remote.Item, error)
+	Delta(ctx context.Context, link string) (*remote.DeltaPage, error)
+}
+
+var _ Remote = (*remote.Client)(nil)
+
+// Defaults of Config.
+const (
+	DefaultListingTTL   = time.Minute
+	DefaultPollInterval = 30 * time.Second
+	// quotaRefreshEvery: the quota is refetched every this many poll rounds.
+	quotaRefreshEvery = 4
+)
+
+// Config configures a filesystem. Remote, Content, Staging and State are
+// required.
+type Config struct {
+	Remote Remote
+	// Content caches downloaded file bytes, keyed by item id and cTag.
+	Content *cache.Content
+	// Staging holds the content of files with local changes, and the
+	// journal of those not yet on the server.
+	Staging *cache.Staging
+	// State persists small values across mounts (the delta link).
+	State *cache.State
+	// Logger receives the filesystem's log lines; nil discards them.
+	Logger *slog.Logger
+	// UID and GID own every file and folder (the mounting user).
+	UID, GID uint32
+	// ReadOnly refuses every change with EROFS.
+	ReadOnly bool
+	// ListingTTL is how long a folder listing is served without asking the
+	// service again; 0 → DefaultListingTTL. Remote changes also reach the
+	// listings through the delta poll.
+	ListingTTL time.Duration
+	// PollInterval between two delta polls; 0 → DefaultPollInterval,
+	// negative → no polling.
+	PollInterval time.Duration
+	// Clock tells the time; nil → time.Now.
+	Clock func() time.Time
+}
+
+// FS is a mounted (or mountable) OneDrive drive: the drive's items as this
+// mount knows them, with stable inode numbers, cached listings, staged writes
+// and the background work (delta poll, upload retries, kernel notifications).
+//
+// Lock order: fileState.mu, then FS.mu, then cache.Listings' own lock. FS.mu
+// is never held across a request to the service, a disk read or write of
+// content, or a call into go-fuse (kernel notifications run on the notifier
+// goroutine with no lock held).
+type FS struct {
+	remote   Remote
+	content  *cache.Content
+	staging  *cache.Staging
+	state    *cache.State
+	log      *slog.Logger
+	now      func() time.Time
+	uid, gid uint32
+	readOnly bool
+	ttl      time.Duration
+	poll     time.Duration
+
+	// listings caches folder listings (folder id → *dirListing); a listing is
+	// read and changed only under mu (changes through listings.Update).
+	listings *cache.Listings[*dirListing]
+
+	notes *notifier
+	bg    *background
+
+	mu sync.Mutex
+	// The fields below are guarded by mu.
+	byIno   map[uint64]*entry
+	byID    map[string]*entry
+	nextIno uint64
+	root    *entry
+	quota   *remote.Quota // last known; nil before the first fetch
+	started bool
+	// pending: files whose changes are committed to the journal but not yet
+	// on the server (a failed upload); the poll loop retries them.
+	pending map[*entry]struct{}
+}
+
+// New returns a filesystem for cfg. It does no I/O and starts no goroutine:
+// Mount does both.
+func New(cfg Config) (*FS, error) {
+	switch {
+	case cfg.Remote == nil:
+		return nil, errors.New("fs: Config.Remote is required")
+	case cfg.Content == nil:
+		return nil, errors.New("fs: Config.Content is required")
+	case cfg.Staging == nil:
+		return nil, errors.New("fs: Config.Staging is required")
+	case cfg.State == nil:
+		return nil, errors.New("fs: Config.State is required")
+	}
+	f := &FS{
+		remote:   cfg.Remote,
+		content:  cfg.Content,
+		staging:  cfg.Staging,
+		state:    cfg.State,
+		log:      cfg.Logger,
+		now:      cfg.Clock,
+		uid:      cfg.UID,
+		gid:      cfg.GID,
+		readOnly: cfg.ReadOnly,
+		ttl:      cfg.ListingTTL,
+		poll:     cfg.PollInterval,
+		byIno:    make(map[uint64]*entry),
+		byID:     make(map[string]*entry),
+		nextIno:  rootIno + 1,
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if f.ttl <= 0 {
+		f.ttl = DefaultListingTTL
+	}
+	if f.poll == 0 {
+		f.poll = DefaultPollInterval
+	}
+	f.listings = cache.NewListings[*dirListing](cache.ListingsOptions{TTL: f.ttl, Clock: f.now})
+	f.notes = newNotifier()
+	f.bg = newBackground()
+	return f, nil
+}
+
+// start fetches the root folder and the quota, and replays the journal of a
+// previous mount. Mount calls it before serving; unit tests call it
+// directly.
+func (f *FS) start(ctx context.Context) error {
+	root, err := f.remote.Root(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the drive's root folder: %w", err)
+	}
+	f.mu.Lock()
+	if f.started {
+		f.mu.Unlock()
+		return errors.New("fs: already started")
+	}
+	f.started = true
+	f.root = &entry{ino: rootIno, isDir: true, item: root}
+	f.byIno[rootIno] = f.root
+	f.byID[root.ID] = f.root
+	f.mu.Unlock()
+
+	if err := f.refreshQuota(ctx); err != nil {
+		f.log.Warn("reading the drive quota failed; df shows nothing until it succeeds", "err", err)
+	}
+	f.replayJournal(ctx)
+	return nil
+}
+
+// refreshQuota fetches the drive's quota for statfs.
+func (f *FS) refreshQuota(ctx context.Context) error {
+	d, err := f.remote.Drive(ctx)
+	if err != nil {
+		return err
+	}
+	q := d.Quota
+	f.mu.Lock()
+	f.quota = &q
+	f.mu.Unlock()
+	return nil
+}
+
+// checkWritable returns errReadOnly on a read-only mount.
+func (f *FS) checkWritable() error {
+	if f.readOnly {
+		return errReadOnly
+	}
+	return nil
+}

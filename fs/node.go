@@ -1,0 +1,280 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// The go-fuse side: thin node and handle types that turn FUSE calls into
+// calls on FS and its entries, and Go errors into errnos (errors.go). All
+// state lives in FS and its entries, keyed by inode number, so go-fuse may
+// create and drop node values as it likes: two node values for one inode
+// number are interchangeable.
+
+// node is what files and folders share: attributes, times, xattrs, statfs.
+type node struct {
+	gofs.Inode
+	fsys *FS
+	e    *entry
+}
+
+// dirNode is a folder.
+type dirNode struct{ node }
+
+// fileNode is a file.
+type fileNode struct{ node }
+
+var (
+	_ gofs.NodeGetattrer     = (*node)(nil)
+	_ gofs.NodeSetattrer     = (*node)(nil)
+	_ gofs.NodeStatfser      = (*node)(nil)
+	_ gofs.NodeGetxattrer    = (*node)(nil)
+	_ gofs.NodeListxattrer   = (*node)(nil)
+	_ gofs.NodeSetxattrer    = (*node)(nil)
+	_ gofs.NodeRemovexattrer = (*node)(nil)
+
+	_ gofs.NodeLookuper  = (*dirNode)(nil)
+	_ gofs.NodeReaddirer = (*dirNode)(nil)
+	_ gofs.NodeMkdirer   = (*dirNode)(nil)
+	_ gofs.NodeCreater   = (*dirNode)(nil)
+	_ gofs.NodeUnlinker  = (*dirNode)(nil)
+	_ gofs.NodeRmdirer   = (*dirNode)(nil)
+	_ gofs.NodeRenamer   = (*dirNode)(nil)
+	_ gofs.NodeSymlinker = (*dirNode)(nil)
+	_ gofs.NodeLinker    = (*dirNode)(nil)
+	_ gofs.NodeMknoder   = (*dirNode)(nil)
+	_ gofs.NodeFsyncer   = (*dirNode)(nil)
+
+	_ gofs.NodeOpener = (*fileNode)(nil)
+
+	_ gofs.FileReader   = (*handle)(nil)
+	_ gofs.FileWriter   = (*handle)(nil)
+	_ gofs.FileFlusher  = (*handle)(nil)
+	_ gofs.FileFsyncer  = (*handle)(nil)
+	_ gofs.FileReleaser = (*handle)(nil)
+)
+
+// newInode returns the go-fuse inode for e under parent (go-fuse returns the
+// existing one when the kernel already knows e's inode number).
+func (f *FS) newInode(ctx context.Context, parent *gofs.Inode, e *entry) *gofs.Inode {
+	if e.isDir {
+		return parent.NewInode(ctx, &dirNode{node{fsys: f, e: e}}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.ino})
+	}
+	return parent.NewInode(ctx, &fileNode{node{fsys: f, e: e}}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: e.ino})
+}
+
+// Block sizes reported by stat and statfs.
+const (
+	blockSize  = 4096
+	statfsSize = 4096
+)
+
+// fillAttr turns attributes into FUSE's. st_blocks counts 512-byte units,
+// rounded up: cp treats files with fewer blocks than size/512 as sparse.
+func (f *FS) fillAttr(out *fuse.Attr, a attr) {
+	out.Ino = a.ino
+	out.Size = uint64(a.size)
+	out.Blocks = (uint64(a.size) + 511) / 512
+	out.Blksize = blockSize
+	out.Nlink = 1
+	if a.isDir {
+		out.Mode = syscall.S_IFDIR | 0o755
+	} else {
+		out.Mode = syscall.S_IFREG | 0o644
+	}
+	out.Uid, out.Gid = f.uid, f.gid
+	out.SetTimes(&a.mtime, &a.mtime, &a.ctime)
+}
+
+// Getattr implements stat.
+func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fsys.fillAttr(&out.Attr, n.fsys.attrOf(n.e))
+	return 0
+}
+
+// Setattr implements truncate and utimens. chmod and chown are accepted
+// without effect: OneDrive has no modes or owners (every file shows 0644,
+// every folder 0755, owned by the mounting user).
+func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	f := n.fsys
+	if size, ok := in.GetSize(); ok {
+		if err := f.truncate(ctx, n.e, int64(size)); err != nil {
+			return f.errno(ctx, "truncate", err, "ino", n.e.ino)
+		}
+	}
+	if mtime, ok := in.GetMTime(); ok {
+		if err := f.setMtime(ctx, n.e, mtime); err != nil {
+			return f.errno(ctx, "utimens", err, "ino", n.e.ino)
+		}
+	}
+	_, modeSet := in.GetMode()
+	_, uidSet := in.GetUID()
+	_, gidSet := in.GetGID()
+	if (modeSet || uidSet || gidSet) && f.readOnly {
+		return syscall.EROFS
+	}
+	f.fillAttr(&out.Attr, f.attrOf(n.e))
+	return 0
+}
+
+// Statfs reports the drive's quota.
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	n.fsys.statfs(out)
+	return 0
+}
+
+// Lookup finds a child, ignoring case.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	f := d.fsys
+	c, err := f.lookup(ctx, d.e, name)
+	if err != nil {
+		return nil, f.errno(ctx, "lookup", err, "name", name)
+	}
+	f.fillAttr(&out.Attr, f.attrOf(c))
+	return f.newInode(ctx, &d.Inode, c), 0
+}
+
+// Readdir lists the folder; with READDIRPLUS go-fuse then looks each name
+// up, which the cached listing answers without a request.
+func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	f := d.fsys
+	list, err := f.readdir(ctx, d.e)
+	if err != nil {
+		return nil, f.errno(ctx, "readdir", err, "ino", d.e.ino)
+	}
+	out := make([]fuse.DirEntry, 0, len(list)+2)
+	out = append(out,
+		fuse.DirEntry{Name: ".", Ino: d.e.ino, Mode: syscall.S_IFDIR},
+		fuse.DirEntry{Name: "..", Ino: f.parentIno(d.e), Mode: syscall.S_IFDIR})
+	for _, c := range list {
+		mode := uint32(syscall.S_IFREG)
+		if c.isDir {
+			mode = syscall.S_IFDIR
+		}
+		out = append(out, fuse.DirEntry{Name: c.name, Ino: c.ino, Mode: mode})
+	}
+	return gofs.NewListDirStream(out), 0
+}
+
+// Mkdir creates a folder on the server.
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	f := d.fsys
+	c, err := f.mkdir(ctx, d.e, name)
+	if err != nil {
+		return nil, f.errno(ctx, "mkdir", err, "name", name)
+	}
+	f.fillAttr(&out.Attr, f.attrOf(c))
+	return f.newInode(ctx, &d.Inode, c), 0
+}
+
+// Create makes a new file (locally until its first flush with content or
+// its release) and opens it.
+func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	f := d.fsys
+	c, created, err := f.create(ctx, d.e, name, flags&syscall.O_EXCL != 0)
+	if err != nil {
+		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
+	}
+	h, err := f.open(ctx, c, !created && flags&syscall.O_TRUNC != 0)
+	if err != nil {
+		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
+	}
+	f.fillAttr(&out.Attr, f.attrOf(c))
+	return f.newInode(ctx, &d.Inode, c), h, 0, 0
+}
+
+// Unlink deletes a file (to the OneDrive recycle bin).
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	f := d.fsys
+	return f.errno(ctx, "unlink", f.unlink(ctx, d.e, name), "name", name)
+}
+
+// Rmdir deletes an empty folder.
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	f := d.fsys
+	return f.errno(ctx, "rmdir", f.rmdir(ctx, d.e, name), "name", name)
+}
+
+// Rename moves or renames an item on the server.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	f := d.fsys
+	np, ok := newParent.(*dirNode)
+	if !ok {
+		return syscall.ENOTDIR
+	}
+	return f.errno(ctx, "rename", f.rename(ctx, d.e, name, np.e, newName, flags), "name", name, "new_name", newName)
+}
+
+// Symlink is refused: OneDrive has no symbolic links.
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d.fsys.log.Info("refused a symbolic link: OneDrive has none", "name", name)
+	return nil, syscall.EPERM
+}
+
+// Link is refused: OneDrive has no hard links.
+func (d *dirNode) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d.fsys.log.Info("refused a hard link: OneDrive has none", "name", name)
+	return nil, syscall.EPERM
+}
+
+// Mknod is refused: OneDrive holds only files and folders.
+func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	d.fsys.log.Info("refused a special file: OneDrive holds only files and folders", "name", name)
+	return nil, syscall.EPERM
+}
+
+// Fsync on a folder (fsyncdir) has nothing to do: every change to a
+// folder is made on the server before the call that made it returns.
+func (d *dirNode) Fsync(ctx context.Context, _ gofs.FileHandle, flags uint32) syscall.Errno {
+	return 0
+}
+
+// Open opens a file. No FOPEN_KEEP_CACHE: the kernel drops its cached pages
+// at each open, and the on-disk content cache answers the re-reads.
+func (fn *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	f := fn.fsys
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && f.readOnly {
+		return nil, 0, syscall.EROFS
+	}
+	h, err := f.open(ctx, fn.e, flags&syscall.O_TRUNC != 0)
+	if err != nil {
+		return nil, 0, f.errno(ctx, "open", err, "ino", fn.e.ino)
+	}
+	return h, 0, 0
+}
+
+// Read implements read(2).
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	n, err := h.read(ctx, dest, off)
+	if err != nil {
+		return nil, h.f.errno(ctx, "read", err, "ino", h.e.ino, "off", off)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// Write implements write(2).
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := h.write(ctx, data, off)
+	if err != nil {
+		return uint32(n), h.f.errno(ctx, "write", err, "ino", h.e.ino, "off", off)
+	}
+	return uint32(n), 0
+}
+
+// Flush is called on every close(2) of a descriptor.
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	return h.f.errno(ctx, "flush", h.flush(ctx), "ino", h.e.ino)
+}
+
+// Fsync implements fsync(2).
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	return h.f.errno(ctx, "fsync", h.fsync(ctx), "ino", h.e.ino)
+}
+
+// Release is the last close of the handle.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	return h.f.errno(ctx, "release", h.release(ctx), "ino", h.e.ino)
+}

@@ -1,0 +1,183 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// background runs the filesystem's goroutines (delta poll, upload retries,
+// read-ahead, kernel notifications) on one context that unmount cancels,
+// and waits for them.
+type background struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	stopped bool // GUARDED_BY(mu)
+	wg      sync.WaitGroup
+}
+
+func newBackground() *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &background{ctx: ctx, cancel: cancel}
+}
+
+// Go runs fn on its own goroutine unless stop was called; it reports
+// whether fn was started.
+func (b *background) Go(fn func(ctx context.Context)) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return false
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn(b.ctx)
+	}()
+	return true
+}
+
+// stop cancels the context and waits for every goroutine to return.
+func (b *background) stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
+}
+
+// Kernel notifications. The kernel caches names (dentries) and file pages;
+// when the tree changes behind its back (a remote change, or a name that
+// differs only in case from the one just changed) it must be told. Telling it
+// from inside a handler that holds a directory's lock deadlocks (the kernel
+// takes that lock to invalidate), so notifications are queued and sent from
+// the notifier goroutine, which holds no lock while it calls go-fuse.
+
+type noteKind int
+
+const (
+	noteAliases noteKind = iota // every cached name in dir that folds to name
+	noteContent                 // file pages and attributes of e
+)
+
+type note struct {
+	kind noteKind
+	dir  *entry
+	name string
+	e    *entry
+}
+
+// notifier is the queue of kernel notifications.
+type notifier struct {
+	mu    sync.Mutex
+	queue []note // GUARDED_BY(mu)
+	wake  chan struct{}
+}
+
+func newNotifier() *notifier {
+	return &notifier{wake: make(chan struct{}, 1)}
+}
+
+func (n *notifier) push(x note) {
+	n.mu.Lock()
+	n.queue = append(n.queue, x)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// aliases queues the invalidation of every name in dir that equals name
+// ignoring case (OneDrive names are case-insensitive, the kernel's are not).
+func (n *notifier) aliases(dir *entry, name string) {
+	if dir != nil {
+		n.push(note{kind: noteAliases, dir: dir, name: name})
+	}
+}
+
+// content queues the invalidation of e's cached pages and attributes.
+func (n *notifier) content(e *entry) {
+	n.push(note{kind: noteContent, e: e})
+}
+
+func (n *notifier) take() []note {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	q := n.queue
+	n.queue = nil
+	return q
+}
+
+// runNotifier sends queued notifications until ctx ends.
+func (f *FS) runNotifier(ctx context.Context, root *gofs.Inode) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.notes.wake:
+		}
+		for _, x := range f.notes.take() {
+			f.sendNote(root, x)
+		}
+	}
+}
+
+func (f *FS) sendNote(root *gofs.Inode, x note) {
+	switch x.kind {
+	case noteAliases:
+		dir := f.inodeOf(root, x.dir)
+		if dir == nil {
+			return
+		}
+		_ = dir.NotifyEntry(x.name)
+		for name := range dir.Children() {
+			if name != x.name && strings.EqualFold(name, x.name) {
+				_ = dir.NotifyEntry(name)
+			}
+		}
+	case noteContent:
+		if n := f.inodeOf(root, x.e); n != nil {
+			_ = n.NotifyContent(0, 0)
+		}
+	}
+}
+
+// inodeOf finds the kernel-known inode of e by walking its path from the
+// root, matching names case-insensitively; nil if the kernel does not know
+// it (then there is nothing to invalidate).
+func (f *FS) inodeOf(root *gofs.Inode, e *entry) *gofs.Inode {
+	var names []string
+	f.mu.Lock()
+	for p := e; p != f.root; p = p.parent {
+		if p == nil {
+			f.mu.Unlock()
+			return nil
+		}
+		names = append(names, p.name)
+	}
+	f.mu.Unlock()
+	n := root
+	for i := len(names) - 1; i >= 0 && n != nil; i-- {
+		n = childFolded(n, names[i])
+	}
+	return n
+}
+
+// childFolded returns n's child called name, or one whose name differs only
+// in case.
+func childFolded(n *gofs.Inode, name string) *gofs.Inode {
+	if c := n.GetChild(name); c != nil {
+		return c
+	}
+	for k, c := range n.Children() {
+		if strings.EqualFold(k, name) {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,358 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// Changes to the tree: mkdir, create, unlink, rmdir, rename, utimens. Each
+// checks names locally first (names.go), asks the service, then updates the
+// cached listings so that the next lookup needs no request.
+
+// mkdir creates folder name in dir.
+func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error) {
+	if err := f.checkWritable(); err != nil {
+		return nil, err
+	}
+	if err := f.checkNewName(ctx, name); err != nil {
+		return nil, err
+	}
+	l, err := f.listing(ctx, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	if childLocked(dir, l, name) != nil {
+		f.mu.Unlock()
+		return nil, errExists
+	}
+	parentID := dir.item.ID
+	f.mu.Unlock()
+
+	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.entryForItemLocked(it)
+	e.parent, e.name, e.removed = dir, it.Name, false
+	f.updateListingLocked(dir, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+	// A new folder is empty: cache that, so that entering it costs nothing.
+	f.listings.Put(it.ID, &dirListing{children: map[string]*entry{}})
+	return e, nil
+}
+
+// create makes a new file name in dir, locally: it reaches the server on its
+// first flush with content, or on release (lazy creation, so that a file
+// filled by a server-side copy is never uploaded empty first). If a file of
+// that name exists (in any case), it is returned with created == false, or
+// errExists when excl is set.
+func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e *entry, created bool, err error) {
+	if err := f.checkWritable(); err != nil {
+		return nil, false, err
+	}
+	l, err := f.listing(ctx, dir, false)
+	if err != nil {
+		return nil, false, err
+	}
+	f.mu.Lock()
+	if c := childLocked(dir, l, name); c != nil {
+		f.mu.Unlock()
+		switch {
+		case excl:
+			return nil, false, errExists
+		case c.isDir:
+			return nil, false, errIsDir
+		}
+		return c, false, nil
+	}
+	f.mu.Unlock()
+	if err := f.checkNewName(ctx, name); err != nil {
+		return nil, false, err
+	}
+	sf, err := f.staging.Stage(cache.NewRecordID())
+	if err != nil {
+		return nil, false, err
+	}
+	f.mu.Lock()
+	if dir.removed {
+		f.mu.Unlock()
+		_ = sf.Close()
+		_ = f.staging.Done(sf.ID())
+		return nil, false, errGone
+	}
+	e = f.newLocalEntryLocked(dir, name)
+	st := newFileState()
+	st.staged, st.dirty, st.isNew = sf, true, true
+	st.setLocalAttr(true, 0, f.now())
+	e.file = st
+	f.mu.Unlock()
+	return e, true, nil
+}
+
+// unlink removes file name from dir.
+func (f *FS) unlink(ctx context.Context, dir *entry, name string) error {
+	if err := f.checkWritable(); err != nil {
+		return err
+	}
+	c, err := f.lookup(ctx, dir, name)
+	if err != nil {
+		return err
+	}
+	if c.isDir {
+		return errIsDir
+	}
+	return f.remove(ctx, dir, c)
+}
+
+// rmdir removes folder name from dir if it is empty on the server.
+func (f *FS) rmdir(ctx context.Context, dir *entry, name string) error {
+	if err := f.checkWritable(); err != nil {
+		return err
+	}
+	c, err := f.lookup(ctx, dir, name)
+	if err != nil {
+		return err
+	}
+	if !c.isDir {
+		return errNotDir
+	}
+	if err := f.checkEmpty(ctx, c); err != nil {
+		return err
+	}
+	return f.remove(ctx, dir, c)
+}
+
+// checkEmpty fails with errNotEmpty unless folder d has no children. It asks
+// the service, not the cache: deleting a folder on OneDrive deletes
+// everything in it, so a stale "empty" must never be believed.
+func (f *FS) checkEmpty(ctx context.Context, d *entry) error {
+	l, err := f.listing(ctx, d, true)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range l.children {
+		if !c.removed {
+			return errNotEmpty
+		}
+	}
+	for _, c := range d.local {
+		if !c.removed {
+			return errNotEmpty
+		}
+	}
+	return nil
+}
+
+// remove deletes c (a child of dir) on the server and forgets it locally. A
+// file that exists only locally is just dropped, with its staged content.
+func (f *FS) remove(ctx context.Context, dir, c *entry) error {
+	if st := f.fileStateOf(c); st != nil {
+		st.mu.Lock() // no upload of c may run while it is removed
+		defer st.mu.Unlock()
+	}
+	f.mu.Lock()
+	id := c.itemIDLocked()
+	f.mu.Unlock()
+	if id != "" {
+		err := f.remote.Delete(ctx, id, "")
+		if err != nil && !errors.Is(err, remote.ErrNotFound) {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.forgetChildLocked(dir, c)
+	c.removed, c.parent = true, nil
+	st := c.file
+	f.mu.Unlock()
+	if st != nil {
+		f.discardLocalLocked(st)
+	}
+	if id != "" {
+		f.content.Remove(id)
+	}
+	f.notes.aliases(dir, c.name)
+	return nil
+}
+
+// Rename flags (renameat2).
+const (
+	renameNoReplace = 1 << 0
+	renameExchange  = 1 << 1
+)
+
+// rename moves name in dir to newName in newDir, replacing an existing
+// target as POSIX rename does (the target is deleted first, then the item
+// moved: OneDrive has no atomic replace).
+func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry, newName string, flags uint32) error {
+	if err := f.checkWritable(); err != nil {
+		return err
+	}
+	if flags&renameExchange != 0 {
+		return fmt.Errorf("RENAME_EXCHANGE: %w", errInvalid)
+	}
+	src, err := f.lookup(ctx, dir, name)
+	if err != nil {
+		return err
+	}
+	if err := f.checkNewName(ctx, newName); err != nil {
+		return err
+	}
+	if src.isDir && f.isAncestor(src, newDir) {
+		return fmt.Errorf("moving a folder into itself: %w", errInvalid)
+	}
+	dst, err := f.lookup(ctx, newDir, newName)
+	switch {
+	case errors.Is(err, errGone):
+		dst = nil
+	case err != nil:
+		return err
+	}
+	if dst != nil && dst != src {
+		if flags&renameNoReplace != 0 {
+			return errExists
+		}
+		switch {
+		case dst.isDir && !src.isDir:
+			return errIsDir
+		case !dst.isDir && src.isDir:
+			return errNotDir
+		case dst.isDir:
+			if err := f.checkEmpty(ctx, dst); err != nil {
+				return err
+			}
+		}
+		if err := f.remove(ctx, newDir, dst); err != nil {
+			return err
+		}
+	}
+	st := f.fileStateOf(src)
+	if st != nil {
+		st.mu.Lock() // an upload in progress must finish before the move
+		defer st.mu.Unlock()
+	}
+
+	f.mu.Lock()
+	if src.removed || newDir.removed || newDir.item == nil {
+		f.mu.Unlock()
+		return errGone
+	}
+	id := src.itemIDLocked()
+	oldName := src.name
+	var upd remote.ItemUpdate
+	if newDir != dir {
+		upd.ParentID = newDir.item.ID
+	}
+	if newName != src.name {
+		upd.Name = newName
+	}
+	f.mu.Unlock()
+
+	if id != "" && (upd.Name != "" || upd.ParentID != "") {
+		it, err := f.remote.Update(ctx, id, upd)
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.entryForItemLocked(it)
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	f.forgetChildLocked(dir, src)
+	src.parent, src.name = newDir, newName
+	if src.item == nil {
+		if newDir.local == nil {
+			newDir.local = make(map[string]*entry)
+		}
+		newDir.local[foldName(newName)] = src
+	} else {
+		f.updateListingLocked(newDir, func(l *dirListing) { l.children[foldName(newName)] = src })
+	}
+	newParentID := newDir.item.ID
+	f.mu.Unlock()
+	if st != nil && st.committed {
+		// A journaled change follows the file to its new name.
+		if _, err := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
+			r.ParentID, r.Name = newParentID, newName
+		}); err != nil {
+			f.log.Warn("updating the journal after a rename failed", "name", newName, "err", err)
+		}
+	}
+	f.notes.aliases(dir, oldName)
+	f.notes.aliases(newDir, newName)
+	return nil
+}
+
+// isAncestor reports whether a is d or one of d's ancestors.
+func (f *FS) isAncestor(a, d *entry) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for p := d; p != nil; p = p.parent {
+		if p == a {
+			return true
+		}
+	}
+	return false
+}
+
+// setMtime sets e's modification time: recorded with the staged content when
+// the file has unsent changes (it travels with the upload), otherwise sent
+// to the service as fileSystemInfo.
+func (f *FS) setMtime(ctx context.Context, e *entry, mtime time.Time) error {
+	if err := f.checkWritable(); err != nil {
+		return err
+	}
+	if st := f.fileStateOf(e); st != nil && st.setMtimeIfLocal(mtime) {
+		return nil
+	}
+	f.mu.Lock()
+	id := e.itemIDLocked()
+	f.mu.Unlock()
+	if id == "" {
+		return errGone
+	}
+	it, err := f.remote.Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.entryForItemLocked(it)
+	f.mu.Unlock()
+	return nil
+}
+
+// checkNewName validates a name for a new or renamed item, logging the rule
+// it breaks.
+func (f *FS) checkNewName(ctx context.Context, name string) error {
+	err := checkName(name)
+	if err != nil {
+		f.log.InfoContext(ctx, "refused a name OneDrive does not allow", "name", name, "rule", err.(*nameError).Rule)
+	}
+	return err
+}
+
+// fileStateOf returns e's file state, nil for folders and files never
+// opened.
+func (f *FS) fileStateOf(e *entry) *fileState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return e.file
+}
+
+// fileStateFor returns e's file state, creating it.
+func (f *FS) fileStateFor(e *entry) *fileState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e.file == nil {
+		e.file = newFileState()
+	}
+	return e.file
+}

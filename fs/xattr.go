@@ -1,0 +1,133 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Extended attributes. Every item shows read-only metadata under
+// user.onedrive.*, listed by `getfattr -d`. Nothing else can be stored:
+// OneDrive keeps no extended attributes, so setting one fails with ENOTSUP,
+// which cp -p/-a and install treat as "not supported here" and go on;
+// security.* and system.* (ACLs, SELinux labels) read as absent (ENODATA).
+
+// xattrPrefix is the namespace of the metadata attributes.
+const xattrPrefix = "user.onedrive."
+
+// metaXattrs returns the metadata attributes of e that have a value, in a
+// stable order.
+func (f *FS) metaXattrs(e *entry) [][2]string {
+	f.mu.Lock()
+	it := e.item
+	f.mu.Unlock()
+	if it == nil {
+		return nil
+	}
+	var out [][2]string
+	add := func(name, value string) {
+		if value != "" {
+			out = append(out, [2]string{xattrPrefix + name, value})
+		}
+	}
+	add("id", it.ID)
+	add("etag", it.ETag)
+	add("ctag", it.CTag)
+	if !e.isDir {
+		add("quickxorhash", it.QuickXorHash)
+	}
+	add("weburl", it.WebURL)
+	return out
+}
+
+// getxattr returns the value of attribute name of e.
+func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
+	for _, kv := range f.metaXattrs(e) {
+		if kv[0] == name {
+			return []byte(kv[1]), nil
+		}
+	}
+	return nil, errNoXattr
+}
+
+// setxattr refuses every attribute: the metadata ones are read-only, and
+// OneDrive stores no others.
+func (f *FS) setxattr(name string) error {
+	if strings.HasPrefix(name, xattrPrefix) {
+		return errNotPermitted
+	}
+	return errNotSupported
+}
+
+// copyOut copies v into dest as getxattr(2) and listxattr(2) expect: with an
+// empty dest, only the size is asked for.
+func copyOut(dest, v []byte) (uint32, syscall.Errno) {
+	if len(dest) == 0 {
+		return uint32(len(v)), 0
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), errnoOf(errXattrRange)
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+// Getxattr implements getxattr(2).
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.fsys.getxattr(n.e, attr)
+	if err != nil {
+		return 0, errnoOf(err) // ENODATA is an answer, not a failure: not logged
+	}
+	return copyOut(dest, v)
+}
+
+// Listxattr implements listxattr(2).
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	var b []byte
+	for _, kv := range n.fsys.metaXattrs(n.e) {
+		b = append(b, kv[0]...)
+		b = append(b, 0)
+	}
+	return copyOut(dest, b)
+}
+
+// Setxattr implements setxattr(2).
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return n.fsys.errno(ctx, "setxattr", n.fsys.setxattr(attr), "attr", attr)
+}
+
+// Removexattr implements removexattr(2).
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if _, err := n.fsys.getxattr(n.e, attr); err == nil {
+		return syscall.EPERM
+	}
+	return syscall.ENODATA
+}
+
+// statfs fills out from the cached quota (refreshed by the poll loop).
+func (f *FS) statfs(out *fuse.StatfsOut) {
+	f.mu.Lock()
+	q := f.quota
+	f.mu.Unlock()
+	out.Bsize = statfsSize
+	out.Frsize = statfsSize
+	out.NameLen = maxNameBytes
+	// OneDrive has no inode limit; report plenty so that df -i and
+	// programs checking for free inodes are content.
+	out.Files = 1 << 32
+	out.Ffree = 1 << 31
+	if q == nil || q.Total <= 0 {
+		return
+	}
+	out.Blocks = uint64(q.Total) / statfsSize
+	free := q.Remaining
+	if free <= 0 && q.Total > q.Used {
+		free = q.Total - q.Used
+	}
+	if free < 0 {
+		free = 0
+	}
+	out.Bfree = uint64(free) / statfsSize
+	out.Bavail = out.Bfree
+}
