@@ -1,0 +1,239 @@
+package copyjob
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Tests run inside testing/synctest bubbles: package time (and so RealClock,
+// context deadlines and the fake poller's records) runs on a virtual clock that
+// advances only when every goroutine of the test is blocked. Schedules are
+// therefore exact and nothing waits for real; synctest.Test also fails a test
+// that leaves a goroutine running.
+
+// step is one scripted answer of a monitor.
+type step struct {
+	st    Status
+	err   error
+	block <-chan struct{} // if set, the poll waits for it (or for ctx) first
+}
+
+func running(raw string, pct float64) step { return step{st: Status{Raw: raw, Percent: pct}} }
+func completed(id string) step {
+	return step{st: Status{Raw: "completed", Percent: 100, ResourceID: id}}
+}
+func fails(code, msg string) step {
+	return step{st: Status{Raw: "failed", ErrorCode: code, ErrorMessage: msg}}
+}
+func errs(err error) step { return step{err: err} }
+
+// fakePoller answers each monitor URL from its script (the last step repeats;
+// unscripted URLs answer inProgress forever) and records when it was polled.
+type fakePoller struct {
+	mu      sync.Mutex
+	scripts map[string][]step      // GUARDED_BY(mu)
+	calls   map[string][]time.Time // GUARDED_BY(mu)
+	all     []time.Time            // GUARDED_BY(mu)
+}
+
+func newFakePoller() *fakePoller {
+	return &fakePoller{scripts: map[string][]step{}, calls: map[string][]time.Time{}}
+}
+
+func (p *fakePoller) script(url string, steps ...step) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.scripts[url] = steps
+}
+
+func (p *fakePoller) Poll(ctx context.Context, url string) (Status, error) {
+	now := time.Now()
+	p.mu.Lock()
+	n := len(p.calls[url])
+	p.calls[url] = append(p.calls[url], now)
+	p.all = append(p.all, now)
+	steps := p.scripts[url]
+	p.mu.Unlock()
+	if len(steps) == 0 {
+		return Status{Raw: "inProgress"}, nil
+	}
+	s := steps[min(n, len(steps)-1)]
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return Status{}, ctx.Err()
+		}
+	}
+	return s.st, s.err
+}
+
+func (p *fakePoller) times(url string) []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.calls[url]...)
+}
+
+func (p *fakePoller) allTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]time.Time(nil), p.all...)
+}
+
+// gaps returns the delays between consecutive times, the first from start.
+func gaps(start time.Time, ts []time.Time) []time.Duration {
+	out := make([]time.Duration, len(ts))
+	prev := start
+	for i, ts := range ts {
+		out[i], prev = ts.Sub(prev), ts
+	}
+	return out
+}
+
+// Monitor URLs in tests carry recognisable secrets in the path (as OneDrive
+// Personal does) and in the query (as SharePoint does); the harness checks
+// that neither ever reaches a log.
+const (
+	pathSecret  = "PATHTOKEN"
+	querySecret = "QUERYSECRET"
+)
+
+func monitorURL(n int) string {
+	return fmt.Sprintf("https://api.onedrive.com/v1.0/monitor/%s%d?c=x&tempauth=%s%d", pathSecret, n, querySecret, n)
+}
+
+func specFor(n int) Spec {
+	return Spec{
+		SourceID:   fmt.Sprintf("SRC%d", n),
+		SourcePath: fmt.Sprintf("/src/file%d.bin", n),
+		DestName:   fmt.Sprintf("file%d.bin", n),
+		DestPath:   fmt.Sprintf("/dst/file%d.bin", n),
+		MonitorURL: monitorURL(n),
+		Size:       int64(n) * 1000,
+		Origin:     "xattr",
+	}
+}
+
+// harness is a Tracker running on a fake poller, with its OnDone calls and
+// its logs recorded. Cleanup closes it and checks that Run returned and that
+// the logs hold no secret.
+type harness struct {
+	tr     *Tracker
+	poller *fakePoller
+	runErr chan error
+
+	mu   sync.Mutex
+	done []Job // GUARDED_BY(mu) OnDone calls, in order
+	logs *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the tracker logs into it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer // GUARDED_BY(mu)
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// newHarness builds a Tracker on cfg (Poller defaults to a fresh fakePoller)
+// without starting it.
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{runErr: make(chan error, 1), logs: &syncBuffer{}}
+	if cfg.Poller == nil {
+		h.poller = newFakePoller()
+		cfg.Poller = h.poller
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	user := cfg.OnDone
+	cfg.OnDone = func(j Job) {
+		h.mu.Lock()
+		h.done = append(h.done, j)
+		h.mu.Unlock()
+		if user != nil {
+			user(j)
+		}
+	}
+	tr, err := New(cfg)
+	require.NoError(t, err)
+	h.tr = tr
+	t.Cleanup(func() {
+		assert.NoError(t, tr.Close())
+		assert.NotContains(t, h.logs.String(), pathSecret, "a monitor URL reached the log")
+		assert.NotContains(t, h.logs.String(), querySecret, "a monitor URL reached the log")
+	})
+	return h
+}
+
+// start builds a harness and runs its Tracker; cleanup checks Run returned nil.
+func start(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := newHarness(t, cfg)
+	h.run(t)
+	return h
+}
+
+// run starts Run and returns once its loop is idle, so that what the test
+// does next happens while Run is active.
+func (h *harness) run(t *testing.T) {
+	go func() { h.runErr <- h.tr.Run(context.Background()) }()
+	synctest.Wait()
+	t.Cleanup(func() {
+		// Registered after newHarness's cleanup, so it runs first: Close here
+		// and check that Run has returned — no goroutine is left behind.
+		// If Run never returned, this receive would block forever and
+		// synctest would fail the test as deadlocked.
+		assert.NoError(t, h.tr.Close())
+		assert.NoError(t, <-h.runErr)
+	})
+}
+
+func (h *harness) doneJobs() []Job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Job(nil), h.done...)
+}
+
+func (h *harness) add(t *testing.T, n int) Job {
+	t.Helper()
+	j, err := h.tr.Add(specFor(n))
+	require.NoError(t, err)
+	return j
+}
+
+// readStore returns the jobs file's records by id.
+func readStore(t *testing.T, dir string) map[string]record {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, jobsFile))
+	require.NoError(t, err)
+	var f fileFormat
+	require.NoError(t, json.Unmarshal(data, &f))
+	require.Equal(t, storeVersion, f.Version)
+	out := map[string]record{}
+	for _, r := range f.Jobs {
+		out[r.ID] = r
+	}
+	return out
+}

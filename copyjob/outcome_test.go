@@ -1,0 +1,197 @@
+package copyjob
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCompletesWithResourceID(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{})
+		h.poller.script(monitorURL(1), running("notStarted", 0), running("inProgress", 40), completed("NEW1"))
+
+		added := h.add(t, 1)
+		assert.Equal(t, StateQueued, added.State)
+		assert.Equal(t, specFor(1), added.Spec)
+
+		got, err := h.tr.Wait(t.Context(), added.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateCompleted, got.State)
+		assert.Equal(t, "completed", got.Raw)
+		assert.Equal(t, "NEW1", got.ResourceID)
+		assert.Equal(t, 100.0, got.Percent)
+		assert.Equal(t, 3, got.Polls)
+		assert.Nil(t, got.Error)
+		assert.False(t, got.Finished.IsZero())
+		assert.Empty(t, got.MonitorURL, "a finished job forgets its monitor URL")
+		assert.Equal(t, []Job{got}, h.doneJobs(), "OnDone once, with the job Wait returns")
+	})
+}
+
+func TestCompletesWith303Location(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{})
+		loc := "https://api.onedrive.com/v1.0/drive/items/ABC!123?tempauth=zzz"
+		h.poller.script(monitorURL(1), running("inProgress", 10), step{st: Status{State: StateCompleted, ResourceURL: loc}})
+
+		got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateCompleted, got.State)
+		assert.Equal(t, "ABC!123", got.ResourceID, "id taken from the Location")
+		assert.Equal(t, loc, got.ResourceURL)
+		assert.Equal(t, 100.0, got.Percent)
+		assert.Equal(t, "completed", got.StatusDoc().Status)
+	})
+}
+
+func TestFailedJobs(t *testing.T) {
+	cases := []struct {
+		name string
+		st   Status
+		want JobError
+	}{
+		{"service code", Status{Raw: "failed", ErrorCode: "nameAlreadyExists", ErrorMessage: "Name already exists"},
+			JobError{"nameAlreadyExists", "Name already exists"}},
+		{"no code", Status{Raw: "failed"}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
+		{"cancelled", Status{Raw: "cancelled"}, JobError{"cancelled", "the service reported the copy as cancelled"}},
+		{"state without word", Status{State: StateFailed}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, Config{})
+				h.poller.script(monitorURL(1), running("inProgress", 5), step{st: tc.st})
+				got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+				require.NoError(t, err, "a failed job is a result, not a Wait error")
+				assert.Equal(t, StateFailed, got.State)
+				require.NotNil(t, got.Error)
+				assert.Equal(t, tc.want, *got.Error)
+				assert.Len(t, h.doneJobs(), 1)
+			})
+		})
+	}
+}
+
+func TestTransientErrorsAreRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{FirstInterval: 100 * time.Millisecond, BackoffFactor: 2, MaxInterval: time.Second})
+		u := monitorURL(1)
+		netErr := &url.Error{Op: "Get", URL: u, Err: errors.New("connection reset by peer")}
+		h.poller.script(u, errs(netErr), errs(errors.New("HTTP 503")), errs(errors.New("invalid character '<'")), completed("NEW1"))
+
+		j := h.add(t, 1)
+		got, err := h.tr.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateCompleted, got.State)
+		assert.Equal(t, 4, got.Polls)
+		assert.Equal(t,
+			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
+			gaps(j.Created, h.poller.times(u)), "errors back off like running polls")
+	})
+}
+
+func TestPollTimeoutIsATransientError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{PollTimeout: 2 * time.Second})
+		hang := make(chan struct{}) // never closed: the first poll hangs until its deadline
+		h.poller.script(monitorURL(1), step{block: hang}, completed("NEW1"))
+		got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateCompleted, got.State)
+		assert.Equal(t, 2, got.Polls)
+	})
+}
+
+func TestGivesUpOnPersistentErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := Config{MaxConsecutiveErrors: 5, MaxErrorDuration: time.Minute, MaxInterval: 2 * time.Second}
+		h := start(t, cfg)
+		u := monitorURL(1)
+		h.poller.script(u, running("inProgress", 10),
+			errs(fmt.Errorf("monitor: %w", &url.Error{Op: "Get", URL: u, Err: errors.New("no route to host")})))
+
+		j := h.add(t, 1)
+		got, err := h.tr.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateFailed, got.State)
+		require.NotNil(t, got.Error)
+		assert.Equal(t, CodeMonitorUnreachable, got.Error.Code)
+		assert.Contains(t, got.Error.Message, "no route to host")
+		assert.NotContains(t, got.Error.Message, pathSecret)
+		assert.NotContains(t, got.Error.Message, querySecret)
+
+		polls := h.poller.times(u)
+		firstErr, last := polls[1], polls[len(polls)-1]
+		assert.GreaterOrEqual(t, last.Sub(firstErr), time.Minute, "many fast errors alone do not give up")
+		assert.Less(t, last.Sub(firstErr), time.Minute+cfg.MaxInterval, "but it gives up once both limits are reached")
+		assert.Equal(t, len(polls), got.Polls)
+	})
+}
+
+func TestMonitorGone(t *testing.T) {
+	gone := fmt.Errorf("HTTP 404: %w", ErrMonitorGone)
+	t.Run("persistent 404 fails", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Config{MaxGonePolls: 3})
+			h.poller.script(monitorURL(1), running("inProgress", 50), errs(gone))
+			got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+			require.NoError(t, err)
+			assert.Equal(t, StateFailed, got.State)
+			require.NotNil(t, got.Error)
+			assert.Equal(t, CodeMonitorGone, got.Error.Code)
+			assert.Contains(t, got.Error.Message, "HTTP 404")
+			assert.Equal(t, 4, got.Polls, "one good answer, then exactly MaxGonePolls gone answers")
+		})
+	})
+	t.Run("other errors do not count as gone", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Config{MaxGonePolls: 3})
+			other := errors.New("HTTP 502")
+			h.poller.script(monitorURL(1), errs(gone), errs(other), errs(other), errs(gone), completed("NEW1"))
+			got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+			require.NoError(t, err)
+			assert.Equal(t, StateCompleted, got.State)
+		})
+	})
+	t.Run("a good answer resets the count", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := start(t, Config{MaxGonePolls: 3})
+			h.poller.script(monitorURL(1), errs(gone), errs(gone), running("inProgress", 50), errs(gone), errs(gone), completed("NEW1"))
+			got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
+			require.NoError(t, err)
+			assert.Equal(t, StateCompleted, got.State)
+			assert.Equal(t, 6, got.Polls)
+		})
+	})
+}
+
+func TestProgressIsVisible(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := start(t, Config{FirstInterval: time.Second, MaxInterval: time.Second})
+		h.poller.script(monitorURL(1), running("notStarted", 0), running("inProgress", 27.8))
+		j := h.add(t, 1)
+
+		ch := h.tr.Changed()
+		time.Sleep(time.Second) // first poll: notStarted
+		synctest.Wait()
+		assert.True(t, isClosed(ch), "Changed fires on the first answer")
+		got, _ := h.tr.Get(j.ID)
+		assert.Equal(t, StateRunning, got.State)
+		assert.Equal(t, "notStarted", got.Raw)
+
+		time.Sleep(time.Second) // second poll: inProgress 27.8
+		synctest.Wait()
+		got, _ = h.tr.Get(j.ID)
+		assert.Equal(t, "inProgress", got.Raw)
+		assert.Equal(t, 27.8, got.Percent)
+		assert.Equal(t, 2, got.Polls)
+		assert.Empty(t, h.doneJobs())
+	})
+}

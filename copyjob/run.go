@@ -1,0 +1,377 @@
+package copyjob
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// schedule is a job's place in the poll schedule. Owned by the Run goroutine.
+type schedule struct {
+	next  time.Time     // when the job is due
+	delay time.Duration // the back-off delay last used; grows after every poll
+	index int           // position in the queue; -1 when not queued (in flight, or finished)
+
+	errStreak  int       // failed polls in a row (throttling excluded)
+	errSince   time.Time // when the current streak began
+	goneStreak int       // ErrMonitorGone answers since the last good answer
+}
+
+// queue is a min-heap of jobs by due time (then id, so ties go oldest first).
+type queue []*entry
+
+func (q queue) Len() int { return len(q) }
+func (q queue) Less(i, j int) bool {
+	if !q[i].sched.next.Equal(q[j].sched.next) {
+		return q[i].sched.next.Before(q[j].sched.next)
+	}
+	return q[i].id < q[j].id
+}
+func (q queue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].sched.index, q[j].sched.index = i, j
+}
+func (q *queue) Push(x any) {
+	e := x.(*entry)
+	e.sched.index = len(*q)
+	*q = append(*q, e)
+}
+func (q *queue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	e.sched.index = -1
+	return e
+}
+
+type pollResult struct {
+	e   *entry
+	st  Status
+	err error
+}
+
+// Run polls the tracked jobs until ctx is done or Close is called, and hands
+// finished jobs to OnDone. It returns nil after Close, ctx.Err() when ctx
+// ended it, ErrRunning if another Run is active and ErrClosed after Close.
+// Polls in flight when Run stops are cancelled; their jobs are polled again by
+// the next Run (or the next Tracker, from disk). Run may be called again after
+// it returned because ctx ended.
+func (t *Tracker) Run(ctx context.Context) error {
+	t.mu.Lock()
+	switch {
+	case t.closed:
+		t.mu.Unlock()
+		return ErrClosed
+	case t.running:
+		t.mu.Unlock()
+		return ErrRunning
+	}
+	t.running = true
+	runDone := make(chan struct{})
+	t.runDone = runDone
+	q := &queue{}
+	for _, e := range t.jobs {
+		if e.final == nil && !e.job.State.Terminal() {
+			e.sched.index = -1
+			heap.Push(q, e)
+		}
+	}
+	t.incoming = nil // all pushed above; the notifier finds t.pending on its own
+	t.mu.Unlock()
+
+	parent := ctx
+	ctx, cancel := context.WithCancel(parent)
+	var notifier sync.WaitGroup
+	notifier.Go(func() { t.notify(ctx) })
+	t.loop(ctx, q)
+	cancel()
+	notifier.Wait()
+	if err := t.save(); err != nil {
+		t.log.Error("copy jobs not saved on stop", "err", err)
+	}
+
+	t.mu.Lock()
+	t.running = false
+	closed := t.closed
+	t.mu.Unlock()
+	close(runDone)
+	if closed {
+		return nil
+	}
+	return parent.Err()
+}
+
+// loop is the scheduler: it starts due polls within the rate and concurrency
+// bounds, applies their results, writes debounced progress, and sleeps until
+// the next thing to do.
+func (t *Tracker) loop(ctx context.Context, q *queue) {
+	pollCtx, cancelPolls := context.WithCancel(ctx)
+	var polls sync.WaitGroup
+	defer polls.Wait()  // runs second: in-flight polls have returned
+	defer cancelPolls() // runs first
+
+	results := make(chan pollResult, t.cfg.MaxConcurrentPolls) // never blocks a poll goroutine
+	spacing := t.cfg.pollSpacing()
+	var nextSlot time.Time // no poll may start before this (rate bound, global Retry-After)
+	inflight := 0
+	for {
+		t.takeIncoming(q)
+		now := t.clock.Now()
+		for inflight < t.cfg.MaxConcurrentPolls && q.Len() > 0 {
+			e := (*q)[0]
+			if e.sched.next.After(now) || now.Before(nextSlot) {
+				break
+			}
+			heap.Pop(q)
+			inflight++
+			if spacing > 0 {
+				nextSlot = now.Add(spacing)
+			}
+			polls.Go(func() {
+				st, err := t.pollOnce(pollCtx, e.monitorURL)
+				results <- pollResult{e: e, st: st, err: err}
+			})
+		}
+
+		var wake time.Time
+		if inflight < t.cfg.MaxConcurrentPolls && q.Len() > 0 {
+			wake = (*q)[0].sched.next
+			if nextSlot.After(wake) {
+				wake = nextSlot
+			}
+		}
+		if due, ok := t.saveDue(); ok && (wake.IsZero() || due.Before(wake)) {
+			wake = due
+		}
+		var timer Timer
+		var timerC <-chan time.Time
+		if !wake.IsZero() {
+			timer = t.clock.NewTimer(wake.Sub(now))
+			timerC = timer.C()
+		}
+
+		select {
+		case <-ctx.Done():
+		case <-t.closing:
+		case r := <-results:
+			inflight--
+			if pause := t.apply(r, q); pause > 0 {
+				if until := t.clock.Now().Add(pause); until.After(nextSlot) {
+					nextSlot = until
+				}
+			}
+		case <-timerC:
+		case <-t.wake:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil || isClosed(t.closing) {
+			return
+		}
+		if due, ok := t.saveDue(); ok && !t.clock.Now().Before(due) {
+			if err := t.save(); err != nil {
+				t.log.Warn("copy jobs progress not saved; will retry", "err", err)
+			}
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *Tracker) pollOnce(ctx context.Context, monitorURL string) (Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.PollTimeout)
+	defer cancel()
+	return t.cfg.Poller.Poll(ctx, monitorURL)
+}
+
+// takeIncoming moves jobs added since the last look into the schedule.
+func (t *Tracker) takeIncoming(q *queue) {
+	t.mu.Lock()
+	in := t.incoming
+	t.incoming = nil
+	t.mu.Unlock()
+	for _, e := range in {
+		heap.Push(q, e)
+	}
+}
+
+// apply records one poll's outcome: the job is rescheduled, or finished
+// (written to disk, then queued for OnDone). It returns how long all polling
+// must pause (a throttled answer), or 0.
+func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
+	e, s := r.e, &r.e.sched
+	now := t.clock.Now()
+
+	t.mu.Lock()
+	j := e.job // work on a copy; e.job changes only if the job goes on
+	j.Polls++
+	j.Updated = now
+	visible := false
+	var retryAfter time.Duration
+	var throttled *ThrottledError
+	switch {
+	case r.err == nil:
+		s.errStreak, s.goneStreak = 0, 0
+		st := normalise(r.st)
+		retryAfter = st.RetryAfter
+		switch st.State {
+		case StateCompleted:
+			j.State, j.Raw, j.Percent = StateCompleted, st.Raw, 100
+			j.ResourceID, j.ResourceURL = st.ResourceID, st.ResourceURL
+		case StateFailed:
+			j.State, j.Raw = StateFailed, st.Raw
+			j.Error = serviceError(st, e.monitorURL)
+		default:
+			visible = j.State != StateRunning || j.Raw != st.Raw || j.Percent != st.Percent
+			j.State, j.Raw, j.Percent = StateRunning, st.Raw, st.Percent
+		}
+	case errors.As(r.err, &throttled):
+		retryAfter, pause = throttled.RetryAfter, throttled.RetryAfter
+		t.log.Info("copy monitor throttled; pausing all polls", "job", e.id, "retry_after", throttled.RetryAfter)
+	default:
+		if s.errStreak == 0 {
+			s.errSince = now
+		}
+		s.errStreak++
+		gone := errors.Is(r.err, ErrMonitorGone)
+		if gone {
+			s.goneStreak++
+		}
+		msg := scrub(r.err.Error(), e.monitorURL)
+		t.log.Debug("copy monitor poll failed", "job", e.id, "gone", gone, "streak", s.errStreak, "err", msg)
+		switch {
+		case gone && s.goneStreak >= t.cfg.MaxGonePolls:
+			j.State = StateFailed
+			j.Error = &JobError{Code: CodeMonitorGone, Message: fmt.Sprintf(
+				"the copy monitor no longer knows this job (%d answers in a row: %s); the copy's outcome is unknown, look for the destination",
+				s.goneStreak, msg)}
+		case s.errStreak >= t.cfg.MaxConsecutiveErrors && now.Sub(s.errSince) >= t.cfg.MaxErrorDuration:
+			j.State = StateFailed
+			j.Error = &JobError{Code: CodeMonitorUnreachable, Message: fmt.Sprintf(
+				"gave up polling the copy monitor after %d failed polls over %s; last error: %s",
+				s.errStreak, now.Sub(s.errSince).Round(time.Second), msg)}
+		}
+	}
+
+	if !j.State.Terminal() {
+		e.job = j
+		if visible {
+			t.changedLocked(now)
+		}
+		t.mu.Unlock()
+		s.delay = min(time.Duration(float64(s.delay)*t.cfg.BackoffFactor), t.cfg.MaxInterval)
+		s.next = now.Add(max(s.delay, retryAfter))
+		heap.Push(q, e)
+		return pause
+	}
+
+	// Terminal: durable first, then OnDone, then visible (see Config.OnDone).
+	j.Finished = now
+	j.MonitorURL = ""
+	e.final = &j
+	t.changedLocked(now) // persist-worthy; observers still see e.job
+	t.mu.Unlock()
+	if err := t.save(); err != nil {
+		t.log.Error("copy job outcome not saved; notifying anyway", "job", j.ID, "err", err)
+	}
+	t.mu.Lock()
+	t.pending = append(t.pending, e)
+	t.mu.Unlock()
+	nudge(t.notifyWake)
+	return pause
+}
+
+// normalise fills what a Poller may leave implicit.
+func normalise(st Status) Status {
+	if st.State == "" || st.State == StateQueued {
+		st.State = StateOf(st.Raw)
+	}
+	if st.ResourceID == "" && st.ResourceURL != "" {
+		st.ResourceID = itemIDFromURL(st.ResourceURL)
+	}
+	if math.IsNaN(st.Percent) {
+		st.Percent = 0
+	}
+	st.Percent = min(max(st.Percent, 0), 100)
+	return st
+}
+
+// serviceError is the JobError for a job the service reported as failed.
+func serviceError(st Status, monitorURL string) *JobError {
+	e := &JobError{Code: st.ErrorCode, Message: scrub(st.ErrorMessage, monitorURL)}
+	if e.Code == "" {
+		e.Code = CodeCopyFailed
+		if st.Raw != "" && st.Raw != "failed" {
+			e.Code = st.Raw // cancelled, deleteFailed
+		}
+	}
+	if e.Message == "" {
+		e.Message = "the service reported the copy as " + firstNonEmpty(st.Raw, "failed")
+	}
+	return e
+}
+
+// notify calls OnDone for finished jobs, one at a time in finishing order, and
+// then makes each visible as terminal. It stops, leaving the rest pending,
+// when ctx ends or the tracker closes.
+func (t *Tracker) notify(ctx context.Context) {
+	for {
+		t.mu.Lock()
+		if len(t.pending) == 0 {
+			t.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.closing:
+				return
+			case <-t.notifyWake:
+				continue
+			}
+		}
+		e := t.pending[0]
+		final := *e.final
+		t.mu.Unlock()
+		if ctx.Err() != nil || isClosed(t.closing) {
+			return
+		}
+		if t.cfg.OnDone != nil {
+			t.cfg.OnDone(final)
+		}
+		t.publish(e)
+	}
+}
+
+// publish makes a notified job terminal for everyone and moves it to history.
+func (t *Tracker) publish(e *entry) {
+	t.mu.Lock()
+	t.pending = t.pending[1:] // e: notify is the only consumer, and takes the front
+	e.job = *e.final
+	e.final = nil
+	close(e.done)
+	t.history = append(t.history, e)
+	t.trimHistoryLocked()
+	t.changedLocked(t.clock.Now())
+	j := e.job
+	t.mu.Unlock()
+	nudge(t.wake) // the loop writes the notified flag, debounced
+
+	attrs := append(jobAttrs(j), "state", j.State, "polls", j.Polls)
+	if j.Error != nil {
+		t.log.Warn("copy job failed", append(attrs, "code", j.Error.Code, "message", j.Error.Message)...)
+		return
+	}
+	t.log.Info("copy job completed", append(attrs, "resource_id", j.ResourceID)...)
+}
