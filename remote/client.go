@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -62,7 +63,7 @@ type Config struct {
 // Every request goes through one retry loop (retry.go), which also holds all
 // requests back while the service throttles this client. Its fields are set
 // by New and only read afterwards, except gate and urls, which have their
-// own locks.
+// own locks, and tooLarge, which is atomic.
 type Client struct {
 	graphBase *url.URL // parsed Config.GraphURL: links handed out must point at its host
 	driveURL  string   // e.g. "https://graph.microsoft.com/v1.0/me/drive"
@@ -81,6 +82,9 @@ type Client struct {
 
 	gate gate
 	urls downloadURLs
+	// tooLarge is the smallest size the service refused (413) in a simple
+	// upload; 0 → none. Files of that size or more go through a session.
+	tooLarge atomic.Int64
 }
 
 // New returns a Client for cfg. It starts no goroutine.

@@ -37,6 +37,11 @@ type CopyRequest struct {
 // the destination before trying again. Throttling (429/503) is waited out
 // and retried, since the service did not act on the request.
 func (c *Client) StartCopy(ctx context.Context, srcID string, cr CopyRequest) (string, error) {
+	if cr.Name != "" {
+		if err := checkName("start copy", cr.Name); err != nil {
+			return "", err
+		}
+	}
 	body := wireCopy{Name: cr.Name, ChildrenOnly: cr.ChildrenOnly}
 	if cr.DestParentID != "" || cr.DestDriveID != "" {
 		body.ParentReference = &wireItemRef{DriveID: cr.DestDriveID, ID: cr.DestParentID}

@@ -37,7 +37,9 @@ var (
 	// ErrInvalidName: 400 whose codes say the name or path is not allowed
 	// (nameContainsInvalidCharacters, invalidPath, pathIsTooLong, …). Only
 	// codes are matched: a 400 that carries no such code (the service answers
-	// some invalid names with a bare invalidRequest) does not match.
+	// some invalid names with a bare invalidRequest) does not match. The
+	// client also returns it, before sending anything, for a name that
+	// cannot be one path segment ("", ".", "..", or holding a '/').
 	ErrInvalidName = errors.New("remote: name not allowed by the service")
 	// ErrResyncRequired: 410 Gone from delta (resyncRequired and its
 	// variants): the saved delta link expired; Error.Location holds the fresh

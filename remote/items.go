@@ -83,6 +83,9 @@ func (c *Client) ItemByPath(ctx context.Context, path string) (*Item, error) {
 // Child returns the child named name of the folder parentID. The service
 // compares names case-insensitively.
 func (c *Client) Child(ctx context.Context, parentID, name string) (*Item, error) {
+	if err := checkName("get child", name); err != nil {
+		return nil, err
+	}
 	return c.getItem(ctx, "get child", c.childURL(parentID, name))
 }
 
@@ -167,6 +170,9 @@ func resolveLink(base, link string) (string, error) {
 // and returned. ConflictRename is not repeated after an ambiguous failure
 // (it could create a second folder): it returns ErrOutcomeUnknown.
 func (c *Client) CreateFolder(ctx context.Context, parentID, name string, cb ConflictBehavior) (*Item, error) {
+	if err := checkName("create folder", name); err != nil {
+		return nil, err
+	}
 	mode := repeatable
 	if cb == ConflictRename {
 		mode = notRepeatable
@@ -220,6 +226,11 @@ func (c *Client) Update(ctx context.Context, id string, u ItemUpdate) (*Item, er
 	body := u.wire()
 	if body.Name == "" && body.ParentReference == nil && body.FileSystemInfo == nil {
 		return c.Item(ctx, id)
+	}
+	if u.Name != "" {
+		if err := checkName("update item", u.Name); err != nil {
+			return nil, err
+		}
 	}
 	r, err := jsonRequest("update item", http.MethodPatch, c.itemURL(id)+conflictQuery(u.Conflict), body, repeatable)
 	if err != nil {

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -43,6 +44,19 @@ func keepInSegment(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// checkName refuses, before anything is sent, a name that cannot be a
+// single path segment: "", ".", "..", or one holding a '/'. The service reads
+// an encoded slash (%2F) as a separator (graph-contract.md §1), so such a
+// name would silently address another item (Upload{Name: "a/b"} would write
+// into folder a). The error matches ErrInvalidName. Every other naming rule
+// is the service's to enforce; its refusals match ErrInvalidName too.
+func checkName(op, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("%w: %s: %q cannot be the name of an item", ErrInvalidName, op, name)
+	}
+	return nil
 }
 
 // escapePath encodes a slash-separated path segment by segment. Empty

@@ -228,8 +228,8 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			if wait <= 0 {
 				wait = max(c.backoff(attempts), c.retry.BaseDelay)
 			}
-			c.log.Debug("throttled; holding all requests", "op", r.op, "status", status, "wait", wait)
 			c.gate.hold(c.now().Add(wait))
+			c.log.Debug("throttled; holding all requests", "op", r.op, "status", status, "wait", wait)
 		case status == http.StatusInternalServerError || status == http.StatusBadGateway ||
 			status == http.StatusGatewayTimeout:
 			if r.mode == notRepeatable {

@@ -58,10 +58,12 @@ func (u *UploadRequest) validate() error {
 		return fmt.Errorf("remote: upload: negative size %d", u.Size)
 	case u.Size > 0 && u.Content == nil:
 		return errors.New("remote: upload: no content")
-	case u.ItemID == "" && (u.ParentID == "" || u.Name == ""):
+	case u.ItemID == "" && u.ParentID == "":
 		return errors.New("remote: upload: need ItemID or ParentID and Name")
 	case u.ItemID != "" && u.ParentID != "":
 		return errors.New("remote: upload: ItemID and ParentID are exclusive")
+	case u.ParentID != "":
+		return checkName("upload", u.Name)
 	}
 	return nil
 }
@@ -83,20 +85,51 @@ func (c *Client) uploadTarget(u *UploadRequest) string {
 
 // Upload sends the content and returns the resulting item. Files up to
 // Config.SimpleUploadLimit (0 bytes included) are sent in one PUT, larger
-// ones through an upload session. When the service reports a quickXorHash
-// that differs from the bytes sent (or a different size), the item is
-// returned together with an error matching ErrHashMismatch; likewise when
-// the content landed but the PATCH of its times after a simple PUT failed.
+// ones through an upload session; so is a file the service refuses as too
+// large for one PUT (413), and from then on every file at least as large.
+// A session declares the size, so that a file over quota is refused before
+// any byte is sent. When the service reports a quickXorHash that differs
+// from the bytes sent (or a different size), the item is returned together
+// with an error matching ErrHashMismatch; likewise when the content landed
+// but the PATCH of its times after a simple PUT failed.
 // On other errors the item is nil and an unfinished session is deleted (a
 // simple PUT whose replies were all lost may still have landed).
 func (c *Client) Upload(ctx context.Context, u UploadRequest) (*Item, error) {
 	if err := u.validate(); err != nil {
 		return nil, err
 	}
-	if u.Size <= c.simple {
-		return c.uploadSimple(ctx, &u)
+	if u.Size <= c.simple && !c.refusedAsTooLarge(u.Size) {
+		item, err := c.uploadSimple(ctx, &u)
+		var e *Error
+		if err == nil || u.Size == 0 || !errors.As(err, &e) || e.StatusCode != http.StatusRequestEntityTooLarge {
+			return item, err
+		}
+		// The service's cap is below ours (graph-contract.md §3: 4 MB,
+		// 4 MiB or 250 MB depending on the service and the year): nothing
+		// was stored; send this file, and from now on files this large,
+		// through a session.
+		c.noteTooLarge(u.Size)
+		c.log.Debug("the service refused a simple upload as too large; using an upload session", "size", u.Size)
 	}
 	return c.uploadSession(ctx, &u)
+}
+
+// refusedAsTooLarge reports whether a simple upload of size bytes is known
+// to exceed the service's cap.
+func (c *Client) refusedAsTooLarge(size int64) bool {
+	n := c.tooLarge.Load()
+	return n > 0 && size >= n
+}
+
+// noteTooLarge records that the service refused a simple upload of size
+// bytes.
+func (c *Client) noteTooLarge(size int64) {
+	for {
+		n := c.tooLarge.Load()
+		if (n > 0 && n <= size) || c.tooLarge.CompareAndSwap(n, size) {
+			return
+		}
+	}
 }
 
 func (c *Client) uploadSimple(ctx context.Context, u *UploadRequest) (*Item, error) {
@@ -215,6 +248,7 @@ func (c *Client) createUploadSession(ctx context.Context, u *UploadRequest) (str
 	body := wireCreateSession{Item: wireSessionItem{
 		ConflictBehavior: string(u.Conflict),
 		FileSystemInfo:   newFSInfo(u.FSCreated, u.FSModified),
+		FileSize:         u.Size,
 	}}
 	r, err := jsonRequest("create upload session", http.MethodPost, c.uploadTarget(u)+"/createUploadSession", body, repeatable)
 	if err != nil {

@@ -226,6 +226,7 @@ func TestUploadSessionResumesWithoutResending(t *testing.T) {
 	assert.Equal(t, map[string]any{"item": map[string]any{
 		"@microsoft.graph.conflictBehavior": "replace",
 		"fileSystemInfo":                    map[string]any{"lastModifiedDateTime": "2024-02-03T04:05:06Z"},
+		"fileSize":                          float64(size),
 	}}, ss.created)
 	require.NotEmpty(t, progress)
 	assert.Equal(t, int64(size), progress[len(progress)-1])
@@ -455,6 +456,16 @@ func TestUploadValidation(t *testing.T) {
 	assert.Error(t, err)
 	_, err = env.c.Upload(ctx, UploadRequest{ParentID: "p", ItemID: "i", Size: 0})
 	assert.Error(t, err)
+	// Names that cannot be one path segment are refused before anything is
+	// sent (the server here would answer 404).
+	for _, name := range []string{"", ".", "..", "a/b"} {
+		_, err = env.c.Upload(ctx, UploadRequest{ParentID: "p", Name: name, Size: 0})
+		assert.ErrorIs(t, err, ErrInvalidName, "%q", name)
+		_, err = env.c.Child(ctx, "p", name)
+		assert.ErrorIs(t, err, ErrInvalidName, "%q", name)
+		_, err = env.c.CreateFolder(ctx, "p", name, ConflictFail)
+		assert.ErrorIs(t, err, ErrInvalidName, "%q", name)
+	}
 
 	_, err = New(Config{GraphURL: "http://x/v1.0", Tokens: &rotatingTokens{}, FragmentSize: FragmentUnit + 1})
 	assert.Error(t, err)

@@ -191,6 +191,9 @@ type wireCreateSession struct {
 type wireSessionItem struct {
 	ConflictBehavior string      `json:"@microsoft.graph.conflictBehavior,omitempty"`
 	FileSystemInfo   *wireFSInfo `json:"fileSystemInfo,omitempty"`
+	// FileSize lets the service check the quota before any byte is sent
+	// (507 at creation rather than at the last fragment).
+	FileSize int64 `json:"fileSize,omitempty"`
 }
 
 type wireCopy struct {

@@ -157,25 +157,71 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, rt route)
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Content-Type", "application/octet-stream")
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, add: s.addDownloadBytes}
 	http.ServeContent(cw, r, name, modified, content)
-	s.addDownloadBytes(cw.n)
+	cw.finish()
 }
 
-// countingWriter counts body bytes written, keeping the sendfile path of the
-// underlying ResponseWriter (ReadFrom).
+// countingWriter counts the content bytes of a download in the server's
+// stats: the body of a 200 or 206, not the text of an error such as
+// ServeContent's 416. The count must be in the stats before the client can
+// have read the end of the body (tests read the stats as soon as a download
+// returns), so the declared Content-Length is counted before the first body
+// byte is sent, and finish corrects it when the body was cut short (an
+// injected reset). Without a Content-Length the body is chunked and its end
+// is only sent after the handler returns, so each write is counted as it
+// happens. The sendfile path of the underlying ResponseWriter (ReadFrom) is
+// kept.
 type countingWriter struct {
 	http.ResponseWriter
-	n int64
+	add      func(int64) // adds to Stats.BytesDownloaded
+	status   int
+	started  bool
+	declared int64 // the Content-Length counted in advance; -1 when none
+	n        int64 // content bytes written
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+// start is called before the first body byte: it reports whether the body
+// is content, counting its declared length in advance.
+func (c *countingWriter) start() bool {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	if c.status != http.StatusOK && c.status != http.StatusPartialContent {
+		return false
+	}
+	if !c.started {
+		c.started = true
+		c.declared = -1
+		if cl, err := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64); err == nil && cl >= 0 {
+			c.declared = cl
+			c.add(cl)
+		}
+	}
+	return true
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if !c.start() {
+		return c.ResponseWriter.Write(p)
+	}
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
+	if c.declared < 0 {
+		c.add(int64(n))
+	}
 	return n, err
 }
 
 func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
+	content := c.start()
 	var n int64
 	var err error
 	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
@@ -183,8 +229,21 @@ func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	} else {
 		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
 	}
-	c.n += n
+	if content {
+		c.n += n
+		if c.declared < 0 {
+			c.add(n)
+		}
+	}
 	return n, err
+}
+
+// finish takes back what was counted in advance but not sent. It runs
+// before the handler returns, so before a cut connection is closed.
+func (c *countingWriter) finish() {
+	if c.declared > c.n {
+		c.add(c.n - c.declared)
+	}
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
