@@ -104,12 +104,43 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 
 	fmt.Fprintf(e.stdout, "\nSigned in.\n  profile: %s\n  token:   %s (readable by you alone)\n",
 		remote.ProfilePath(dir), store.Path())
+	describeDrive(ctx, e, p, remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger), logger)
 	if *configDir != "" {
 		fmt.Fprintf(e.stdout, "Mount with: onedrivefs mount --config-dir %s MOUNTPOINT\n", dir)
 	} else {
 		fmt.Fprintln(e.stdout, "Mount with: onedrivefs mount MOUNTPOINT")
 	}
 	return nil
+}
+
+// describeDrive prints the drive the new sign-in reaches, as a first check
+// that the endpoints and the token work. A failure is reported but does not
+// undo the sign-in: the service may be briefly unreachable.
+func describeDrive(ctx context.Context, e *env, p remote.Profile, tokens *remote.TokenSource, logger *slog.Logger) {
+	client, err := remote.New(remote.Config{GraphURL: p.GraphURL, DriveID: p.DriveID, Tokens: tokens, Logger: logger})
+	if err == nil {
+		var d *remote.Drive
+		if d, err = client.Drive(ctx); err == nil {
+			fmt.Fprintf(e.stdout, "  drive:   %s (%s), %s used of %s\n", d.ID, d.DriveType,
+				humanBytes(d.Quota.Used), humanBytes(d.Quota.Total))
+			return
+		}
+	}
+	fmt.Fprintf(e.stderr, "onedrivefs login: signed in, but the drive did not answer: %v\n", err)
+}
+
+// humanBytes renders n in binary units (1.5 GiB).
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func runLogout(_ context.Context, e *env, args []string) error {
