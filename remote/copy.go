@@ -192,12 +192,19 @@ func (w *wireJobStatus) toStatus(httpStatus int) *JobStatus {
 	return st
 }
 
-// jobError builds the error of a failed job from error{code,message,…},
-// errorCode and statusDescription.
+// jobError builds the error of a failed job from error{code,message,
+// details}, errorCode and statusDescription.
 func (w *wireJobStatus) jobError(httpStatus int) *Error {
 	e := &Error{Op: "copy", StatusCode: httpStatus}
 	if w.Error != nil {
 		e.addDetail(w.Error)
+		// SharePoint reports multi-item failures with no top-level code,
+		// only details[] (graph-contract.md §4): the first says why.
+		for _, d := range w.Error.Details {
+			if e.Code == "" && d.Code != "" {
+				e.Code = d.Code
+			}
+		}
 	}
 	if w.ErrorCode != "" {
 		if e.Code == "" {

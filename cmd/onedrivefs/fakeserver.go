@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
@@ -18,9 +19,15 @@ const fakeServerDescription = `Run the fake OneDrive: the Microsoft Graph drive 
 Microsoft identity platform's OAuth endpoints under /{tenant}/oauth2/v2.0
 (any tenant; device codes are approved on their first poll unless
 --manual-approval), and a JSON control API under /_fake/ (counters, fault
-injection, copy knobs; it needs no authentication, so keep --addr on
-loopback). The drive persists under --data across restarts. Stop with
-Ctrl-C: the state is saved.`
+injection, copy knobs, answer forms; it needs no authentication, so keep
+--addr on loopback). The drive persists under --data across restarts. Stop
+with Ctrl-C: the state is saved.
+
+Where the real service answers in more than one form, the fake answers in
+one of them; the --download-*, --inner-error-*, --nested-inner-errors,
+--delta-link-form, --upload-*-status, --monitor-* and --retry-after-form
+flags pick the others (also at run time: PUT /_fake/forms, /_fake/copy,
+/_fake/faults).`
 
 // runFakeServer serves a graphtest fake until ctx is cancelled.
 func runFakeServer(ctx context.Context, e *env, args []string) error {
@@ -36,13 +43,28 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	manualApproval := fset.Bool("manual-approval", false, "device codes wait for approval at /devicelogin or POST /_fake/devicecodes/CODE/approve")
 	copyLatency := fset.Duration("copy-latency", 2*time.Second, "time every server-side copy job takes before its size is counted")
 	copyRate := fset.String("copy-rate", "200M", "bytes per second a copy job copies (suffixes K, M, G; 0: size costs no time)")
-	monitorStyle := fset.String("monitor-style", "303", "how the copy monitor reports completion: 303 (See Other to the new item), 200 or 202 (status body with resourceId)")
+	monitorStyle := fset.String("monitor-style", "303", "how the copy monitor reports completion: 303 (See Other to the new item, no body), 303-body (the same with the status body), 200 or 202 (status body with resourceId)")
+	monitorRunning := fset.Int("monitor-running-status", http.StatusAccepted, "HTTP status of monitor polls while a copy runs: 202, or 200 (as Business answers)")
+	monitorFailed := fset.Int("monitor-failed-status", http.StatusOK, "HTTP status of monitor polls once a copy has failed: 200, 202 or a 4xx/5xx status (500: the 2017 service, with a valid status body)")
+	monitorBody := fset.String("monitor-body", "graph", "shape of the monitor's status body: graph (asyncJobStatus: operation, percentageComplete, status, resourceId) or sharepoint (@odata.context, id, createdDateTime, lastActionDateTime, percentageComplete, percentComplete, resourceId, resourceLocation, status)")
+	monitorOperation := fset.String("monitor-operation", "ItemCopy", "`NAME` of the operation in graph-shaped monitor bodies (itemCopy is also seen)")
+	monitorFailure := fset.String("monitor-failure", "error", "how a failed copy's status body says why: error (error{code,message}), details (error{message,details[{code,message}]}, no top-level code) or errorCode (errorCode and statusDescription)")
 	throttleEvery := fset.Int("throttle-every", 0, "answer every `N`th API request with --throttle-status and Retry-After (0: never)")
-	throttleStatus := fset.Int("throttle-status", http.StatusTooManyRequests, "status of throttled answers: 429 or 503")
+	throttleStatus := fset.Int("throttle-status", http.StatusTooManyRequests, "status of throttled answers: 429, 503 or 509 (bandwidth limit)")
 	retryAfter := fset.Duration("retry-after", time.Second, "Retry-After of throttled answers")
-	resetEvery := fset.Int("reset-every", 0, "reset the connection of every `N`th API request (downloads are cut after half their body; 0: never)")
+	retryAfterForm := fset.String("retry-after-form", "seconds", "how Retry-After is written: seconds (\"2\") or date (an HTTP date)")
+	resetEvery := fset.Int("reset-every", 0, "reset the connection of every `N`th API request before serving it (downloads are cut after half their body; 0: never)")
+	dropReplyEvery := fset.Int("drop-reply-every", 0, "serve every `N`th API request, then drop the connection instead of answering: the service acted but the client sees a reset (0: never)")
+	faultOps := fset.String("fault-ops", "", "comma-separated operation `NAMES` (e.g. folder.create,upload.fragment; see GET /_fake/stats) that --throttle-every, --reset-every, --drop-reply-every and --slow apply to (default: every API request)")
 	slow := fset.Duration("slow", 0, "delay every API request by this long")
 	failCopyEvery := fset.Int("fail-copy-every", 0, "make every `N`th copy job fail (0: never)")
+	ignoreRange := fset.Bool("download-ignores-range", false, "download URLs ignore Range and answer 200 with the whole body, as the service may")
+	urlAnnotation := fset.String("download-url-annotation", "graph", "property of file items holding the download URL: graph (@microsoft.graph.downloadUrl) or content (@content.downloadUrl, the direct API's spelling)")
+	innerSpelling := fset.String("inner-error-spelling", "innerError", "key of the inner error in error bodies: innerError (Graph) or innererror (OneDrive docs)")
+	nestedInner := fset.Bool("nested-inner-errors", false, "put error detail codes in an inner error nested inside the inner error")
+	deltaLinkForm := fset.String("delta-link-form", "query", "form of delta's nextLink and deltaLink: query (…/delta?token=X) or path (…/delta(token='X'))")
+	createdStatus := fset.Int("upload-created-status", http.StatusCreated, "status of an upload (simple or last fragment) that created a file: 201 or 200")
+	replacedStatus := fset.Int("upload-replaced-status", http.StatusOK, "status of an upload that replaced a file's content: 200 or 201")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
 	if err := parseFlags(fset, args); err != nil {
 		return err
@@ -71,12 +93,57 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		return usage("--copy-rate: %v", err)
 	}
 	switch *monitorStyle {
-	case "303", "200", "202":
+	case "303", "303-body", "200", "202":
 	default:
-		return usage("--monitor-style %q: use 303, 200 or 202", *monitorStyle)
+		return usage("--monitor-style %q: use 303, 303-body, 200 or 202", *monitorStyle)
 	}
-	if *throttleStatus != http.StatusTooManyRequests && *throttleStatus != http.StatusServiceUnavailable {
-		return usage("--throttle-status %d: use 429 or 503", *throttleStatus)
+	if *monitorRunning != http.StatusOK && *monitorRunning != http.StatusAccepted {
+		return usage("--monitor-running-status %d: use 202 or 200", *monitorRunning)
+	}
+	if st := *monitorFailed; st != http.StatusOK && st != http.StatusAccepted && (st < 400 || st > 599) {
+		return usage("--monitor-failed-status %d: use 200, 202 or a 4xx/5xx status", st)
+	}
+	if *monitorBody != "graph" && *monitorBody != "sharepoint" {
+		return usage("--monitor-body %q: use graph or sharepoint", *monitorBody)
+	}
+	if *monitorOperation == "" {
+		return usage("--monitor-operation cannot be empty")
+	}
+	switch *monitorFailure {
+	case "error", "details", "errorCode":
+	default:
+		return usage("--monitor-failure %q: use error, details or errorCode", *monitorFailure)
+	}
+	switch *throttleStatus {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, 509:
+	default:
+		return usage("--throttle-status %d: use 429, 503 or 509", *throttleStatus)
+	}
+	if *retryAfterForm != "seconds" && *retryAfterForm != "date" {
+		return usage("--retry-after-form %q: use seconds or date", *retryAfterForm)
+	}
+	if *throttleEvery < 0 || *resetEvery < 0 || *dropReplyEvery < 0 || *failCopyEvery < 0 {
+		return usage("--throttle-every, --reset-every, --drop-reply-every and --fail-copy-every cannot be negative")
+	}
+	var ops []string
+	for _, op := range strings.Split(*faultOps, ",") {
+		if op = strings.TrimSpace(op); op != "" {
+			ops = append(ops, op)
+		}
+	}
+	if *urlAnnotation != "graph" && *urlAnnotation != "content" {
+		return usage("--download-url-annotation %q: use graph or content", *urlAnnotation)
+	}
+	if *innerSpelling != "innerError" && *innerSpelling != "innererror" {
+		return usage("--inner-error-spelling %q: use innerError or innererror", *innerSpelling)
+	}
+	if *deltaLinkForm != "query" && *deltaLinkForm != "path" {
+		return usage("--delta-link-form %q: use query or path", *deltaLinkForm)
+	}
+	for _, st := range []int{*createdStatus, *replacedStatus} {
+		if st != http.StatusOK && st != http.StatusCreated {
+			return usage("--upload-created-status and --upload-replaced-status: use 200 or 201, not %d", st)
+		}
 	}
 	if *driveType != "personal" && *driveType != "business" {
 		return usage("--drive-type %q: use personal or business", *driveType)
@@ -100,10 +167,20 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		QuotaTotal:        quotaBytes,
 		SimpleUploadLimit: simpleBytes,
 		Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
-		Copy:              graphtest.CopyOptions{Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle},
+		Copy: graphtest.CopyOptions{
+			Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
+			MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,
+			MonitorBody: *monitorBody, MonitorOperation: *monitorOperation, MonitorFailure: *monitorFailure,
+		},
 		Faults: graphtest.FaultOptions{
 			ThrottleEvery: *throttleEvery, ThrottleStatus: *throttleStatus, RetryAfter: *retryAfter,
-			ResetEvery: *resetEvery, SlowBy: *slow, FailCopyEvery: *failCopyEvery,
+			RetryAfterForm: *retryAfterForm, Ops: ops, ResetEvery: *resetEvery, DropReplyEvery: *dropReplyEvery,
+			SlowBy: *slow, FailCopyEvery: *failCopyEvery,
+		},
+		Forms: graphtest.FormOptions{
+			DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
+			InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
+			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
 		},
 		Logger: log,
 	})

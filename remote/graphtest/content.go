@@ -32,7 +32,9 @@ import (
 //     stricter than the service, which may keep serving the old version;
 //   - otherwise the content through http.ServeContent: Range → 206 with
 //     Content-Range (multiple ranges as multipart), If-None-Match/If-Range
-//     against the eTag header, sent from the blob file (sendfile).
+//     against the eTag header, sent from the blob file (sendfile); with
+//     FormOptions.DownloadIgnoresRange, Range and If-Range are ignored and
+//     the whole body is sent with 200, as the service may.
 //
 // An Authorization header on the download URL is answered 401 before this
 // code runs (rejectAuthorization in ServeHTTP).
@@ -153,6 +155,10 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, rt route)
 		}
 		defer f.Close()
 		content = f
+	}
+	if formsOf(r).DownloadIgnoresRange {
+		r.Header.Del("Range")
+		r.Header.Del("If-Range")
 	}
 	h := w.Header()
 	h.Set("ETag", etag)
@@ -396,7 +402,8 @@ func mimeType(name string) string {
 // handlePutContent is the simple upload: PUT …/content with the bytes as
 // body, up to Options.SimpleUploadLimit (413 above). conflictBehavior comes
 // from the query (default replace). 201 with the new item, 200 when an
-// existing file was replaced.
+// existing file was replaced (FormOptions.UploadCreatedStatus and
+// UploadReplacedStatus change them).
 func (s *Server) handlePutContent(w http.ResponseWriter, r *http.Request, rt route) {
 	conflict, aerr := parseConflict(conflictQuery(r), "replace")
 	if aerr != nil {
@@ -451,10 +458,6 @@ func (s *Server) handlePutContent(w http.ResponseWriter, r *http.Request, rt rou
 	body := s.renderItem(r, d, it, false)
 	etag := it.eTag()
 	s.mu.Unlock()
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
 	w.Header().Set("ETag", etag)
-	writeJSON(w, status, body)
+	writeJSON(w, formsOf(r).uploadStatus(created), body)
 }

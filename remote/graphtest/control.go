@@ -12,7 +12,7 @@ import (
 )
 
 // The control API, under /_fake/, lets tests and people drive the fake at
-// run time: counters, faults, copy and OAuth knobs, device-code approval,
+// run time: counters, faults, answer forms, copy and OAuth knobs, device-code approval,
 // token and delta-token expiry. It needs no authentication and is meant for
 // a fake listening on loopback (the default of `onedrivefs fake-server`):
 // anyone who can reach it can change the fake's behaviour. Its requests are
@@ -36,6 +36,9 @@ func controlEndpoints() []controlEndpoint {
 		{"GET", "/_fake/faults", "the injected faults in force"},
 		{"PUT", "/_fake/faults", "change injected faults (merge); counters of every-Nth faults restart"},
 		{"DELETE", "/_fake/faults", "remove every injected fault"},
+		{"GET", "/_fake/forms", "which form the fake answers in where the service varies: downloadIgnoresRange, innerErrorSpelling, deltaLinkForm, …"},
+		{"PUT", "/_fake/forms", "change the forms (merge)"},
+		{"DELETE", "/_fake/forms", "back to the default forms"},
 		{"GET", "/_fake/copy", "copy job knobs: latency, rate, monitorStyle, …"},
 		{"PUT", "/_fake/copy", "change copy job knobs (merge); running jobs keep their timing"},
 		{"GET", "/_fake/jobs", "copy jobs: id, status, percentage, destination, error"},
@@ -91,6 +94,21 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, rt route) 
 	case "DELETE faults":
 		s.SetFaults(FaultOptions{})
 		writeJSON(w, http.StatusOK, s.Faults())
+	case "GET forms":
+		writeJSON(w, http.StatusOK, s.Forms())
+	case "PUT forms":
+		o := s.Forms()
+		if !readControlBody(w, r, &o) {
+			return
+		}
+		if err := s.SetForms(o); err != nil {
+			controlFail(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, s.Forms())
+	case "DELETE forms":
+		_ = s.SetForms(FormOptions{})
+		writeJSON(w, http.StatusOK, s.Forms())
 	case "GET copy":
 		writeJSON(w, http.StatusOK, s.CopyOptions())
 	case "PUT copy":

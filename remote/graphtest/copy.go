@@ -25,9 +25,39 @@ type CopyOptions struct {
 	Rate int64
 	// MonitorStyle is how the monitor answers once a job has completed:
 	// "303" (the default, the seed's form: 303 See Other, Location: the new
-	// driveItem, no body), "200" or "202" (that status with an asyncJobStatus
-	// body: status completed, resourceId, resourceLocation).
+	// driveItem, no body), "303-body" (303 See Other with that Location and
+	// the completed status body too, as the OneDrive long-running-actions
+	// page shows), "200" or "202" (that status with a status body: status
+	// completed, resourceId, resourceLocation).
 	MonitorStyle string
+	// MonitorRunningStatus is the HTTP status of a poll while the job runs:
+	// 202 (the default) or 200 (Business answered 200 on every poll in
+	// 2018, #852). The body says notStarted or inProgress either way.
+	MonitorRunningStatus int
+	// MonitorFailedStatus is the HTTP status of a poll once the job has
+	// failed: 200 (the default; the service's is not documented), 202, or
+	// any 4xx/5xx status: 500 is what the monitor answered in 2017, with a
+	// valid status body (rclone #1224).
+	MonitorFailedStatus int
+	// MonitorBody is the shape of the status body: "graph" (the default,
+	// asyncJobStatus: operation, percentageComplete, status, resourceId,
+	// resourceLocation) or "sharepoint" (the shape Business monitors answer
+	// in today: @odata.context, id, createdDateTime and lastActionDateTime
+	// (both "0001-01-01T00:00:00Z", as observed), percentageComplete and
+	// percentComplete (left out once failed), resourceId,
+	// resourceLocation, status; no operation).
+	MonitorBody string
+	// MonitorOperation is the body's operation (graph shape): "ItemCopy"
+	// (the default) or any other spelling, such as "itemCopy" (also
+	// observed, rkhwaja/fs.onedrivefs #11).
+	MonitorOperation string
+	// MonitorFailure is how a failed job's body says why: "error" (the
+	// default, error{code, message}), "details" (error{message: "Errors
+	// occurred during copy/move operation.", details: [{code, message}]}
+	// with no top-level code, as SharePoint reports multi-item copies) or
+	// "errorCode" (the undocumented errorCode and statusDescription
+	// properties, no error object, #1419).
+	MonitorFailure string
 	// ConflictAtStart refuses the copy request itself with 409
 	// nameAlreadyExists when the destination name is taken and
 	// conflictBehavior is fail (the old docs' behaviour). By default the
@@ -49,23 +79,64 @@ func (o *CopyOptions) applyDefaults() {
 	if o.MonitorStyle == "" {
 		o.MonitorStyle = monitorSeeOther
 	}
+	if o.MonitorRunningStatus == 0 {
+		o.MonitorRunningStatus = http.StatusAccepted
+	}
+	if o.MonitorFailedStatus == 0 {
+		o.MonitorFailedStatus = http.StatusOK
+	}
+	if o.MonitorBody == "" {
+		o.MonitorBody = monitorBodyGraph
+	}
+	if o.MonitorOperation == "" {
+		o.MonitorOperation = "ItemCopy"
+	}
+	if o.MonitorFailure == "" {
+		o.MonitorFailure = monitorFailureError
+	}
 	if o.JobRetention == 0 {
 		o.JobRetention = 4 * time.Hour
 	}
 }
 
-// Monitor completion styles.
+// Monitor completion styles, body shapes and failure forms.
 const (
-	monitorSeeOther = "303"
-	monitorOK       = "200"
-	monitorAccepted = "202"
+	monitorSeeOther     = "303"
+	monitorSeeOtherBody = "303-body"
+	monitorOK           = "200"
+	monitorAccepted     = "202"
+
+	monitorBodyGraph      = "graph"
+	monitorBodySharePoint = "sharepoint"
+
+	monitorFailureError     = "error"
+	monitorFailureDetails   = "details"
+	monitorFailureErrorCode = "errorCode"
 )
 
 func (o *CopyOptions) validate() error {
 	switch o.MonitorStyle {
-	case monitorSeeOther, monitorOK, monitorAccepted:
+	case monitorSeeOther, monitorSeeOtherBody, monitorOK, monitorAccepted:
 	default:
-		return fmt.Errorf("monitor style must be 303, 200 or 202, not %q", o.MonitorStyle)
+		return fmt.Errorf("monitor style must be 303, 303-body, 200 or 202, not %q", o.MonitorStyle)
+	}
+	switch o.MonitorRunningStatus {
+	case http.StatusOK, http.StatusAccepted:
+	default:
+		return fmt.Errorf("monitor running status must be 200 or 202, not %d", o.MonitorRunningStatus)
+	}
+	if st := o.MonitorFailedStatus; st != http.StatusOK && st != http.StatusAccepted && (st < 400 || st > 599) {
+		return fmt.Errorf("monitor failed status must be 200, 202 or a 4xx/5xx status, not %d", st)
+	}
+	switch o.MonitorBody {
+	case monitorBodyGraph, monitorBodySharePoint:
+	default:
+		return fmt.Errorf("monitor body must be graph or sharepoint, not %q", o.MonitorBody)
+	}
+	switch o.MonitorFailure {
+	case monitorFailureError, monitorFailureDetails, monitorFailureErrorCode:
+	default:
+		return fmt.Errorf("monitor failure must be error, details or errorCode, not %q", o.MonitorFailure)
 	}
 	if o.Latency < 0 || o.Rate < 0 || o.JobRetention < 0 {
 		return errors.New("copy latency, rate and retention cannot be negative")
@@ -544,14 +615,65 @@ func copyFailureMessage(code string) string {
 	return "An unexpected error occurred during the copy operation."
 }
 
-// asyncJobStatus is the monitor's body.
-type asyncJobStatus struct {
-	Operation          string    `json:"operation"`
-	PercentageComplete float64   `json:"percentageComplete"`
-	Status             string    `json:"status"`
-	ResourceID         string    `json:"resourceId,omitempty"`
-	ResourceLocation   string    `json:"resourceLocation,omitempty"`
-	Error              *jobError `json:"error,omitempty"`
+// monitorStatus is the monitor's body, in either shape
+// (CopyOptions.MonitorBody): asyncJobStatus (graph) or SharePoint's
+// operation resource. Fields a shape does not have are left empty.
+type monitorStatus struct {
+	ODataContext       string        `json:"@odata.context,omitempty"`
+	ID                 string        `json:"id,omitempty"`
+	CreatedDateTime    string        `json:"createdDateTime,omitempty"`
+	LastActionDateTime string        `json:"lastActionDateTime,omitempty"`
+	Operation          string        `json:"operation,omitempty"`
+	PercentageComplete *float64      `json:"percentageComplete,omitempty"`
+	PercentComplete    *float64      `json:"percentComplete,omitempty"`
+	ResourceID         string        `json:"resourceId,omitempty"`
+	ResourceLocation   string        `json:"resourceLocation,omitempty"`
+	Status             string        `json:"status"`
+	StatusDescription  string        `json:"statusDescription,omitempty"`
+	ErrorCode          string        `json:"errorCode,omitempty"`
+	Error              *wireJobError `json:"error,omitempty"`
+}
+
+// wireJobError is a failed job's error object.
+type wireJobError struct {
+	Code    string         `json:"code,omitempty"`
+	Message string         `json:"message"`
+	Details []wireJobError `json:"details,omitempty"`
+}
+
+// zeroDateTime is what SharePoint monitors report as both of a job's times.
+const zeroDateTime = "0001-01-01T00:00:00Z"
+
+// monitorBody renders job j's status as o asks. loc is the new item's URL
+// (completed jobs); status and pct are the job's state and percentage.
+func monitorBody(r *http.Request, j *copyJob, o CopyOptions, status string, pct float64, loc string) monitorStatus {
+	st := monitorStatus{Status: status}
+	if status == jobCompleted {
+		st.ResourceID, st.ResourceLocation = j.ResourceID, loc
+	}
+	if o.MonitorBody == monitorBodySharePoint {
+		st.ODataContext = base(r) + "/v1.0/$metadata#drives('" + j.DriveID + "')/operations/$entity"
+		st.ID = j.ID
+		st.CreatedDateTime, st.LastActionDateTime = zeroDateTime, zeroDateTime
+		if status != jobFailed {
+			st.PercentageComplete, st.PercentComplete = &pct, &pct
+		}
+	} else {
+		st.Operation = o.MonitorOperation
+		st.PercentageComplete = &pct
+	}
+	if status == jobFailed && j.Error != nil {
+		switch o.MonitorFailure {
+		case monitorFailureDetails:
+			st.Error = &wireJobError{Message: "Errors occurred during copy/move operation.",
+				Details: []wireJobError{{Code: j.Error.Code, Message: j.Error.Message}}}
+		case monitorFailureErrorCode:
+			st.ErrorCode, st.StatusDescription = j.Error.Code, j.Error.Message
+		default:
+			st.Error = &wireJobError{Code: j.Error.Code, Message: j.Error.Message}
+		}
+	}
+	return st
 }
 
 // progress is a running job's status and percentage at time now: notStarted
@@ -570,13 +692,15 @@ func (j *copyJob) progress(now time.Time) (string, float64) {
 	return jobInProgress, pct
 }
 
-// serveMonitor serves GET /monitor/{job}: 202 with the job's status while it
-// runs; when it has completed, per CopyOptions.MonitorStyle, 303 See Other
-// to the new item (no body) or 200/202 with status completed and
-// resourceId; when it has failed, 200 with status failed and error{code,
-// message} (the service's status code for a failed job is not documented).
-// An unknown or forgotten job is a 404. Authorization is rejected before
-// this is reached (ServeHTTP).
+// serveMonitor serves GET /monitor/{job}. While the job runs:
+// CopyOptions.MonitorRunningStatus (202) with status notStarted or
+// inProgress. Once it has completed, per MonitorStyle: 303 See Other to the
+// new item (no body, or with the body for "303-body"), or 200/202 with
+// status completed and resourceId. Once it has failed:
+// MonitorFailedStatus (200) with status failed and the error in the
+// MonitorFailure form. Bodies are in the MonitorBody shape. An unknown or
+// forgotten job is a 404. Authorization is rejected before this is reached
+// (ServeHTTP).
 func (s *Server) serveMonitor(w http.ResponseWriter, r *http.Request, rt route) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -586,52 +710,66 @@ func (s *Server) serveMonitor(w http.ResponseWriter, r *http.Request, rt route) 
 	s.mu.Lock()
 	s.advanceJobsLocked()
 	j := s.jobs[rt.rest]
+	o := s.opts.Copy
 	var (
-		st    asyncJobStatus
-		style = s.opts.Copy.MonitorStyle
+		st  monitorStatus
+		loc string
 	)
 	if j != nil {
-		st = asyncJobStatus{Operation: "ItemCopy", Status: j.Status}
+		status, pct := j.Status, 0.0
 		switch j.Status {
 		case jobCompleted:
-			st.PercentageComplete = 100
-			st.ResourceID = j.ResourceID
-			st.ResourceLocation = base(r) + "/v1.0/drives/" + pathSegment(j.DriveID) + "/items/" + pathSegment(j.ResourceID)
+			pct = 100
+			loc = base(r) + "/v1.0/drives/" + pathSegment(j.DriveID) + "/items/" + pathSegment(j.ResourceID)
 		case jobFailed:
-			st.Error = j.Error
 		default:
-			st.Status, st.PercentageComplete = j.progress(s.now())
+			status, pct = j.progress(s.now())
 		}
+		st = monitorBody(r, j, o, status, pct, loc)
 	}
 	s.mu.Unlock()
 	switch {
 	case j == nil:
 		writeError(w, r, http.StatusNotFound, codeItemNotFound, "The monitor URL is unknown or has expired.", "")
-	case st.Status == jobCompleted && style == monitorSeeOther:
-		w.Header().Set("Location", st.ResourceLocation)
+	case st.Status == jobCompleted && o.MonitorStyle == monitorSeeOther:
+		w.Header().Set("Location", loc)
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusSeeOther)
-	case st.Status == jobCompleted && style == monitorOK, st.Status == jobFailed:
+	case st.Status == jobCompleted && o.MonitorStyle == monitorSeeOtherBody:
+		w.Header().Set("Location", loc)
+		writeJSON(w, http.StatusSeeOther, st)
+	case st.Status == jobCompleted && o.MonitorStyle == monitorOK:
 		writeJSON(w, http.StatusOK, st)
-	default:
+	case st.Status == jobCompleted:
 		writeJSON(w, http.StatusAccepted, st)
+	case st.Status == jobFailed:
+		writeJSON(w, o.MonitorFailedStatus, st)
+	default:
+		writeJSON(w, o.MonitorRunningStatus, st)
 	}
 }
 
 // copyOptionsJSON is the JSON form of CopyOptions (/_fake/copy).
 type copyOptionsJSON struct {
-	Latency             jsonDuration `json:"latency"`
-	Rate                int64        `json:"rate"`
-	MonitorStyle        string       `json:"monitorStyle"`
-	ConflictAtStart     bool         `json:"conflictAtStart"`
-	RequireRespondAsync bool         `json:"requireRespondAsync"`
-	RefuseCrossDrive    bool         `json:"refuseCrossDrive"`
-	JobRetention        jsonDuration `json:"jobRetention"`
+	Latency              jsonDuration `json:"latency"`
+	Rate                 int64        `json:"rate"`
+	MonitorStyle         string       `json:"monitorStyle"`
+	MonitorRunningStatus int          `json:"monitorRunningStatus"`
+	MonitorFailedStatus  int          `json:"monitorFailedStatus"`
+	MonitorBody          string       `json:"monitorBody"`
+	MonitorOperation     string       `json:"monitorOperation"`
+	MonitorFailure       string       `json:"monitorFailure"`
+	ConflictAtStart      bool         `json:"conflictAtStart"`
+	RequireRespondAsync  bool         `json:"requireRespondAsync"`
+	RefuseCrossDrive     bool         `json:"refuseCrossDrive"`
+	JobRetention         jsonDuration `json:"jobRetention"`
 }
 
 func (o CopyOptions) jsonForm() copyOptionsJSON {
 	return copyOptionsJSON{
 		Latency: jsonDuration(o.Latency), Rate: o.Rate, MonitorStyle: o.MonitorStyle,
+		MonitorRunningStatus: o.MonitorRunningStatus, MonitorFailedStatus: o.MonitorFailedStatus,
+		MonitorBody: o.MonitorBody, MonitorOperation: o.MonitorOperation, MonitorFailure: o.MonitorFailure,
 		ConflictAtStart: o.ConflictAtStart, RequireRespondAsync: o.RequireRespondAsync,
 		RefuseCrossDrive: o.RefuseCrossDrive, JobRetention: jsonDuration(o.JobRetention),
 	}
@@ -650,6 +788,8 @@ func (o *CopyOptions) UnmarshalJSON(b []byte) error {
 	}
 	*o = CopyOptions{
 		Latency: time.Duration(j.Latency), Rate: j.Rate, MonitorStyle: j.MonitorStyle,
+		MonitorRunningStatus: j.MonitorRunningStatus, MonitorFailedStatus: j.MonitorFailedStatus,
+		MonitorBody: j.MonitorBody, MonitorOperation: j.MonitorOperation, MonitorFailure: j.MonitorFailure,
 		ConflictAtStart: j.ConflictAtStart, RequireRespondAsync: j.RequireRespondAsync,
 		RefuseCrossDrive: j.RefuseCrossDrive, JobRetention: time.Duration(j.JobRetention),
 	}

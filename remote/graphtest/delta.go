@@ -126,8 +126,11 @@ func deltaTokenOf(r *http.Request, rt route) string {
 }
 
 // deltaLink is the absolute delta URL of the request's scope with token tok
-// ("" for none), keeping the request's other query parameters.
+// ("" for none), keeping the request's other query parameters. The token is
+// in the query (?token=X) or, with FormOptions.DeltaLinkForm "path", in the
+// path (delta(token='X')).
 func deltaLink(r *http.Request, rt route, scope string, tok string) string {
+	pathForm := formsOf(r).DeltaLinkForm == deltaLinkPath
 	var b strings.Builder
 	b.WriteString(base(r))
 	if rt.me {
@@ -142,7 +145,12 @@ func deltaLink(r *http.Request, rt route, scope string, tok string) string {
 	}
 	q := r.URL.Query()
 	q.Del("token")
-	if tok != "" {
+	switch {
+	case tok == "":
+	case pathForm:
+		// Tokens are base64url (or "latest"): nothing to quote or escape.
+		b.WriteString("(token='" + tok + "')")
+	default:
 		q.Set("token", tok)
 	}
 	if len(q) > 0 {

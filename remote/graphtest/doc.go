@@ -14,6 +14,14 @@
 // import onedrivefs/remote: it has its own wire structs, so that a mismatch
 // between the client and the service shows up in tests.
 //
+// Where the service answers the same request in more than one form
+// (graph-contract.md lists them), the fake answers in one by default and
+// can be switched to each of the others: FormOptions (downloads, error
+// bodies, delta links, upload statuses), the Monitor* knobs of CopyOptions
+// (the copy monitor) and FaultOptions.RetryAfterForm. FaultOptions also
+// injects the service's bad days, including replies lost after the service
+// acted (DropReplyEvery, DropNextReplies).
+//
 // State is held in memory and, when Options.DataDir is set, persisted there
 // (metadata as JSON, content as immutable blob files shared by copies).
 // Every absolute URL handed out is built from the request's scheme and Host

@@ -29,10 +29,13 @@ type errorBody struct {
 	Error errorDetail `json:"error"`
 }
 
+// errorDetail is the error object. Exactly one of the inner-error fields is
+// set, by FormOptions.InnerErrorSpelling.
 type errorDetail struct {
-	Code       string      `json:"code"`
-	Message    string      `json:"message"`
-	InnerError *innerError `json:"innerError,omitempty"`
+	Code         string      `json:"code"`
+	Message      string      `json:"message"`
+	InnerError   *innerError `json:"innerError,omitempty"`
+	InnerErrorOD *innerError `json:"innererror,omitempty"`
 }
 
 type innerError struct {
@@ -40,23 +43,44 @@ type innerError struct {
 	Date            string `json:"date"`
 	RequestID       string `json:"request-id"`
 	ClientRequestID string `json:"client-request-id"`
+	// A nested inner error (FormOptions.NestedInnerErrors), spelt as its
+	// parent.
+	Nested   *nestedInnerError `json:"innerError,omitempty"`
+	NestedOD *nestedInnerError `json:"innererror,omitempty"`
 }
 
-// writeError writes a Graph error body. inner is the detail code placed in
-// innerError.code ("" for none). The request id is echoed in the
-// request-id header, as the service does.
+type nestedInnerError struct {
+	Code string `json:"code"`
+}
+
+// writeError writes a Graph error body, in the request's forms
+// (FormOptions.InnerErrorSpelling, NestedInnerErrors). inner is the detail
+// code placed in the inner error ("" for none). The request id is echoed in
+// the request-id header, as the service does.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, message, inner string) {
+	forms := formsOf(r)
+	od := forms.InnerErrorSpelling == innerErrorOD
 	reqID := randomToken(8)
-	body := errorBody{Error: errorDetail{
-		Code:    code,
-		Message: message,
-		InnerError: &innerError{
-			Code:            inner,
-			Date:            time.Now().UTC().Format("2006-01-02T15:04:05") + "Z",
-			RequestID:       reqID,
-			ClientRequestID: r.Header.Get("client-request-id"),
-		},
-	}}
+	ie := &innerError{
+		Code:            inner,
+		Date:            time.Now().UTC().Format("2006-01-02T15:04:05") + "Z",
+		RequestID:       reqID,
+		ClientRequestID: r.Header.Get("client-request-id"),
+	}
+	if forms.NestedInnerErrors && inner != "" {
+		ie.Code = ""
+		if od {
+			ie.NestedOD = &nestedInnerError{Code: inner}
+		} else {
+			ie.Nested = &nestedInnerError{Code: inner}
+		}
+	}
+	body := errorBody{Error: errorDetail{Code: code, Message: message}}
+	if od {
+		body.Error.InnerErrorOD = ie
+	} else {
+		body.Error.InnerError = ie
+	}
 	w.Header().Set("request-id", reqID)
 	writeJSON(w, status, body)
 }

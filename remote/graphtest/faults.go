@@ -19,12 +19,19 @@ type FaultOptions struct {
 	// ThrottleEvery answers every Nth matching request with ThrottleStatus
 	// and a Retry-After header; 0 → never.
 	ThrottleEvery int
-	// ThrottleStatus is 429 (the default; code activityLimitReached) or 503
-	// (serviceNotAvailable).
+	// ThrottleStatus is 429 (the default; code activityLimitReached), 503
+	// (serviceNotAvailable) or 509 (the bandwidth cap, §7; code
+	// activityLimitReached [? the service's code for 509]).
 	ThrottleStatus int
-	// RetryAfter is the Retry-After header of throttled answers, in whole
-	// seconds rounded up; 0 → 1 s.
+	// RetryAfter is the wait throttled answers ask for, in whole seconds
+	// rounded up; 0 → 1 s.
 	RetryAfter time.Duration
+	// RetryAfterForm is how the Retry-After header says it: "seconds" (the
+	// default, e.g. "2", the form the service is documented to send) or
+	// "date" (an HTTP date that many seconds from now by Options.Clock,
+	// rounded up to a whole second, e.g. "Mon, 06 May 2024 07:08:11 GMT";
+	// RFC 9110 allows both).
+	RetryAfterForm string
 	// ThrottleFor throttles every matching request for this long after the
 	// options are set (at NewServer, or by SetFaults). It is folded into
 	// ThrottleUntil: Faults reports ThrottleUntil and a zero ThrottleFor.
@@ -32,10 +39,10 @@ type FaultOptions struct {
 	// ThrottleUntil throttles every matching request until this time (by
 	// Options.Clock).
 	ThrottleUntil time.Time
-	// Ops restricts throttling, resets and slowness to these operation names
-	// (see the op constants in route.go, e.g. "download", "item.get"); an
-	// entry "x" also matches every "x.…" ("upload" matches
-	// "upload.fragment"). Empty → every Graph request and every
+	// Ops restricts throttling, resets, dropped replies and slowness to
+	// these operation names (see the op constants in route.go, e.g.
+	// "download", "item.get"); an entry "x" also matches every "x.…"
+	// ("upload" matches "upload.fragment"). Empty → every Graph request and every
 	// pre-authenticated URL (download, upload, monitor); the OAuth endpoints
 	// only when named. Control requests are never hit.
 	Ops []string
@@ -44,6 +51,18 @@ type FaultOptions struct {
 	// unexpected EOF); any other request is dropped before an answer, so an
 	// upload fragment does not advance its session.
 	ResetEvery int
+	// DropReplyEvery serves every Nth matching request for real and then
+	// drops the connection instead of answering; 0 → never. The service
+	// acted (a folder was created, a fragment stored, a copy started) but
+	// the client sees a reset and cannot tell. Unlike ResetEvery, which
+	// drops the request before it is served, this exercises a client's
+	// recovery of lost replies (a repeat that meets 409, 412, 404 or 416).
+	// A throttled or reset request is not also dropped.
+	DropReplyEvery int
+	// DropNextReplies drops the replies of the next N matching requests,
+	// after serving them, as DropReplyEvery does. It counts down: Faults
+	// reports how many are left.
+	DropNextReplies int
 	// SlowBy delays every matching request by this long before it is
 	// served.
 	SlowBy time.Duration
@@ -68,6 +87,7 @@ type faultState struct {
 	opts      FaultOptions // ThrottleFor already folded into ThrottleUntil
 	throttleN int64        // matching requests seen, for ThrottleEvery
 	resetN    int64        // matching requests seen, for ResetEvery
+	dropN     int64        // matching requests seen, for DropReplyEvery
 	copyN     int64        // copy jobs started, for FailCopyEvery
 }
 
@@ -138,6 +158,18 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, op string) 
 		f.resetN++
 		reset = f.resetN%int64(o.ResetEvery) == 0
 	}
+	drop := false
+	if !throttle && !reset {
+		if f.opts.DropNextReplies > 0 {
+			f.opts.DropNextReplies--
+			drop = true
+		}
+		if o.DropReplyEvery > 0 {
+			f.dropN++
+			drop = drop || f.dropN%int64(o.DropReplyEvery) == 0
+		}
+	}
+	now := s.now()
 	s.mu.Unlock()
 
 	if o.SlowBy > 0 {
@@ -151,14 +183,13 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, op string) 
 	switch {
 	case throttle:
 		s.countThrottled()
-		secs := int64((o.RetryAfter + time.Second - 1) / time.Second)
-		if secs <= 0 {
-			secs = 1
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		if o.ThrottleStatus == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfterHeader(o, now))
+		switch o.ThrottleStatus {
+		case http.StatusServiceUnavailable:
 			writeError(w, r, http.StatusServiceUnavailable, codeServiceNotAvailable, "The service is temporarily unavailable. Please retry later.", "")
-		} else {
+		case statusBandwidthLimit:
+			writeError(w, r, statusBandwidthLimit, codeActivityLimit, "The bandwidth limit has been exceeded.", "")
+		default:
 			writeError(w, r, http.StatusTooManyRequests, codeActivityLimit, "The request has been throttled.", "throttledRequest")
 		}
 		return w, true
@@ -167,8 +198,61 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, op string) 
 	case reset:
 		s.countReset()
 		panic(http.ErrAbortHandler) // net/http drops the connection silently
+	case drop:
+		return &dropWriter{header: http.Header{}, onDrop: s.countDropped}, false
 	}
 	return w, false
+}
+
+// statusBandwidthLimit is 509 Bandwidth Limit Exceeded (not in net/http).
+const statusBandwidthLimit = 509
+
+// Retry-After forms (FaultOptions.RetryAfterForm).
+const (
+	retryAfterSeconds = "seconds"
+	retryAfterDate    = "date"
+)
+
+// retryAfterHeader is the Retry-After of a throttled answer at time now:
+// o.RetryAfter in whole seconds rounded up (at least 1), as a number or as
+// the HTTP date that many seconds from now, rounded up to a whole second.
+func retryAfterHeader(o FaultOptions, now time.Time) string {
+	secs := int64((o.RetryAfter + time.Second - 1) / time.Second)
+	if secs <= 0 {
+		secs = 1
+	}
+	if o.RetryAfterForm != retryAfterDate {
+		return strconv.FormatInt(secs, 10)
+	}
+	at := now.Add(time.Duration(secs) * time.Second)
+	if t := at.Truncate(time.Second); !t.Equal(at) {
+		at = t.Add(time.Second)
+	}
+	return at.UTC().Format(http.TimeFormat)
+}
+
+// dropWriter swallows the reply of a request whose reply is to be lost
+// (DropReplyEvery, DropNextReplies): the handler serves the request for
+// real, its writes go nowhere (a failed Write also stops a download early),
+// and drop then aborts the handler, so that net/http closes the connection
+// without having sent a byte.
+type dropWriter struct {
+	header http.Header
+	onDrop func()
+}
+
+// errDropped is returned by a dropWriter's Write.
+var errDropped = errors.New("graphtest: reply dropped by fault injection")
+
+func (d *dropWriter) Header() http.Header       { return d.header }
+func (d *dropWriter) WriteHeader(int)           {}
+func (d *dropWriter) Write([]byte) (int, error) { return 0, errDropped }
+
+// drop counts the lost reply and aborts the handler; ServeHTTP defers it
+// after serving the request.
+func (d *dropWriter) drop() {
+	d.onDrop()
+	panic(http.ErrAbortHandler)
 }
 
 // cutWriter passes a successful response's headers and the first half of
@@ -308,10 +392,13 @@ type faultOptionsJSON struct {
 	ThrottleEvery   int          `json:"throttleEvery"`
 	ThrottleStatus  int          `json:"throttleStatus"`
 	RetryAfter      jsonDuration `json:"retryAfter"`
+	RetryAfterForm  string       `json:"retryAfterForm"`
 	ThrottleFor     jsonDuration `json:"throttleFor"`
 	ThrottleUntil   time.Time    `json:"throttleUntil"`
 	Ops             []string     `json:"ops"`
 	ResetEvery      int          `json:"resetEvery"`
+	DropReplyEvery  int          `json:"dropReplyEvery"`
+	DropNextReplies int          `json:"dropNextReplies"`
 	SlowBy          jsonDuration `json:"slowBy"`
 	FailCopyEvery   int          `json:"failCopyEvery"`
 	FailNextCopies  int          `json:"failNextCopies"`
@@ -322,8 +409,9 @@ type faultOptionsJSON struct {
 func (o FaultOptions) jsonForm() faultOptionsJSON {
 	return faultOptionsJSON{
 		ThrottleEvery: o.ThrottleEvery, ThrottleStatus: o.ThrottleStatus,
-		RetryAfter: jsonDuration(o.RetryAfter), ThrottleFor: jsonDuration(o.ThrottleFor),
-		ThrottleUntil: o.ThrottleUntil, Ops: o.Ops, ResetEvery: o.ResetEvery,
+		RetryAfter: jsonDuration(o.RetryAfter), RetryAfterForm: o.RetryAfterForm,
+		ThrottleFor: jsonDuration(o.ThrottleFor), ThrottleUntil: o.ThrottleUntil, Ops: o.Ops,
+		ResetEvery: o.ResetEvery, DropReplyEvery: o.DropReplyEvery, DropNextReplies: o.DropNextReplies,
 		SlowBy: jsonDuration(o.SlowBy), FailCopyEvery: o.FailCopyEvery,
 		FailNextCopies: o.FailNextCopies, FailCopyCode: o.FailCopyCode,
 		VisibilityDelay: jsonDuration(o.VisibilityDelay),
@@ -333,8 +421,9 @@ func (o FaultOptions) jsonForm() faultOptionsJSON {
 func (j faultOptionsJSON) options() FaultOptions {
 	return FaultOptions{
 		ThrottleEvery: j.ThrottleEvery, ThrottleStatus: j.ThrottleStatus,
-		RetryAfter: time.Duration(j.RetryAfter), ThrottleFor: time.Duration(j.ThrottleFor),
-		ThrottleUntil: j.ThrottleUntil, Ops: j.Ops, ResetEvery: j.ResetEvery,
+		RetryAfter: time.Duration(j.RetryAfter), RetryAfterForm: j.RetryAfterForm,
+		ThrottleFor: time.Duration(j.ThrottleFor), ThrottleUntil: j.ThrottleUntil, Ops: j.Ops,
+		ResetEvery: j.ResetEvery, DropReplyEvery: j.DropReplyEvery, DropNextReplies: j.DropNextReplies,
 		SlowBy: time.Duration(j.SlowBy), FailCopyEvery: j.FailCopyEvery,
 		FailNextCopies: j.FailNextCopies, FailCopyCode: j.FailCopyCode,
 		VisibilityDelay: time.Duration(j.VisibilityDelay),
@@ -352,12 +441,30 @@ func (o *FaultOptions) UnmarshalJSON(b []byte) error {
 	if err := decodeStrict(b, &j); err != nil {
 		return err
 	}
-	switch j.ThrottleStatus {
-	case 0, http.StatusTooManyRequests, http.StatusServiceUnavailable:
-	default:
-		return fmt.Errorf("throttleStatus must be 429 or 503, not %d", j.ThrottleStatus)
+	opts := j.options()
+	if err := opts.validate(); err != nil {
+		return err
 	}
-	*o = j.options()
+	*o = opts
+	return nil
+}
+
+// validate checks the knobs that take one of a few values.
+func (o FaultOptions) validate() error {
+	switch o.ThrottleStatus {
+	case 0, http.StatusTooManyRequests, http.StatusServiceUnavailable, statusBandwidthLimit:
+	default:
+		return fmt.Errorf("throttleStatus must be 429, 503 or 509, not %d", o.ThrottleStatus)
+	}
+	switch o.RetryAfterForm {
+	case "", retryAfterSeconds, retryAfterDate:
+	default:
+		return fmt.Errorf("retryAfterForm must be %q or %q, not %q", retryAfterSeconds, retryAfterDate, o.RetryAfterForm)
+	}
+	if o.ThrottleEvery < 0 || o.ResetEvery < 0 || o.DropReplyEvery < 0 || o.DropNextReplies < 0 ||
+		o.FailCopyEvery < 0 || o.FailNextCopies < 0 {
+		return errors.New("fault counts cannot be negative")
+	}
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package graphtest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -45,6 +44,9 @@ type Options struct {
 	Auth   AuthOptions
 	Copy   CopyOptions
 	Faults FaultOptions
+	// Forms choose among the forms the service answers in where it varies
+	// (graph-contract.md); the zero value is the fake's default forms.
+	Forms FormOptions
 
 	// Clock returns the current time; nil → time.Now.
 	Clock func() time.Time
@@ -121,6 +123,15 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.applyDefaults()
+	if err := s.opts.Copy.validate(); err != nil {
+		return nil, err
+	}
+	if err := s.opts.Forms.validate(); err != nil {
+		return nil, err
+	}
+	if err := s.opts.Faults.validate(); err != nil {
+		return nil, err
+	}
 	s.dataDir = opts.DataDir
 	if s.dataDir == "" {
 		d, err := os.MkdirTemp("", "graphtest-")
@@ -218,6 +229,7 @@ func (s *Server) Close() error {
 // API. Every request is counted by operation and may be hit by an injected
 // fault first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = s.withRequestInfo(r)
 	rt := s.route(r)
 	s.countRequest(rt.op)
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "op", rt.op)
@@ -226,10 +238,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if w, answered = s.injectFault(w, r, rt.op); answered {
 			return
 		}
+		if dw, ok := w.(*dropWriter); ok {
+			// Serve the request for real, then lose the reply.
+			defer dw.drop()
+		}
 	}
 	s.advanceJobs() // copy jobs complete lazily, on the next request after their time
-	ctx := context.WithValue(r.Context(), baseURLKey{}, baseURL(r))
-	r = r.WithContext(ctx)
 	switch rt.kind {
 	case routeOAuth:
 		s.serveOAuth(w, r, rt)
@@ -257,8 +271,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type baseURLKey struct{}
-
 // baseURL is scheme://host as the client sees this server: from
 // X-Forwarded-Proto/X-Forwarded-Host when a proxy sets them, else from the
 // request itself.
@@ -279,8 +291,8 @@ func baseURL(r *http.Request) string {
 
 // base returns the base URL stored in a request's context by ServeHTTP.
 func base(r *http.Request) string {
-	if b, ok := r.Context().Value(baseURLKey{}).(string); ok {
-		return b
+	if info, ok := r.Context().Value(requestInfoKey{}).(requestInfo); ok {
+		return info.base
 	}
 	return baseURL(r)
 }

@@ -31,10 +31,13 @@ type Stats struct {
 	// CopyJobsFailed counts copy jobs that ended with status failed
 	// (injected failures and conflicts at completion).
 	CopyJobsFailed int64 `json:"copyJobsFailed"`
-	// Throttled counts requests answered 429 or 503 by fault injection.
+	// Throttled counts requests answered 429, 503 or 509 by fault injection.
 	Throttled int64 `json:"throttled"`
-	// Resets counts connections reset by fault injection.
+	// Resets counts connections reset by fault injection (ResetEvery).
 	Resets int64 `json:"resets"`
+	// RepliesDropped counts requests served and then left unanswered by
+	// fault injection (DropReplyEvery, DropNextReplies).
+	RepliesDropped int64 `json:"repliesDropped"`
 }
 
 // statsState holds the counters. It has its own mutex, a leaf lock: the
@@ -79,7 +82,8 @@ func (s *Server) copyFailed()    { s.stats.add(func(c *Stats) { c.CopyJobsFailed
 func (s *Server) countThrottled() {
 	s.stats.add(func(c *Stats) { c.Throttled++ })
 }
-func (s *Server) countReset() { s.stats.add(func(c *Stats) { c.Resets++ }) }
+func (s *Server) countReset()   { s.stats.add(func(c *Stats) { c.Resets++ }) }
+func (s *Server) countDropped() { s.stats.add(func(c *Stats) { c.RepliesDropped++ }) }
 
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {

@@ -36,7 +36,8 @@ import (
 // A session expires UploadSessionLifetime after its creation or its last
 // accepted fragment (measured with the server clock). Intermediate fragments
 // get 202 {expirationDateTime, nextExpectedRanges:["N-"]}; the last one
-// commits the file: 201 + driveItem for a new file, 200 for a replaced one,
+// commits the file: 201 + driveItem for a new file, 200 for a replaced one
+// (FormOptions.UploadCreatedStatus and UploadReplacedStatus change them),
 // 409 nameAlreadyExists when the name was taken meanwhile and the
 // conflictBehavior is fail. GET on the URL reports the session, DELETE
 // cancels it (204).
@@ -379,12 +380,8 @@ func (s *Server) putFragment(w http.ResponseWriter, r *http.Request, id string) 
 	body := s.renderItem(r, d, it, false)
 	etag := it.eTag()
 	s.mu.Unlock()
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
-	}
 	w.Header().Set("ETag", etag)
-	writeJSON(w, status, body)
+	writeJSON(w, formsOf(r).uploadStatus(created), body)
 }
 
 // writeFragment writes src at offset off of the file at path, hashing the

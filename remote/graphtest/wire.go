@@ -32,6 +32,9 @@ type wireItem struct {
 	FileSystemInfo       *wireFSInfo      `json:"fileSystemInfo,omitempty"`
 	Deleted              *wireDeleted     `json:"deleted,omitempty"`
 	DownloadURL          string           `json:"@microsoft.graph.downloadUrl,omitempty"`
+	// ContentDownloadURL replaces DownloadURL with FormOptions'
+	// DownloadURLAnnotation "content" (the direct API's spelling).
+	ContentDownloadURL string `json:"@content.downloadUrl,omitempty"`
 	// Children is set by $expand=children (possibly to an empty list).
 	Children         *[]any `json:"children,omitempty"`
 	ChildrenNextLink string `json:"children@odata.nextLink,omitempty"`
@@ -171,7 +174,11 @@ func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *
 			w.File.MimeType = "application/octet-stream"
 		}
 		if it.Package == "" {
-			w.DownloadURL = s.downloadURL(r, d, it)
+			if formsOf(r).DownloadURLAnnotation == annotationContent {
+				w.ContentDownloadURL = s.downloadURL(r, d, it)
+			} else {
+				w.DownloadURL = s.downloadURL(r, d, it)
+			}
 		}
 	}
 	if it.Package != "" {
