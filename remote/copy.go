@@ -136,7 +136,7 @@ func (c *Client) Monitor(ctx context.Context, monitorURL string) (*JobStatus, er
 
 	var w wireJobStatus
 	if json.Unmarshal(body, &w) == nil && w.Status != "" {
-		st := w.toStatus(status)
+		st := w.toStatus()
 		st.RetryAfter = retryAfter
 		if status == http.StatusSeeOther && location != "" {
 			st.ResourceURL = location
@@ -163,7 +163,7 @@ func (c *Client) Monitor(ctx context.Context, monitorURL string) (*JobStatus, er
 
 // toStatus classifies an asyncJobStatus. Unknown statuses count as running:
 // the caller's overall deadline bounds a job that never ends.
-func (w *wireJobStatus) toStatus(httpStatus int) *JobStatus {
+func (w *wireJobStatus) toStatus() *JobStatus {
 	st := &JobStatus{
 		Status:      w.Status,
 		Operation:   w.Operation,
@@ -185,7 +185,7 @@ func (w *wireJobStatus) toStatus(httpStatus int) *JobStatus {
 		}
 	case "failed", "deletefailed", "cancelled":
 		st.State = JobFailed
-		st.Err = w.jobError(httpStatus)
+		st.Err = w.jobError()
 	default: // notStarted, inProgress, updating, waiting, deletePending, cancelPending, …
 		st.State = JobRunning
 	}
@@ -193,9 +193,11 @@ func (w *wireJobStatus) toStatus(httpStatus int) *JobStatus {
 }
 
 // jobError builds the error of a failed job from error{code,message,
-// details}, errorCode and statusDescription.
-func (w *wireJobStatus) jobError(httpStatus int) *Error {
-	e := &Error{Op: "copy", StatusCode: httpStatus}
+// details}, errorCode and statusDescription. The poll's HTTP status says
+// nothing about the job (failed polls have come as 200, 202 and 500), so it
+// is left out: errors.Is classifies a job's failure by its codes alone.
+func (w *wireJobStatus) jobError() *Error {
+	e := &Error{Op: "copy"}
 	if w.Error != nil {
 		e.addDetail(w.Error)
 		// SharePoint reports multi-item failures with no top-level code,

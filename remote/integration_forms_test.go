@@ -117,7 +117,7 @@ func TestIntegrationFormMonitorFailedStatus(t *testing.T) {
 	t.Parallel()
 	// Whatever the HTTP status of a failed poll (500 with a valid status
 	// body in 2017), the JSON status decides.
-	for _, status := range []int{http.StatusOK, http.StatusAccepted, http.StatusInternalServerError} {
+	for _, status := range []int{http.StatusOK, http.StatusAccepted, http.StatusNotFound, http.StatusInternalServerError} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			t.Parallel()
 			e, clock := copyEnv(t, "200", func(o *graphtest.Options) {
@@ -133,8 +133,9 @@ func TestIntegrationFormMonitorFailedStatus(t *testing.T) {
 			assert.Equal(t, "failed", st.Status)
 			require.NotNil(t, st.Err)
 			assert.Equal(t, "accessDenied", st.Err.Code)
-			assert.Equal(t, status, st.Err.StatusCode)
+			assert.Zero(t, st.Err.StatusCode, "the poll's HTTP status is not the job's")
 			assert.ErrorIs(t, st.Err, remote.ErrForbidden)
+			assert.NotErrorIs(t, st.Err, remote.ErrNotFound)
 			polls := e.rec.statuses("monitor", "")
 			assert.Equal(t, status, polls[len(polls)-1])
 			assert.Equal(t, int64(len(polls)), e.fake.Stats().Requests["monitor"],
