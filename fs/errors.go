@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -25,6 +26,7 @@ var (
 	errGone         = errors.New("item no longer exists")
 	errNoXattr      = errors.New("no such attribute")
 	errXattrRange   = errors.New("attribute value larger than the buffer")
+	errCrossMount   = errors.New("not in this mount")
 )
 
 // errnoOf maps an error to the errno the kernel receives. It is the only
@@ -69,6 +71,12 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.ENODATA
 	case errors.Is(err, errXattrRange):
 		return syscall.ERANGE
+	case errors.Is(err, errCrossMount):
+		return syscall.EXDEV
+
+	// The copy-job tracker is gone (the mount is stopping).
+	case errors.Is(err, copyjob.ErrClosed):
+		return syscall.ESHUTDOWN
 
 	// The service's answers (remote's sentinels).
 	case errors.Is(err, remote.ErrNotFound):
@@ -120,7 +128,7 @@ func (f *FS) errno(ctx context.Context, op string, err error, args ...any) sysca
 	level := slog.LevelWarn
 	switch e {
 	case syscall.ENOENT, syscall.EINTR, syscall.ENOTEMPTY, syscall.EEXIST, syscall.ENODATA,
-		syscall.ERANGE, syscall.EISDIR, syscall.ENOTDIR, syscall.EROFS, syscall.ENOTSUP:
+		syscall.ERANGE, syscall.EISDIR, syscall.ENOTDIR, syscall.EROFS, syscall.ENOTSUP, syscall.EXDEV:
 		level = slog.LevelDebug
 	}
 	f.log.Log(ctx, level, op+" failed", append(args, "errno", e.Error(), "err", err)...)

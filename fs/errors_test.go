@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -47,6 +48,8 @@ func TestErrnoTable(t *testing.T) {
 		{errGone, syscall.ENOENT},
 		{errNoXattr, syscall.ENODATA},
 		{errXattrRange, syscall.ERANGE},
+		{wrap(errCrossMount), syscall.EXDEV},
+		{copyjob.ErrClosed, syscall.ESHUTDOWN},
 		{&nameError{Name: "a:b", Rule: "x"}, syscall.EINVAL},
 		{wrap(remote.ErrNotFound), syscall.ENOENT},
 		{&remote.Error{StatusCode: 404, Code: "itemNotFound"}, syscall.ENOENT},

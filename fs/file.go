@@ -37,6 +37,9 @@ type fileState struct {
 	isNew     bool              // created locally, never uploaded (lazy creation)
 	baseCTag  string            // cTag of the server content staged was taken from
 	baseETag  string            // eTag seen with baseCTag
+	// copyIn is set while the file's content is a server-side copy made for
+	// a copy_file_range caller that has been answered part of it (copy.go).
+	copyIn *serverCopy
 
 	// handles counts open handles; changed without mu so that open never
 	// waits for an upload.
@@ -48,6 +51,10 @@ type fileState struct {
 	local  bool // GUARDED_BY(attrMu): staged content exists; size and mtime apply
 	size   int64
 	mtime  time.Time
+	// copied: copyIn is set and copiedSize (its answered bytes) is the size
+	// stat shows. GUARDED_BY(attrMu)
+	copied     bool
+	copiedSize int64
 }
 
 func newFileState() *fileState { return &fileState{} }
@@ -64,6 +71,20 @@ func (st *fileState) setLocalAttr(local bool, size int64, mtime time.Time) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	st.local, st.size, st.mtime = local, size, mtime
+}
+
+// copiedAttr returns the size shown for a file filled by a server-side copy
+// whose caller has been answered part of it, and whether there is one.
+func (st *fileState) copiedAttr() (int64, bool) {
+	st.attrMu.Lock()
+	defer st.attrMu.Unlock()
+	return st.copiedSize, st.copied
+}
+
+func (st *fileState) setCopiedAttr(copied bool, size int64) {
+	st.attrMu.Lock()
+	defer st.attrMu.Unlock()
+	st.copied, st.copiedSize = copied, size
 }
 
 // setMtimeIfLocal records mtime for the staged content, if the file has
@@ -149,6 +170,12 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st := f.fileStateFor(e)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.copyIn != nil && size == 0 {
+		f.dropCopyLocked(st) // all of it goes: no need to cut it first
+	}
+	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+		return err
+	}
 	if cur, _, ok := st.localAttr(); ok && cur == size {
 		return nil
 	}
@@ -178,6 +205,9 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 // the server's content when keep is set (a write into an existing file needs
 // all of it: OneDrive replaces whole files). Caller holds st.mu.
 func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool) error {
+	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+		return err
+	}
 	if st.staged != nil {
 		return nil
 	}
@@ -200,7 +230,7 @@ func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool
 		st.baseCTag, st.baseETag = it.CTag, it.ETag
 		mtime = itemMtime(it)
 		if keep && it.Size > 0 {
-			if err := f.copyServerContent(ctx, it, sf); err != nil {
+			if err := f.copyServerContent(ctx, it, it.Size, sf); err != nil {
 				_ = sf.Close()
 				_ = f.staging.Done(sf.ID())
 				return err
@@ -214,23 +244,24 @@ func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool
 	return nil
 }
 
-// copyServerContent fills sf with the whole content of it, through the
-// content cache (so that bytes already read are not downloaded again).
-func (f *FS) copyServerContent(ctx context.Context, it *remote.Item, sf *cache.StagedFile) error {
+// copyServerContent fills sf with the first size bytes of it (the whole
+// content when size is it.Size), through the content cache (so that bytes
+// already read are not downloaded again).
+func (f *FS) copyServerContent(ctx context.Context, it *remote.Item, size int64, sf *cache.StagedFile) error {
 	ce, err := f.content.Open(keyOf(it), it.Size)
 	if err != nil {
 		return err
 	}
 	defer ce.Release()
-	if err := ce.Fetch(ctx, 0, it.Size, f.fetcher(it.ID)); err != nil {
+	if err := ce.Fetch(ctx, 0, size, f.fetcher(it.ID)); err != nil {
 		return err
 	}
-	n, err := io.Copy(io.NewOffsetWriter(sf.File(), 0), io.NewSectionReader(ce, 0, it.Size))
+	n, err := io.Copy(io.NewOffsetWriter(sf.File(), 0), io.NewSectionReader(ce, 0, size))
 	if err != nil {
 		return err
 	}
-	if n != it.Size {
-		return fmt.Errorf("staging %s: copied %d of %d bytes: %w", it.ID, n, it.Size, io.ErrUnexpectedEOF)
+	if n != size {
+		return fmt.Errorf("staging %s: copied %d of %d bytes: %w", it.ID, n, size, io.ErrUnexpectedEOF)
 	}
 	return nil
 }
@@ -243,6 +274,9 @@ func (h *handle) flush(ctx context.Context) error {
 	f, st := h.f, h.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if err := f.settleCopyLocked(ctx, h.e, st); err != nil {
+		return err
+	}
 	if !st.dirty {
 		return nil
 	}
@@ -257,6 +291,9 @@ func (h *handle) fsync(ctx context.Context) error {
 	st := h.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if err := h.f.settleCopyLocked(ctx, h.e, st); err != nil {
+		return err
+	}
 	return h.f.syncLocked(ctx, h.e, st)
 }
 
@@ -284,6 +321,9 @@ func (h *handle) release(ctx context.Context) error {
 // finishLocked sends unsent changes of a file no handle has open and drops
 // its staged copy when clean. Caller holds st.mu.
 func (f *FS) finishLocked(ctx context.Context, e *entry, st *fileState) error {
+	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+		return err
+	}
 	err := f.syncLocked(ctx, e, st)
 	if !st.dirty && st.handles.Load() == 0 {
 		f.discardLocalLocked(st)
@@ -501,6 +541,7 @@ func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, pa
 // discardLocalLocked drops st's staged content and journal record. Caller
 // holds st.mu.
 func (f *FS) discardLocalLocked(st *fileState) {
+	f.dropCopyLocked(st)
 	if st.staged == nil {
 		return
 	}

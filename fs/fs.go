@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -28,6 +29,8 @@ type Remote interface {
 	Download(ctx context.Context, itemID string, off, length int64, w io.Writer) (int64, error)
 	Upload(ctx context.Context, r remote.UploadRequest) (*remote.Item, error)
 	Delta(ctx context.Context, link string) (*remote.DeltaPage, error)
+	StartCopy(ctx context.Context, srcID string, cr remote.CopyRequest) (string, error)
+	Monitor(ctx context.Context, monitorURL string) (*remote.JobStatus, error)
 }
 
 var _ Remote = (*remote.Client)(nil)
@@ -66,6 +69,12 @@ type Config struct {
 	PollInterval time.Duration
 	// Clock tells the time; nil → time.Now.
 	Clock func() time.Time
+	// CopyJobs configures the tracker of server-side copy jobs (copy.go,
+	// jobs.go). Set Dir (under the cache dir) so that jobs survive an
+	// unmount: the next mount resumes them and reveals their results; ""
+	// keeps them in memory. Logger and OnDone are the filesystem's; a nil
+	// Poller reads monitor URLs through Remote.
+	CopyJobs copyjob.Config
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -95,6 +104,16 @@ type FS struct {
 	notes *notifier
 	bg    *background
 
+	// copyCfg configures the copy-job tracker, which start opens (it reads
+	// the jobs a previous mount left). copies is set once by start and
+	// never changed; nil before.
+	copyCfg copyjob.Config
+	copies  *copyjob.Tracker
+	// mountDir is the absolute path of the mount point, set by Mount
+	// before serving (absolute copy destinations are resolved against it);
+	// "" when not mounted.
+	mountDir string
+
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	byIno   map[uint64]*entry
@@ -106,6 +125,10 @@ type FS struct {
 	// pending: files whose changes are committed to the journal but not yet
 	// on the server (a failed upload); the poll loop retries them.
 	pending map[*entry]struct{}
+	// copyWaiters counts, by destination (copyWaiterKey), the copy_file_range
+	// server copies this process is waiting for: their results are bound to
+	// the destination's entry by the waiter, not revealed by copyJobDone.
+	copyWaiters map[string]int
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -136,6 +159,7 @@ func New(cfg Config) (*FS, error) {
 		byIno:    make(map[uint64]*entry),
 		byID:     make(map[string]*entry),
 		nextIno:  rootIno + 1,
+		copyCfg:  cfg.CopyJobs,
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -178,6 +202,9 @@ func (f *FS) start(ctx context.Context) error {
 		f.log.Warn("reading the drive quota failed; df shows nothing until it succeeds", "err", err)
 	}
 	f.replayJournal(ctx)
+	if err := f.openCopyJobs(); err != nil {
+		return err
+	}
 	return nil
 }
 

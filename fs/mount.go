@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -51,6 +52,10 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	if err := f.initDelta(ctx); err != nil {
 		f.log.Warn("reading the delta link failed; remote changes are picked up on the next poll", "err", err)
 	}
+	f.mountDir = filepath.Clean(dir)
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		f.mountDir = real
+	}
 	root := &dirNode{node{fsys: f, e: f.root}}
 	entry, attr := entryTimeout, attrTimeout
 	mountOpts := []string{"default_permissions"}
@@ -77,10 +82,12 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	server, err := gofs.Mount(dir, root, o)
 	if err != nil {
 		f.bg.stop()
+		f.closeCopyJobs()
 		return nil, fmt.Errorf("mounting on %s: %w", dir, err)
 	}
 	f.bg.Go(func(ctx context.Context) { f.runNotifier(ctx, &root.Inode) })
 	f.bg.Go(f.pollLoop)
+	f.bg.Go(f.runCopyJobs)
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
 }
@@ -116,6 +123,7 @@ func (m *Mounted) stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
 		m.f.flushAll(ctx)
 		m.f.bg.stop()
+		m.f.closeCopyJobs()
 		m.f.log.Info("unmounted", "dir", m.dir)
 	})
 }
@@ -134,6 +142,9 @@ func (f *FS) flushAll(ctx context.Context) {
 	for _, e := range files {
 		st := e.file
 		st.mu.Lock()
+		if err := f.settleCopyLocked(ctx, e, st); err != nil {
+			f.log.Error("cutting a partly copied file to its copied bytes failed", "name", e.name, "err", err)
+		}
 		if st.dirty && st.staged != nil {
 			var err error
 			if ctx.Err() != nil {

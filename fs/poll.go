@@ -89,6 +89,9 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			continue
 		}
 		if it.Deleted || hiddenItem(it) {
+			if e != nil && e.parent != nil && f.copyWaitedLocked(e.parent, e.name) {
+				continue // replaced by a server copy whose waiter binds the name
+			}
 			if e != nil && e.parent != nil {
 				dir, name := e.parent, e.name
 				f.forgetChildLocked(dir, e)
@@ -103,8 +106,9 @@ func (f *FS) applyDelta(items []*remote.Item) {
 		parent := f.byID[it.ParentID]
 		if e == nil {
 			// New to this mount: worth recording only where a listing is
-			// cached (elsewhere the next listing finds it).
-			if parent == nil || f.listingLocked(parent) == nil {
+			// cached (elsewhere the next listing finds it), and not when a
+			// copy_file_range waits to bind it to its destination.
+			if parent == nil || f.listingLocked(parent) == nil || f.copyWaitedLocked(parent, it.Name) {
 				continue
 			}
 			e = f.entryForItemLocked(it)
@@ -131,6 +135,15 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			f.notes.content(e)
 		}
 	}
+}
+
+// copyWaitedLocked reports whether a copy_file_range of this process waits
+// for a server-side copy into name in dir. Caller holds FS.mu.
+func (f *FS) copyWaitedLocked(dir *entry, name string) bool {
+	if dir.item == nil || len(f.copyWaiters) == 0 {
+		return false
+	}
+	return f.copyWaiters[copyWaiterKey(dir.item.ID, name)] > 0
 }
 
 // invalidateAllContent queues a content invalidation of every file the

@@ -31,12 +31,21 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		return n, err
 	}
+	// A server-side copy whose caller was answered part of it shows only
+	// those bytes (copy.go).
+	limit := int64(-1)
+	if c := st.copyIn; c != nil {
+		limit = c.answered
+	}
 	st.mu.Unlock()
 	f.mu.Lock()
 	it := h.e.item
 	f.mu.Unlock()
-	if it == nil || off >= it.Size {
+	if it == nil || off >= it.Size || (limit >= 0 && off >= limit) {
 		return 0, nil
+	}
+	if limit >= 0 && off+int64(len(p)) > limit {
+		p = p[:limit-off]
 	}
 	return h.readServer(ctx, it, p, off)
 }

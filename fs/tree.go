@@ -301,6 +301,8 @@ func (f *FS) attrOf(e *entry) attr {
 			if mtime.After(a.ctime) {
 				a.ctime = mtime
 			}
+		} else if size, ok := st.copiedAttr(); ok {
+			a.size = size
 		}
 	}
 	if a.ctime.IsZero() || a.ctime.Before(a.mtime) {

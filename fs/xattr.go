@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 
@@ -9,7 +10,9 @@ import (
 )
 
 // Extended attributes. Every item shows read-only metadata under
-// user.onedrive.*, listed by `getfattr -d`. Nothing else can be stored:
+// user.onedrive.*, listed by `getfattr -d`; the server-side copy attributes
+// (user.onedrive.copy, .copy.status, .copy.jobs) are in copyxattr.go.
+// Nothing else can be stored:
 // OneDrive keeps no extended attributes, so setting one fails with ENOTSUP,
 // which cp -p/-a and install treat as "not supported here" and go on;
 // security.* and system.* (ACLs, SELinux labels) read as absent (ENODATA).
@@ -44,6 +47,15 @@ func (f *FS) metaXattrs(e *entry) [][2]string {
 
 // getxattr returns the value of attribute name of e.
 func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
+	switch name {
+	case xattrCopyStatus:
+		return f.copyStatus(e)
+	case xattrCopyJobs:
+		if e != f.root {
+			return nil, errNoXattr
+		}
+		return f.copyJobsJSON()
+	}
 	for _, kv := range f.metaXattrs(e) {
 		if kv[0] == name {
 			return []byte(kv[1]), nil
@@ -52,8 +64,27 @@ func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
 	return nil, errNoXattr
 }
 
-// setxattr refuses every attribute: the metadata ones are read-only, and
-// OneDrive stores no others.
+// listxattr returns the names of e's readable attributes, each followed by
+// a NUL.
+func (f *FS) listxattr(e *entry) []byte {
+	var b []byte
+	for _, kv := range f.metaXattrs(e) {
+		b = append(b, kv[0]...)
+		b = append(b, 0)
+	}
+	if f.hasCopyStatus(e) {
+		b = append(b, xattrCopyStatus...)
+		b = append(b, 0)
+	}
+	if e == f.root {
+		b = append(b, xattrCopyJobs...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// setxattr refuses every attribute but the copy trigger (copyxattr.go): the
+// metadata ones are read-only, and OneDrive stores no others.
 func (f *FS) setxattr(name string) error {
 	if strings.HasPrefix(name, xattrPrefix) {
 		return errNotPermitted
@@ -76,25 +107,33 @@ func copyOut(dest, v []byte) (uint32, syscall.Errno) {
 // Getxattr implements getxattr(2).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	v, err := n.fsys.getxattr(n.e, attr)
-	if err != nil {
+	if errors.Is(err, errNoXattr) {
 		return 0, errnoOf(err) // ENODATA is an answer, not a failure: not logged
+	}
+	if err != nil {
+		return 0, n.fsys.errno(ctx, "getxattr", err, "attr", attr)
+	}
+	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs) {
+		// The value changes between the size query and the read that
+		// follows it: leave room for it to grow.
+		return uint32(min(len(v)+statusSlack, maxXattrValue+statusSlack)), 0
 	}
 	return copyOut(dest, v)
 }
 
 // Listxattr implements listxattr(2).
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	var b []byte
-	for _, kv := range n.fsys.metaXattrs(n.e) {
-		b = append(b, kv[0]...)
-		b = append(b, 0)
-	}
-	return copyOut(dest, b)
+	return copyOut(dest, n.fsys.listxattr(n.e))
 }
 
-// Setxattr implements setxattr(2).
+// Setxattr implements setxattr(2): user.onedrive.copy starts a server-side
+// copy; every other attribute is refused.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	return n.fsys.errno(ctx, "setxattr", n.fsys.setxattr(attr), "attr", attr)
+	f := n.fsys
+	if attr == xattrCopy {
+		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", string(data))
+	}
+	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }
 
 // Removexattr implements removexattr(2).

@@ -46,6 +46,8 @@ func commands() map[string]command {
 		"login":       {"sign in (device code) and store the token", runLogin},
 		"logout":      {"delete the stored token", runLogout},
 		"mount":       {"mount the drive (foreground; Ctrl-C unmounts)", runMount},
+		"cp":          {"copy a file or folder inside a mount, server-side", runCp},
+		"jobs":        {"list the server-side copy jobs of a mount", runJobs},
 	}
 }
 

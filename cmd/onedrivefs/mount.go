@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/fs"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
@@ -131,6 +132,10 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	fsys, err := fs.New(fs.Config{
 		Remote: client, Content: content, Staging: staging, State: state, Logger: logger,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: *readOnly, PollInterval: *pollInterval,
+		// Server-side copy jobs live beside the journal, so that a job still
+		// running at unmount is resumed, and its result shown, by the next
+		// mount.
+		CopyJobs: copyjob.Config{Dir: filepath.Join(cdir, "copyjobs")},
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,382 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onedrivefs/onedrivefs/copyjob"
+	"github.com/onedrivefs/onedrivefs/remote"
+	"github.com/onedrivefs/onedrivefs/remote/graphtest"
+)
+
+// Server-side copies without a mount: the FS methods the copy_file_range
+// and setxattr handlers call, against the fake, with the tracker running.
+
+// newCopyEnv is a test env whose copy-job tracker runs.
+func newCopyEnv(t *testing.T, opts ...envOption) *testEnv {
+	t.Helper()
+	env := newTestEnv(t, opts...)
+	require.True(t, env.fs.bg.Go(env.fs.runCopyJobs))
+	t.Cleanup(env.fs.closeCopyJobs)
+	return env
+}
+
+func randomData(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return b
+}
+
+// copyFixture is a source on the server and a new, empty destination open
+// for writing, as cp leaves them before its copy_file_range.
+type copyFixture struct {
+	env      *testEnv
+	data     []byte
+	src, dst *entry
+	hin      *handle
+	hout     *handle
+}
+
+func (env *testEnv) copyFixture(size int, dstName string) *copyFixture {
+	t := env.t
+	t.Helper()
+	data := randomData(t, size)
+	_, err := env.srv.PutFile("/src.bin", data, time.Time{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	src := env.mustWalk("/src.bin")
+	hin, err := env.fs.open(ctx, src, false)
+	require.NoError(t, err)
+	dst, created, err := env.fs.create(ctx, env.fs.root, dstName, true)
+	require.NoError(t, err)
+	require.True(t, created)
+	hout, err := env.fs.open(ctx, dst, false)
+	require.NoError(t, err)
+	return &copyFixture{env: env, data: data, src: src, dst: dst, hin: hin, hout: hout}
+}
+
+func (c *copyFixture) copy(ctx context.Context, offIn, offOut, n int64) (int64, error) {
+	return c.env.fs.copyFileRange(ctx, copyRange{src: c.src, dst: c.dst, hin: c.hin, hout: c.hout,
+		offIn: offIn, offOut: offOut, n: n})
+}
+
+// close closes both files as cp does (flush, then release).
+func (c *copyFixture) close() {
+	t := c.env.t
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, c.hout.flush(ctx))
+	require.NoError(t, c.hout.release(ctx))
+	require.NoError(t, c.hin.release(ctx))
+}
+
+func TestCopyFileRangeWholeFile(t *testing.T) {
+	env := newCopyEnv(t)
+	c := env.copyFixture(300<<10, "dst.bin")
+	env.srv.ResetStats()
+	ctx := context.Background()
+
+	got, err := c.copy(ctx, 0, 0, 1<<30)
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(c.data)), got, "answers the size, not the length asked")
+	assert.Equal(t, int64(len(c.data)), env.fs.attrOf(c.dst).size)
+	got, err = c.copy(ctx, int64(len(c.data)), int64(len(c.data)), 1<<30)
+	require.NoError(t, err)
+	assert.Zero(t, got, "at the end: 0")
+	c.close()
+
+	st := env.srv.Stats()
+	assert.Equal(t, int64(1), st.CopyJobsStarted)
+	assert.Zero(t, st.BytesUploaded+st.BytesDownloaded, "%v", st.Requests)
+	assert.Zero(t, st.Requests["upload.simple"], "no empty placeholder uploaded")
+	info, ok := env.srv.ItemByPath("/dst.bin")
+	require.True(t, ok)
+	assert.Equal(t, info.ID, c.dst.item.ID, "the destination's entry is the new item")
+	assert.Empty(t, env.fs.staging.Pending(), "its journal record is gone")
+	got2, err := env.srv.ReadFile("/dst.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(c.data, got2))
+	assert.True(t, bytes.Equal(c.data, env.readAll(c.dst)))
+}
+
+// Two calls, the first one short of the size (the kernel's clamp, or a
+// caller's chunk): one job; the second is answered without I/O.
+func TestCopyFileRangeContinuation(t *testing.T) {
+	env := newCopyEnv(t)
+	c := env.copyFixture(100<<10, "dst.bin")
+	env.srv.ResetStats()
+	ctx := context.Background()
+	got, err := c.copy(ctx, 0, 0, 60<<10)
+	require.NoError(t, err)
+	assert.Equal(t, int64(60<<10), got)
+	assert.Equal(t, int64(60<<10), env.fs.attrOf(c.dst).size, "stat shows what was answered")
+	before := env.srv.Stats().RequestsTotal
+	got, err = c.copy(ctx, 60<<10, 60<<10, 1<<30)
+	require.NoError(t, err)
+	assert.Equal(t, int64(40<<10), got)
+	assert.Equal(t, before, env.srv.Stats().RequestsTotal, "a continuation costs no request")
+	c.close()
+	st := env.srv.Stats()
+	assert.Equal(t, int64(1), st.CopyJobsStarted)
+	assert.Zero(t, st.BytesUploaded+st.BytesDownloaded)
+	got2, _ := env.srv.ReadFile("/dst.bin")
+	assert.True(t, bytes.Equal(c.data, got2))
+}
+
+// A caller that stops early gets exactly the bytes it copied, and so does
+// the service's item; a gap goes through the data path.
+func TestCopyFileRangePartial(t *testing.T) {
+	env := newCopyEnv(t)
+	c := env.copyFixture(3<<20, "dst.bin")
+	ctx := context.Background()
+	got, err := c.copy(ctx, 0, 0, 1<<20)
+	require.NoError(t, err)
+	require.Equal(t, int64(1<<20), got)
+	// A gap: bytes 2–2.5 MiB into offset 2 MiB.
+	got, err = c.copy(ctx, 2<<20, 2<<20, 512<<10)
+	require.NoError(t, err)
+	require.Equal(t, int64(512<<10), got)
+	c.close()
+	want := append(append(bytes.Clone(c.data[:1<<20]), make([]byte, 1<<20)...), c.data[2<<20:5<<19]...)
+	got2, err := env.srv.ReadFile("/dst.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, got2), "server has %d bytes", len(got2))
+	assert.Equal(t, int64(len(want)), env.fs.attrOf(c.dst).size)
+
+	// Stopping after the first chunk.
+	d := env.copyFixture(2<<20, "first.bin")
+	got, err = d.copy(ctx, 0, 0, 4096)
+	require.NoError(t, err)
+	require.Equal(t, int64(4096), got)
+	buf := make([]byte, 8192)
+	n, err := d.hout.read(ctx, buf, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 4096, n, "reads see only the answered bytes")
+	d.close()
+	got2, err = env.srv.ReadFile("/first.bin")
+	require.NoError(t, err)
+	assert.Equal(t, d.data[:4096], got2)
+}
+
+// Unsent writes of the source are sent before the service copies it.
+func TestCopyFileRangeSendsSourceFirst(t *testing.T) {
+	env := newCopyEnv(t)
+	ctx := context.Background()
+	src, _, err := env.fs.create(ctx, env.fs.root, "fresh.txt", true)
+	require.NoError(t, err)
+	hin, err := env.fs.open(ctx, src, false)
+	require.NoError(t, err)
+	_, err = hin.write(ctx, []byte("written, not closed"), 0)
+	require.NoError(t, err)
+	dst, _, err := env.fs.create(ctx, env.fs.root, "copy.txt", true)
+	require.NoError(t, err)
+	hout, err := env.fs.open(ctx, dst, false)
+	require.NoError(t, err)
+	got, err := env.fs.copyFileRange(ctx, copyRange{src: src, dst: dst, hin: hin, hout: hout, n: 19})
+	require.NoError(t, err)
+	assert.Equal(t, int64(19), got)
+	assert.Equal(t, int64(1), env.srv.Stats().CopyJobsStarted)
+	require.NoError(t, hout.flush(ctx))
+	require.NoError(t, hout.release(ctx))
+	require.NoError(t, hin.release(ctx))
+	b, err := env.srv.ReadFile("/copy.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "written, not closed", string(b))
+}
+
+// A copy the service fails is made by copying the bytes.
+func TestCopyFileRangeFallsBack(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Faults = graphtest.FaultOptions{FailNextCopies: 1}
+	})
+	c := env.copyFixture(64<<10, "dst.bin")
+	got, err := c.copy(context.Background(), 0, 0, 64<<10)
+	require.NoError(t, err)
+	assert.Equal(t, int64(64<<10), got)
+	c.close()
+	st := env.srv.Stats()
+	assert.Equal(t, int64(1), st.CopyJobsFailed)
+	b, err := env.srv.ReadFile("/dst.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(c.data, b))
+}
+
+// An interrupted wait returns EINTR at once; the job goes on and its item
+// becomes the destination.
+func TestCopyFileRangeInterrupted(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Copy = graphtest.CopyOptions{Latency: time.Second}
+	})
+	c := env.copyFixture(64<<10, "dst.bin")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Interrupt once the job is tracked (an interrupt during the copy
+		// request itself leaves the job to the next listing).
+		for len(env.fs.copies.Jobs()) == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err := c.copy(ctx, 0, 0, 64<<10)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, syscall.EINTR, errnoOf(err))
+	c.close() // the caller dies: its empty destination is created
+
+	jobs := env.fs.copies.Jobs()
+	require.Len(t, jobs, 1)
+	j, err := env.fs.copies.Wait(context.Background(), jobs[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, copyjob.StateCompleted, j.State)
+	require.Eventually(t, func() bool {
+		env.fs.mu.Lock()
+		defer env.fs.mu.Unlock()
+		return c.dst.item != nil && c.dst.item.ID == j.ResourceID
+	}, 10*time.Second, 10*time.Millisecond, "the destination takes the copy")
+	assert.True(t, bytes.Equal(c.data, env.readAll(c.dst)))
+}
+
+func TestResolveCopyDest(t *testing.T) {
+	env := newTestEnv(t)
+	for _, p := range []string{"/a/file.txt", "/a/taken.txt", "/a/sub/x.txt", "/b/y.txt"} {
+		_, err := env.srv.PutFile(p, []byte("x"), time.Time{})
+		require.NoError(t, err)
+	}
+	env.fs.mountDir = "/mnt/od"
+	src := env.mustWalk("/a/file.txt")
+	ctx := context.Background()
+	cases := []struct {
+		dest, parent, name string
+		err                error
+	}{
+		{"new.txt", "/a", "new.txt", nil},
+		{"sub", "/a/sub", "file.txt", nil},
+		{"sub/", "/a/sub", "file.txt", nil},
+		{"SUB/other.txt", "/a/sub", "other.txt", nil},
+		{"../b", "/b", "file.txt", nil},
+		{"/mnt/od/b/z.txt", "/b", "z.txt", nil},
+		{"/mnt/od", "/", "file.txt", nil},
+		{"/mnt/od/", "/", "file.txt", nil},
+		{"taken.txt", "", "", errExists},
+		{"../b/y.txt", "", "", errExists},
+		{"/mnt/other/z.txt", "", "", errCrossMount},
+		{"/mnt/odd/z.txt", "", "", errCrossMount},
+		{"../../z.txt", "", "", errCrossMount},
+		{"none/z.txt", "", "", errGone},
+		{"none/", "", "", errGone},
+		{"taken.txt/z", "", "", errNotDir},
+		{"a|b", "", "", errInvalid},
+		{"", "", "", errInvalid},
+	}
+	for _, c := range cases {
+		parent, name, err := env.fs.resolveCopyDest(ctx, src, c.dest)
+		if c.err != nil {
+			assert.ErrorIs(t, err, c.err, c.dest)
+			continue
+		}
+		require.NoError(t, err, c.dest)
+		env.fs.mu.Lock()
+		assert.Equal(t, c.parent, env.fs.pathOfLocked(parent), c.dest)
+		env.fs.mu.Unlock()
+		assert.Equal(t, c.name, name, c.dest)
+	}
+	_, _, err := env.fs.resolveCopyDest(ctx, env.mustWalk("/a"), "a/sub/inner")
+	assert.ErrorIs(t, err, errInvalid, "a folder into itself")
+	_, _, err = env.fs.resolveCopyDest(ctx, env.fs.root, "x")
+	assert.ErrorIs(t, err, errInvalid, "the root")
+}
+
+// The xattr trigger: accepted at once, nothing visible before the job
+// completes, the new item in the cached listing after.
+func TestXattrCopyRevealsResult(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Copy = graphtest.CopyOptions{Latency: 300 * time.Millisecond}
+	})
+	_, err := env.srv.PutFile("/d/one.txt", []byte("one"), time.Time{})
+	require.NoError(t, err)
+	ctx := context.Background()
+	src := env.mustWalk("/d")
+	n := &node{fsys: env.fs, e: src}
+	require.Zero(t, n.Setxattr(ctx, xattrCopy, []byte("d2"), 0))
+	_, err = env.walk("/d2")
+	require.ErrorIs(t, err, errGone, "not before completion")
+
+	status := func() copyjob.StatusDoc {
+		v, err := env.fs.getxattr(src, xattrCopyStatus)
+		require.NoError(t, err)
+		var d copyjob.StatusDoc
+		require.NoError(t, jsonUnmarshal(v, &d))
+		return d
+	}
+	d := status()
+	assert.Equal(t, "/d", d.Source)
+	assert.Equal(t, "/d2", d.Destination)
+	_, err = env.fs.copies.Wait(ctx, d.ID)
+	require.NoError(t, err)
+	assert.Equal(t, "completed", status().Status)
+	before := env.requests("children.list")
+	e, err := env.walk("/d2/one.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "one", string(env.readAll(e)))
+	assert.Equal(t, before+1, env.requests("children.list"), "the root listing already had d2; only d2 is listed")
+
+	root := &node{fsys: env.fs, e: env.fs.root}
+	size, errno := root.Listxattr(ctx, nil)
+	require.Zero(t, errno)
+	buf := make([]byte, size)
+	_, errno = root.Listxattr(ctx, buf)
+	require.Zero(t, errno)
+	assert.Contains(t, string(buf), xattrCopyJobs+"\x00")
+	size, errno = root.Getxattr(ctx, xattrCopyJobs, nil)
+	require.Zero(t, errno)
+	buf = make([]byte, size)
+	got, errno := root.Getxattr(ctx, xattrCopyJobs, buf)
+	require.Zero(t, errno)
+	assert.Less(t, got, size, "the size query leaves room for the value to grow")
+	assert.Contains(t, string(buf[:got]), `"status":"completed"`)
+	_, errno = n.Getxattr(ctx, xattrCopyJobs, nil)
+	assert.Equal(t, syscall.ENODATA, errno)
+}
+
+func TestPollErrorMapping(t *testing.T) {
+	for _, code := range []int{http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden} {
+		err := pollError(&remote.Error{StatusCode: code})
+		assert.ErrorIs(t, err, copyjob.ErrMonitorGone, "%d", code)
+	}
+	var te *copyjob.ThrottledError
+	err := pollError(&remote.Error{StatusCode: 429, RetryAfter: 3 * time.Second})
+	require.ErrorAs(t, err, &te)
+	assert.Equal(t, 3*time.Second, te.RetryAfter)
+	err = pollError(&remote.Error{StatusCode: 503, RetryAfter: time.Second})
+	require.ErrorAs(t, err, &te)
+	err = pollError(&remote.Error{StatusCode: 429})
+	assert.False(t, errors.As(err, &te), "no Retry-After: an ordinary error, retried with back-off")
+	err = pollError(fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
+	assert.NotErrorIs(t, err, copyjob.ErrMonitorGone)
+}
+
+func TestJobStatusOf(t *testing.T) {
+	st := jobStatusOf(&remote.JobStatus{State: remote.JobRunning, Status: "inProgress", Percent: 27.5, RetryAfter: time.Second})
+	assert.Equal(t, copyjob.Status{State: copyjob.StateRunning, Raw: "inProgress", Percent: 27.5, RetryAfter: time.Second}, st)
+	st = jobStatusOf(&remote.JobStatus{State: remote.JobCompleted, Status: "completed", Percent: 100, ResourceID: "X!1", ResourceURL: "https://h/items/X!1"})
+	assert.Equal(t, copyjob.StateCompleted, st.State)
+	assert.Equal(t, "X!1", st.ResourceID)
+	st = jobStatusOf(&remote.JobStatus{State: remote.JobFailed, Status: "failed", Err: &remote.Error{Code: "nameAlreadyExists", Message: "Name already exists"}})
+	assert.Equal(t, copyjob.StateFailed, st.State)
+	assert.Equal(t, "nameAlreadyExists", st.ErrorCode)
+	assert.Equal(t, "Name already exists", st.ErrorMessage)
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

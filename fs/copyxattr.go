@@ -1,0 +1,229 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/onedrivefs/onedrivefs/copyjob"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// The extended-attribute trigger of server-side copies (DESIGN.md, "xattr
+// trigger"):
+//
+//	setfattr -n user.onedrive.copy -v DEST PATH
+//
+// starts an asynchronous copy of PATH (a file, or a folder with everything
+// in it) and returns as soon as the service has accepted it. DEST is an
+// absolute path inside the mount, or a path relative to PATH's folder; an
+// existing folder, or a DEST ending in "/", means "into that folder, under
+// PATH's name". Errors: DEST exists → EEXIST; DEST outside the mount → EXDEV;
+// its folder missing → ENOENT; a name OneDrive forbids → EINVAL. Nothing is
+// created before the job completes; then the tracker's OnDone reveals the
+// new item (jobs.go).
+//
+// Progress: user.onedrive.copy.status on PATH is the JSON status of the
+// newest job started from it (by this attribute or by cp), and
+// user.onedrive.copy.jobs on the mount's root the JSON array of all jobs,
+// newest first: {"id","source","destination","status","percentageComplete",
+// "error"}. Their values change from one read to the next: the size a
+// caller asks for first is padded so that the value read right after fits.
+
+// Names of the copy attributes.
+const (
+	xattrCopy       = "user.onedrive.copy"
+	xattrCopyStatus = "user.onedrive.copy.status"
+	xattrCopyJobs   = "user.onedrive.copy.jobs"
+)
+
+// Bounds of the status attributes' values: the kernel refuses values above
+// 64 KiB (XATTR_SIZE_MAX), so the jobs list keeps the newest jobs that fit;
+// statusSlack pads the size answered to a size query.
+const (
+	maxXattrValue = 60 << 10
+	statusSlack   = 512
+)
+
+// startXattrCopy starts a server-side copy of src to dest (the attribute's
+// value) and returns once the service has accepted it.
+func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error {
+	if err := f.checkWritable(); err != nil {
+		return err
+	}
+	if f.copies == nil {
+		return fmt.Errorf("no copy-job tracker: %w", errNotSupported)
+	}
+	dest := strings.TrimRight(string(value), "\x00")
+	parent, name, err := f.resolveCopyDest(ctx, src, dest)
+	if err != nil {
+		return err
+	}
+	it, err := f.sourceForCopy(ctx, src)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	parentID := parent.item.ID
+	srcPath := f.pathOfLocked(src)
+	dstPath := path.Join(f.pathOfLocked(parent), name)
+	f.mu.Unlock()
+	monitor, err := f.remote.StartCopy(ctx, it.ID, remote.CopyRequest{
+		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
+	if err != nil {
+		return err
+	}
+	j, err := f.copies.Add(copyjob.Spec{
+		SourceID: it.ID, SourcePath: srcPath, DestParentID: parentID, DestName: name, DestPath: dstPath,
+		MonitorURL: monitor, Size: it.Size, IsFolder: it.IsFolder || it.IsRoot, Origin: originXattr,
+	})
+	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
+		return err // the service copies anyway: the next listing shows it
+	}
+	f.log.Info("server-side copy started", "job", j.ID, "source", srcPath, "destination", dstPath)
+	return nil
+}
+
+// resolveCopyDest turns a copy destination into the folder and name the
+// copy goes to (see the rules above).
+func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*entry, string, error) {
+	if dest == "" {
+		return nil, "", fmt.Errorf("empty copy destination: %w", errInvalid)
+	}
+	f.mu.Lock()
+	isRoot := src == f.root
+	srcName := src.name
+	base := "/"
+	if src.parent != nil {
+		base = f.pathOfLocked(src.parent)
+	}
+	removed := src.removed || (!isRoot && src.parent == nil)
+	mountDir := f.mountDir
+	f.mu.Unlock()
+	switch {
+	case isRoot:
+		return nil, "", fmt.Errorf("the root folder cannot be copied: %w", errInvalid)
+	case removed:
+		return nil, "", errGone
+	}
+
+	into := strings.HasSuffix(dest, "/")
+	var rel string
+	if strings.HasPrefix(dest, "/") {
+		clean := path.Clean(dest)
+		switch {
+		case mountDir == "":
+			return nil, "", fmt.Errorf("copy destination %q: %w", dest, errCrossMount)
+		case clean == mountDir:
+			rel = "/"
+		case strings.HasPrefix(clean, mountDir+"/"):
+			rel = strings.TrimPrefix(clean, mountDir)
+		default:
+			return nil, "", fmt.Errorf("copy destination %q is not in this mount (%s): %w", dest, mountDir, errCrossMount)
+		}
+	} else {
+		joined := path.Join(strings.TrimPrefix(base, "/"), dest)
+		if joined == ".." || strings.HasPrefix(joined, "../") {
+			return nil, "", fmt.Errorf("copy destination %q leaves the mount: %w", dest, errCrossMount)
+		}
+		rel = "/" + joined
+	}
+	var segs []string
+	for _, s := range strings.Split(rel, "/") {
+		if s != "" {
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 {
+		into = true
+	}
+
+	dir := f.root
+	walk := segs
+	if !into {
+		walk = segs[:len(segs)-1]
+	}
+	for _, s := range walk {
+		c, err := f.lookup(ctx, dir, s)
+		if err != nil {
+			return nil, "", err
+		}
+		if !c.isDir {
+			return nil, "", fmt.Errorf("%q in the copy destination is a file: %w", s, errNotDir)
+		}
+		dir = c
+	}
+	name := srcName
+	if !into {
+		last := segs[len(segs)-1]
+		c, err := f.lookup(ctx, dir, last)
+		switch {
+		case errors.Is(err, errGone):
+			name = last
+		case err != nil:
+			return nil, "", err
+		case c.isDir:
+			dir = c // an existing folder: into it
+		default:
+			return nil, "", fmt.Errorf("copy destination %q: %w", dest, errExists)
+		}
+	}
+	if !into {
+		if err := f.checkNewName(ctx, name); err != nil {
+			return nil, "", err
+		}
+	}
+	if _, err := f.lookup(ctx, dir, name); err == nil {
+		return nil, "", fmt.Errorf("copy destination %q: %w", path.Join(dest, name), errExists)
+	} else if !errors.Is(err, errGone) {
+		return nil, "", err
+	}
+	if src.isDir && f.isAncestor(src, dir) {
+		return nil, "", fmt.Errorf("copying a folder into itself: %w", errInvalid)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if dir.item == nil || dir.removed {
+		return nil, "", errGone
+	}
+	return dir, name, nil
+}
+
+// copyStatus returns the status JSON of the newest copy job started from e.
+func (f *FS) copyStatus(e *entry) ([]byte, error) {
+	if f.copies == nil {
+		return nil, errNoXattr
+	}
+	f.mu.Lock()
+	id := e.itemIDLocked()
+	f.mu.Unlock()
+	j, ok := f.copies.LatestForSource(id)
+	if !ok {
+		return nil, errNoXattr
+	}
+	return j.StatusJSON()
+}
+
+// hasCopyStatus reports whether e has a copy status to show.
+func (f *FS) hasCopyStatus(e *entry) bool {
+	_, err := f.copyStatus(e)
+	return err == nil
+}
+
+// copyJobsJSON returns the status JSON array of the mount's copy jobs, newest
+// first, as many as fit in an attribute value.
+func (f *FS) copyJobsJSON() ([]byte, error) {
+	var jobs []copyjob.Job
+	if f.copies != nil {
+		jobs = f.copies.Jobs()
+	}
+	for {
+		b, err := copyjob.StatusListJSON(jobs)
+		if err != nil || len(b) <= maxXattrValue || len(jobs) == 0 {
+			return b, err
+		}
+		jobs = jobs[:len(jobs)*3/4] // keep the newest
+	}
+}

@@ -1,0 +1,328 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/onedrivefs/onedrivefs/copyjob"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// The mount's copy jobs: the copyjob.Tracker that polls the monitors of the
+// server-side copies started by copy_file_range (copy.go) and by the
+// user.onedrive.copy attribute (copyxattr.go), the Poller that reads a
+// monitor through the remote client, and what a finished job does to the
+// tree.
+//
+// The tracker runs on the filesystem's background context (a FUSE interrupt
+// never stops a job) and keeps its jobs under the cache dir, so a job still
+// running at unmount is resumed by the next mount, which reveals its result.
+//
+// A completed job's new item is made visible in one of two ways:
+//   - a copy_file_range that waits for its job binds the new item to the
+//     destination's entry itself (adoptCopy), as does the background waiter
+//     it hands the job to when the caller is interrupted; copyWaiters tells
+//     copyJobDone to keep out of it;
+//   - every other job (xattr copies, and copy_file_range jobs resumed after a
+//     remount) is revealed by copyJobDone, the tracker's OnDone: the new
+//     item is fetched, put in its folder's cached listing, and the kernel is
+//     told about the name (from the notifier goroutine, never from here).
+
+// Origins of copy jobs (copyjob.Spec.Origin).
+const (
+	originCP    = "cp"
+	originXattr = "xattr"
+)
+
+// openCopyJobs opens the copy-job tracker, loading the jobs an earlier mount
+// left in its directory. A jobs file it cannot use costs those jobs, not the
+// mount: the tracker then keeps its jobs in memory.
+func (f *FS) openCopyJobs() error {
+	cfg := f.copyCfg
+	cfg.Logger = f.log
+	cfg.OnDone = f.copyJobDone
+	if cfg.Poller == nil {
+		cfg.Poller = monitorPoller{remote: f.remote}
+	}
+	t, err := copyjob.New(cfg)
+	if err != nil && cfg.Dir != "" {
+		f.log.Error("the copy jobs of an earlier mount cannot be read; copy jobs are kept in memory only",
+			"dir", cfg.Dir, "err", err)
+		cfg.Dir = ""
+		t, err = copyjob.New(cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("copy-job tracker: %w", err)
+	}
+	f.copies = t
+	return nil
+}
+
+// runCopyJobs polls the copy jobs until ctx ends (the background work's
+// context: unmount).
+func (f *FS) runCopyJobs(ctx context.Context) {
+	if err := f.copies.Run(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, copyjob.ErrClosed) {
+		f.log.Error("the copy-job tracker stopped", "err", err)
+	}
+}
+
+// closeCopyJobs writes the jobs' last state; unfinished jobs stay on disk
+// for the next mount.
+func (f *FS) closeCopyJobs() {
+	if f.copies == nil {
+		return
+	}
+	if err := f.copies.Close(); err != nil {
+		f.log.Warn("saving the copy jobs failed", "err", err)
+	}
+}
+
+// copyWaiterKey names a copy destination: its folder and folded name.
+func copyWaiterKey(parentID, name string) string {
+	return parentID + "\x00" + foldName(name)
+}
+
+// addCopyWaiter records that this process waits for a copy into key.
+func (f *FS) addCopyWaiter(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.copyWaiters == nil {
+		f.copyWaiters = make(map[string]int)
+	}
+	f.copyWaiters[key]++
+}
+
+// doneCopyWaiter undoes addCopyWaiter.
+func (f *FS) doneCopyWaiter(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
+		delete(f.copyWaiters, key)
+	}
+}
+
+// copyJobDone is the tracker's OnDone: it reveals the item a completed job
+// created, unless a copy_file_range of this process waits for the job and
+// binds the item itself. It runs on the tracker's goroutine, holding no
+// lock; it may do I/O (on the background context) but must not notify the
+// kernel directly.
+func (f *FS) copyJobDone(j copyjob.Job) {
+	if j.State != copyjob.StateCompleted {
+		return // the tracker logs the failure; the status attribute shows it
+	}
+	if j.Origin == originCP {
+		f.mu.Lock()
+		waited := f.copyWaiters[copyWaiterKey(j.DestParentID, j.DestName)] > 0
+		f.mu.Unlock()
+		if waited {
+			return
+		}
+	}
+	it, err := f.copiedItem(f.bg.ctx, j)
+	if err != nil {
+		if f.bg.ctx.Err() == nil {
+			f.log.Warn("reading the item a copy created failed; it shows up at the next listing",
+				"job", j.ID, "destination", j.DestPath, "err", err)
+		}
+		f.forgetDestination(j.DestParentID, j.DestName)
+		return
+	}
+	f.revealItem(it)
+}
+
+// copiedItem fetches the item job j created: by the id the monitor gave, or
+// else by name in the destination folder.
+func (f *FS) copiedItem(ctx context.Context, j copyjob.Job) (*remote.Item, error) {
+	if j.ResourceID != "" {
+		it, err := f.remote.Item(ctx, j.ResourceID)
+		if err == nil || !errors.Is(err, remote.ErrNotFound) {
+			return it, err
+		}
+	}
+	items, err := f.remote.Children(ctx, j.DestParentID)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if foldName(it.Name) == foldName(j.DestName) {
+			return it, nil
+		}
+	}
+	return nil, fmt.Errorf("the copy %s completed but %q is not in its folder: %w", j.ID, j.DestName, remote.ErrNotFound)
+}
+
+// revealItem puts an item created behind the mount's back (by a copy job)
+// into its folder's cached listing, replacing what held its name there, and
+// queues the kernel notification for the name. A file with unsent changes
+// that holds the name is left alone: its upload finds the new item and
+// saves the local version beside it (saveConflictLocked).
+func (f *FS) revealItem(it *remote.Item) {
+	if hiddenItem(it) {
+		return
+	}
+	for attempt := 0; attempt < 3; attempt++ {
+		f.mu.Lock()
+		parent := f.byID[it.ParentID]
+		if parent == nil || parent.removed {
+			f.mu.Unlock()
+			return // a folder this mount has not listed: the next listing finds the item
+		}
+		cur := f.cachedChildLocked(parent, it.Name)
+		replaces := cur != nil && (cur.item == nil || cur.item.ID != it.ID)
+		var st *fileState
+		if replaces {
+			st = cur.file
+		}
+		f.mu.Unlock()
+		if st != nil {
+			// Lock order: the file's lock before FS.mu.
+			st.mu.Lock()
+		}
+		f.mu.Lock()
+		again := f.cachedChildLocked(parent, it.Name) != cur
+		if cur != nil {
+			replaces = cur.item == nil || cur.item.ID != it.ID
+			again = again || (replaces && cur.file != st)
+		}
+		if again {
+			f.mu.Unlock()
+			if st != nil {
+				st.mu.Unlock()
+			}
+			continue // the name changed hands meanwhile: look again
+		}
+		if st != nil && st.dirty {
+			f.mu.Unlock()
+			st.mu.Unlock()
+			f.log.Warn("a copy created an item where a file has unsent changes; the changes will be saved beside it",
+				"name", it.Name)
+			return
+		}
+		if replaces {
+			f.forgetChildLocked(parent, cur)
+			cur.removed, cur.parent = true, nil
+		}
+		e := f.entryForItemLocked(it)
+		if e.parent != nil && e.parent != parent {
+			f.forgetChildLocked(e.parent, e)
+		}
+		e.parent, e.name, e.removed = parent, it.Name, false
+		f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+		f.mu.Unlock()
+		if st != nil {
+			if st.handles.Load() == 0 {
+				f.discardLocalLocked(st) // the replaced file's clean staged copy
+			}
+			st.mu.Unlock()
+		}
+		f.notes.aliases(parent, it.Name)
+		if !e.isDir {
+			f.notes.content(e)
+		}
+		return
+	}
+	f.forgetDestination(it.ParentID, it.Name)
+}
+
+// cachedChildLocked returns what holds name in dir as far as the mount knows
+// without asking the service: a local new file, or the cached listing's
+// child; nil if neither. Caller holds FS.mu.
+func (f *FS) cachedChildLocked(dir *entry, name string) *entry {
+	k := foldName(name)
+	if c := dir.local[k]; c != nil && !c.removed {
+		return c
+	}
+	if l := f.listingLocked(dir); l != nil {
+		if c := l.children[k]; c != nil && !c.removed {
+			return c
+		}
+	}
+	return nil
+}
+
+// forgetDestination drops the cached listing of a copy's destination folder
+// and the kernel's idea of the name, so that the next lookup asks the
+// service.
+func (f *FS) forgetDestination(parentID, name string) {
+	f.listings.Invalidate(parentID)
+	f.mu.Lock()
+	parent := f.byID[parentID]
+	f.mu.Unlock()
+	f.notes.aliases(parent, name)
+}
+
+// monitorPoller reads a monitor URL for the tracker through the remote
+// client (which polls with no Authorization header and follows no
+// redirect), mapping its answers as copyjob's Poller contract asks.
+type monitorPoller struct{ remote Remote }
+
+var _ copyjob.Poller = monitorPoller{}
+
+// Poll implements copyjob.Poller.
+func (p monitorPoller) Poll(ctx context.Context, monitorURL string) (copyjob.Status, error) {
+	st, err := p.remote.Monitor(ctx, monitorURL)
+	if err != nil {
+		return copyjob.Status{}, pollError(err)
+	}
+	return jobStatusOf(st), nil
+}
+
+// jobStatusOf maps one poll of the remote client to the tracker's Status.
+func jobStatusOf(st *remote.JobStatus) copyjob.Status {
+	out := copyjob.Status{
+		Raw:         st.Status,
+		Percent:     st.Percent,
+		ResourceID:  st.ResourceID,
+		ResourceURL: st.ResourceURL,
+		RetryAfter:  st.RetryAfter,
+	}
+	switch st.State {
+	case remote.JobCompleted:
+		out.State = copyjob.StateCompleted
+	case remote.JobFailed:
+		out.State = copyjob.StateFailed
+		if st.Err != nil {
+			out.ErrorCode, out.ErrorMessage = st.Err.Code, st.Err.Message
+		}
+	default:
+		out.State = copyjob.StateRunning
+	}
+	return out
+}
+
+// pollError maps a failed poll: a monitor that no longer knows the job (or
+// no longer accepts its URL) is gone; a throttled poll with a Retry-After
+// pauses polling; anything else is retried with back-off.
+func pollError(err error) error {
+	var re *remote.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch re.StatusCode {
+	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("%w: %w", copyjob.ErrMonitorGone, err)
+	}
+	if errors.Is(err, remote.ErrThrottled) && re.RetryAfter > 0 {
+		return &copyjob.ThrottledError{RetryAfter: re.RetryAfter, Err: err}
+	}
+	return err
+}
+
+// pathOfLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
+// when e is not in the tree. Caller holds FS.mu.
+func (f *FS) pathOfLocked(e *entry) string {
+	var names []string
+	for p := e; p != f.root; p = p.parent {
+		if p == nil {
+			return ""
+		}
+		names = append(names, p.name)
+	}
+	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
+		names[i], names[j] = names[j], names[i]
+	}
+	return "/" + strings.Join(names, "/")
+}
