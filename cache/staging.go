@@ -41,6 +41,10 @@ type Record struct {
 	Name     string `json:"name"`
 	// BaseETag is the eTag the write was based on, to detect a remote change.
 	BaseETag string `json:"baseETag,omitempty"`
+	// BaseCTag is the cTag of the content the write was based on: a changed
+	// eTag with the same cTag is a metadata change (rename, times), not a
+	// conflicting edit.
+	BaseCTag string `json:"baseCTag,omitempty"`
 	// Size is the staged file's size at the last Commit (set by Commit).
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`
@@ -283,7 +287,7 @@ func (s *Staging) commitLocked(sl *slot, r Record) (Record, error) {
 }
 
 // Update replaces the metadata of an existing record (ParentID, Name,
-// RemoteItemID, BaseETag, ModTime, State, Attempts) durably, without touching
+// RemoteItemID, BaseETag, BaseCTag, ModTime, State, Attempts) durably, without touching
 // the staged content: Size and CreatedAt keep their committed values, and an
 // empty State keeps the current one. It fails with ErrNoRecord if r.ID was
 // never committed or is done.

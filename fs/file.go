@@ -393,7 +393,7 @@ func transient(err error) bool {
 // journal. Caller holds st.mu.
 func (f *FS) commitLocked(e *entry, st *fileState) error {
 	f.mu.Lock()
-	rec := cache.Record{ID: st.staged.ID(), Name: e.name, BaseETag: st.baseETag}
+	rec := cache.Record{ID: st.staged.ID(), Name: e.name, BaseETag: st.baseETag, BaseCTag: st.baseCTag}
 	if e.item != nil {
 		rec.RemoteItemID = e.item.ID
 	}
@@ -481,7 +481,7 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
 	st.baseCTag, st.baseETag = got.CTag, got.ETag
 	if st.committed {
 		if _, merr := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
-			r.RemoteItemID, r.BaseETag = got.ID, got.ETag
+			r.RemoteItemID, r.BaseETag, r.BaseCTag = got.ID, got.ETag, got.CTag
 		}); merr != nil {
 			f.log.Warn("updating the journal after an upload failed", "name", name, "err", merr)
 		}
@@ -525,7 +525,7 @@ func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, pa
 	st.dirty, st.isNew = false, false
 	if st.committed {
 		if _, merr := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
-			r.ParentID, r.Name, r.RemoteItemID, r.BaseETag = parentID, got.Name, got.ID, got.ETag
+			r.ParentID, r.Name, r.RemoteItemID, r.BaseETag, r.BaseCTag = parentID, got.Name, got.ID, got.ETag, got.CTag
 		}); merr != nil {
 			f.log.Warn("updating the journal after a conflict failed", "name", name, "err", merr)
 		}

@@ -15,13 +15,14 @@ import (
 )
 
 // Remote is the part of *remote.Client the filesystem uses. Its contract is
-// remote's (API.md): errors match remote's sentinels with errors.Is, and the
+// remote's: errors match remote's sentinels with errors.Is, and the
 // client retries transient failures itself, so an error here is final for
 // the request that got it.
 type Remote interface {
 	Drive(ctx context.Context) (*remote.Drive, error)
 	Root(ctx context.Context) (*remote.Item, error)
 	Item(ctx context.Context, id string) (*remote.Item, error)
+	Child(ctx context.Context, parentID, name string) (*remote.Item, error)
 	Children(ctx context.Context, folderID string) ([]*remote.Item, error)
 	CreateFolder(ctx context.Context, parentID, name string, cb remote.ConflictBehavior) (*remote.Item, error)
 	Update(ctx context.Context, id string, u remote.ItemUpdate) (*remote.Item, error)

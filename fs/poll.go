@@ -2,12 +2,15 @@ package fs
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"io"
 	"os"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/remote"
+	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
 )
 
 // deltaLinkKey is where the delta link is kept in cache.State.
@@ -205,7 +208,10 @@ func (f *FS) replayJournal(ctx context.Context) {
 
 // replayRecord uploads one journaled file. A file changed on the server
 // since the change was made is kept, and the journaled content saved beside
-// it under a conflict name.
+// it under a conflict name. Two cases are not conflicts: an eTag that moved
+// while the content (cTag) did not (a rename or new times on the server),
+// and a server item that already holds exactly the journaled bytes (an
+// earlier mount sent them and was killed before it could say so).
 func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	file, err := os.Open(rec.StagedPath)
 	if err != nil {
@@ -221,6 +227,22 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	it, err := f.remote.Upload(ctx, req)
 	conflict := errors.Is(err, remote.ErrPreconditionFailed) || errors.Is(err, remote.ErrConflict) ||
 		(rec.RemoteItemID != "" && errors.Is(err, remote.ErrNotFound))
+	if conflict {
+		cur, cerr := f.replayTarget(ctx, rec)
+		switch {
+		case cerr != nil && !errors.Is(cerr, remote.ErrNotFound):
+			return cerr
+		case cur == nil:
+			// Gone from the server: the conflict copy below brings it back.
+		case sameContent(file, rec.Size, cur):
+			f.log.Info("a journaled change was already on OneDrive", "name", rec.Name, "size", rec.Size)
+			return nil
+		case rec.RemoteItemID != "" && rec.BaseCTag != "" && cur.CTag == rec.BaseCTag:
+			req.IfMatch = cur.ETag
+			it, err = f.remote.Upload(ctx, req)
+			conflict = errors.Is(err, remote.ErrPreconditionFailed)
+		}
+	}
 	if conflict && rec.ParentID != "" {
 		cname := conflictName(rec.Name, f.now())
 		it, err = f.remote.Upload(ctx, remote.UploadRequest{
@@ -237,4 +259,30 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	}
 	f.log.Info("sent a change journaled by an earlier mount", "name", it.Name, "size", rec.Size)
 	return nil
+}
+
+// replayTarget is the server item a journal record would replace: by id
+// when the record knows it, else by parent and name. A missing item is
+// (nil, ErrNotFound).
+func (f *FS) replayTarget(ctx context.Context, rec cache.Record) (*remote.Item, error) {
+	if rec.RemoteItemID != "" {
+		return f.remote.Item(ctx, rec.RemoteItemID)
+	}
+	if rec.ParentID == "" {
+		return nil, remote.ErrNotFound
+	}
+	return f.remote.Child(ctx, rec.ParentID, rec.Name)
+}
+
+// sameContent reports whether item holds exactly the size bytes of r,
+// compared by quickXorHash (an item without a hash never matches).
+func sameContent(r io.ReaderAt, size int64, item *remote.Item) bool {
+	if item.IsFolder || item.Size != size || item.QuickXorHash == "" {
+		return false
+	}
+	h := quickxorhash.New()
+	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
+		return false
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)) == item.QuickXorHash
 }
