@@ -20,9 +20,16 @@ test:
 demo: build
 	./$(BIN) demo $(DEMO_ARGS)
 
-# Benchmarks; figures are read from the output, never asserted.
+# Benchmarks: the packages' Go benchmarks, then the scenario driver
+# (cmd/odbench; needs FUSE like the mount tests), which mounts the fake drive,
+# measures every scenario against its reference, prints the tables and writes
+# BENCHMARKS.md. Figures are read, never asserted. A smoke run that writes
+# nothing: make bench BENCH_FLAGS=-quick
+BENCH_FLAGS ?=
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 60m $(PKGS)
+	$(GO) build -o bin/odbench ./cmd/odbench
+	./bin/odbench -bin $(BIN) $(BENCH_FLAGS)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

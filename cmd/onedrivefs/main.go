@@ -48,6 +48,7 @@ func commands() map[string]command {
 		"mount":       {"mount the drive (foreground; Ctrl-C unmounts)", runMount},
 		"cp":          {"copy a file or folder inside a mount, server-side", runCp},
 		"jobs":        {"list the server-side copy jobs of a mount", runJobs},
+		"demo":        {"try it: mount a fake OneDrive with sample files, and print a guide", runDemo},
 	}
 }
 
