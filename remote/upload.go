@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
@@ -213,11 +214,24 @@ var errSessionGone = errors.New("remote: upload session expired")
 type sessionUpload struct {
 	c   *Client
 	req *UploadRequest
-	// hash covers the first hashed bytes of the content, in order; bytes
-	// are hashed once, just before they are first sent, so the digest is of
-	// what was sent even when fragments are resent or the session restarts.
+
+	// mu guards the fields below: fragment bodies are read by the HTTP
+	// transport's own goroutine, which may still read after the request
+	// has returned (RoundTrip's contract).
+	mu sync.Mutex
+	// hash covers the first hashed bytes of the content, in order. Bytes
+	// are hashed once, as the transport first reads them to send them (one
+	// pass over the content, not one to hash and one to send), so the
+	// digest is of what was sent even when fragments are resent or the
+	// session restarts.
 	hash   hash.Hash
 	hashed int64
+	// fragment counts the fragment requests that have returned; a body of
+	// an earlier one reads nothing more (see fragmentBody.Read).
+	fragment int64
+	// readErr is the first failure to read the content for a fragment: the
+	// upload stops there (it is not a network failure to resume after).
+	readErr error
 }
 
 func (c *Client) uploadSession(ctx context.Context, u *UploadRequest) (*Item, error) {
@@ -229,7 +243,11 @@ func (c *Client) uploadSession(ctx context.Context, u *UploadRequest) (*Item, er
 		}
 		item, err := up.send(ctx, uploadURL)
 		if err == nil {
-			return item, checkUploaded(item, u.Size, up.hash.Sum(nil))
+			sum, herr := up.sum()
+			if herr != nil {
+				return item, herr
+			}
+			return item, checkUploaded(item, u.Size, sum)
 		}
 		if errors.Is(err, errSessionGone) && restarts < maxSessionRestarts && ctx.Err() == nil {
 			c.log.Debug("upload session expired; starting a new one", "restarts", restarts+1)
@@ -274,9 +292,6 @@ func (up *sessionUpload) send(ctx context.Context, uploadURL string) (*Item, err
 	failures := 0
 	for {
 		end := min(next+c.fragment, size)
-		if err := up.hashTo(end); err != nil {
-			return nil, err
-		}
 		item, expected, err := up.putFragment(ctx, uploadURL, next, end)
 		if err == nil {
 			if item != nil {
@@ -298,6 +313,12 @@ func (up *sessionUpload) send(ctx context.Context, uploadURL string) (*Item, err
 		}
 		if errors.Is(err, ErrNotFound) {
 			return nil, errSessionGone
+		}
+		up.mu.Lock()
+		readErr := up.readErr
+		up.mu.Unlock()
+		if readErr != nil {
+			return nil, readErr // the content, not the network: no resuming
 		}
 		if !fragmentRetryable(err) {
 			return nil, err
@@ -332,11 +353,19 @@ func (up *sessionUpload) resumePoint(ctx context.Context, uploadURL string, wasL
 	c := up.c
 	var s wireUploadSession
 	r := &request{op: "upload session status", method: http.MethodGet, url: uploadURL, plain: true, mode: repeatable, buffer: true}
+	// committed looks for the item holding exactly the whole content.
+	committed := func() (*Item, error) {
+		sum, err := up.sum()
+		if err != nil {
+			return nil, err
+		}
+		return c.committed(ctx, up.req, sum), nil
+	}
 	if err := c.callJSON(ctx, r, &s); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			if wasLast {
-				if it := c.committed(ctx, up.req, up.hash.Sum(nil)); it != nil {
-					return 0, it, nil
+				if it, err := committed(); it != nil || err != nil {
+					return 0, it, err
 				}
 			}
 			return 0, nil, errSessionGone
@@ -344,21 +373,36 @@ func (up *sessionUpload) resumePoint(ctx context.Context, uploadURL string, wasL
 		return 0, nil, err
 	}
 	next := firstRangeStart(s.NextExpectedRanges)
-	switch {
-	case next < 0:
+	if next < 0 {
 		// Nothing more expected, yet no item was returned: look for it.
-		if it := c.committed(ctx, up.req, up.hash.Sum(nil)); it != nil {
-			return 0, it, nil
+		if it, err := committed(); it != nil || err != nil {
+			return 0, it, err
 		}
 		return 0, nil, errSessionGone
-	case next > up.hashed:
-		return 0, nil, fmt.Errorf("remote: upload session expects byte %d, but only %d were sent", next, up.hashed)
+	}
+	up.mu.Lock()
+	hashed := up.hashed
+	up.mu.Unlock()
+	if next > hashed {
+		return 0, nil, fmt.Errorf("remote: upload session expects byte %d, but only %d were sent", next, hashed)
 	}
 	return next, nil, nil
 }
 
-// hashTo feeds the content up to end into the hash (once per byte).
-func (up *sessionUpload) hashTo(end int64) error {
+// sum returns the digest of the whole content, hashing what no fragment
+// body has read.
+func (up *sessionUpload) sum() ([]byte, error) {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if err := up.hashToLocked(up.req.Size); err != nil {
+		return nil, err
+	}
+	return up.hash.Sum(nil), nil
+}
+
+// hashToLocked feeds the content up to end into the hash (once per byte).
+// Caller holds up.mu.
+func (up *sessionUpload) hashToLocked(end int64) error {
 	if end <= up.hashed {
 		return nil
 	}
@@ -373,20 +417,79 @@ func (up *sessionUpload) hashTo(end int64) error {
 	return nil
 }
 
+// errFragmentOver: a fragment body read after its request returned.
+var errFragmentOver = errors.New("remote: upload fragment body read after its request ended")
+
+// fragmentBody is the body of one attempt at sending content [off, end):
+// it reads the content and hashes the bytes not yet hashed as it goes.
+type fragmentBody struct {
+	up       *sessionUpload
+	fragment int64 // up.fragment when the request was made
+	off, end int64
+}
+
+func (b *fragmentBody) Read(p []byte) (int, error) {
+	if b.off >= b.end {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), b.end-b.off)]
+	up := b.up
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.fragment != b.fragment {
+		return 0, errFragmentOver
+	}
+	// Bytes a request was not seen to read (none in practice: a session
+	// never expects more than was sent) are hashed first, so the hash
+	// stays in order.
+	if err := up.hashToLocked(b.off); err != nil {
+		return 0, err
+	}
+	n, err := up.req.Content.ReadAt(p, b.off)
+	if end := b.off + int64(n); end > up.hashed {
+		up.hash.Write(p[up.hashed-b.off : n])
+		up.hashed = end
+	}
+	b.off += int64(n)
+	switch {
+	case err == io.EOF && b.off == b.end:
+		err = nil
+	case err == io.EOF || (err == nil && n < len(p)):
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		err = fmt.Errorf("remote: upload: reading the content: %w", err)
+		up.readErr = err
+	}
+	return n, err
+}
+
 // putFragment sends bytes [start, end). It returns the item when the
 // service completed the upload, else the next byte it expects (-1 when the
 // reply does not say).
 func (up *sessionUpload) putFragment(ctx context.Context, uploadURL string, start, end int64) (*Item, int64, error) {
 	c, size := up.c, up.req.Size
-	content := up.req.Content
+	up.mu.Lock()
+	fragment := up.fragment
+	up.mu.Unlock()
 	r := &request{
 		op: "upload fragment", method: http.MethodPut, url: uploadURL, plain: true,
 		mode: notRepeatable, buffer: true, size: end - start,
 		header: http.Header{"Content-Range": {"bytes " + strconv.FormatInt(start, 10) + "-" +
 			strconv.FormatInt(end-1, 10) + "/" + strconv.FormatInt(size, 10)}},
-		body: func() io.Reader { return io.NewSectionReader(content, start, end-start) },
+		body: func() io.Reader { return &fragmentBody{up: up, fragment: fragment, off: start, end: end} },
 	}
 	resp, err := c.do(ctx, r)
+	up.mu.Lock()
+	up.fragment++ // the transport may still read a body it was given: not any more
+	readErr := up.readErr
+	up.mu.Unlock()
+	if readErr != nil {
+		if err == nil {
+			drain(resp)
+		}
+		return nil, 0, readErr
+	}
 	if err != nil {
 		return nil, 0, err
 	}

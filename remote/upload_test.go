@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -475,4 +476,102 @@ func TestUploadValidation(t *testing.T) {
 	assert.Error(t, err)
 	_, err = New(Config{GraphURL: "http://x/v1.0"})
 	assert.Error(t, err, "tokens are required")
+}
+
+// countingReaderAt counts the bytes read from it and fails every read that
+// reaches failAt (when failAt > 0).
+type countingReaderAt struct {
+	r      io.ReaderAt
+	failAt int64
+	err    error
+
+	mu   sync.Mutex
+	read int64 // GUARDED_BY(mu)
+}
+
+func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if c.failAt > 0 && off+int64(len(p)) > c.failAt {
+		return 0, c.err
+	}
+	n, err := c.r.ReadAt(p, off)
+	c.mu.Lock()
+	c.read += int64(n)
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *countingReaderAt) bytesRead() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.read
+}
+
+// The content is read once: the bytes sent are hashed as they go, not in a
+// pass of their own.
+func TestUploadSessionReadsContentOnce(t *testing.T) {
+	const size = 5*FragmentUnit + 99
+	data := patternBytes(size)
+	ss := newSessionServer(t, size)
+	env := newClientEnv(t, ss, smallFragments)
+	content := &countingReaderAt{r: bytes.NewReader(data)}
+	it, err := env.c.Upload(context.Background(), UploadRequest{ParentID: "parent", Name: "big.bin",
+		Content: content, Size: size})
+	require.NoError(t, err, "the client's hash matches the service's")
+	assert.Equal(t, quickxorhash.Base64(data), it.QuickXorHash)
+	assert.Equal(t, int64(size), content.bytesRead())
+}
+
+// A reply that comes before the fragment's body was read (here a 500 at
+// once) leaves the hash right: the transport may go on reading that body
+// after the reply, and those reads neither race with the resent fragment
+// nor hash anything twice.
+func TestUploadSessionReplyBeforeBody(t *testing.T) {
+	const size = 4*FragmentUnit + 3
+	data := patternBytes(size)
+	ss := newSessionServer(t, size)
+	ss.onPut = func(w http.ResponseWriter, r *http.Request, n int, start, end int64) bool {
+		if n != 3 {
+			return false
+		}
+		w.Header().Set("Connection", "close")
+		graphError(w, http.StatusInternalServerError, "generalException", "")
+		return true
+	}
+	env := newClientEnv(t, ss, smallFragments)
+	it, err := env.c.Upload(context.Background(), UploadRequest{ParentID: "parent", Name: "big.bin",
+		Content: bytes.NewReader(data), Size: size})
+	require.NoError(t, err, "the client's hash matches the service's")
+	assert.Equal(t, quickxorhash.Base64(data), it.QuickXorHash)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	assert.True(t, bytes.Equal(data, ss.data))
+	assert.Equal(t, 1, ss.statusGets)
+	assert.Equal(t, []int64{0, FragmentUnit, 2 * FragmentUnit, 2 * FragmentUnit, 3 * FragmentUnit, 4 * FragmentUnit}, ss.starts)
+}
+
+// Failing to read the content ends the upload at once: it is not a network
+// failure to resume after, and the session is deleted.
+func TestUploadSessionContentReadError(t *testing.T) {
+	const size = 4 * FragmentUnit
+	errDisk := errors.New("disk on fire")
+	ss := newSessionServer(t, size)
+	ss.onPut = func(w http.ResponseWriter, r *http.Request, n int, start, end int64) bool {
+		if n != 2 {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, r.Body) // cut short by the client
+		graphError(w, http.StatusBadRequest, "invalidRequest", "")
+		return true
+	}
+	env := newClientEnv(t, ss, smallFragments)
+	content := &countingReaderAt{r: bytes.NewReader(patternBytes(size)), failAt: FragmentUnit + 1, err: errDisk}
+	_, err := env.c.Upload(context.Background(), UploadRequest{ParentID: "parent", Name: "big.bin",
+		Content: content, Size: size})
+	require.ErrorIs(t, err, errDisk)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	assert.Zero(t, ss.statusGets, "no resuming")
+	assert.Equal(t, 1, ss.sessions)
+	assert.Equal(t, 1, ss.deletes, "the session is deleted")
+	assert.False(t, ss.done)
 }
