@@ -20,8 +20,10 @@ type Config struct {
 	Clock Clock
 
 	// FirstInterval is the delay from Add to the first poll. Jobs resumed from
-	// disk are polled as soon as Run starts (within the rate bound).
-	// Default 250ms.
+	// disk are polled as soon as Run starts (within the rate bound). It is
+	// also the shortest gap between two polls of a job someone Waits on, and
+	// the gap used while such a job reports no progress to predict its end
+	// from (see schedule.due). Default 250ms.
 	FirstInterval time.Duration
 	// MaxInterval caps the delay between two polls of a job (a Retry-After
 	// may ask for longer). Default 5s.
@@ -30,8 +32,18 @@ type Config struct {
 	// Must be >= 1. Default 1.5.
 	BackoffFactor float64
 	// MaxPollsPerSecond bounds the total poll rate, however many jobs run:
-	// polls are spaced at least 1s/MaxPollsPerSecond apart. Default 20;
-	// negative means unbounded.
+	// polls are spaced at least 1s/MaxPollsPerSecond apart. Negative means
+	// unbounded.
+	//
+	// Default 50. The bound only guards against a burst of jobs (a script
+	// copying hundreds of files) turning into a burst of requests; the
+	// service says when it wants less with 429/503 + Retry-After, which
+	// pauses all polling (see Poller). 50/s reveals 200 jobs that end
+	// together within 4s (20/s took 10s), stays below the pace rclone's
+	// OneDrive backend allows its whole traffic (one call per 10ms), and is
+	// about what MaxConcurrentPolls polls in flight sustain anyway at a
+	// monitor round trip of ~150ms, so against the real service the two
+	// bounds meet.
 	MaxPollsPerSecond float64
 	// MaxConcurrentPolls bounds the polls in flight. Default 8.
 	MaxConcurrentPolls int
@@ -75,7 +87,7 @@ const (
 	DefaultFirstInterval        = 250 * time.Millisecond
 	DefaultMaxInterval          = 5 * time.Second
 	DefaultBackoffFactor        = 1.5
-	DefaultMaxPollsPerSecond    = 20
+	DefaultMaxPollsPerSecond    = 50
 	DefaultMaxConcurrentPolls   = 8
 	DefaultPollTimeout          = 30 * time.Second
 	DefaultMaxHistory           = 200

@@ -5,7 +5,13 @@
 //
 //   - A schedule: one goroutine (Tracker.Run) polls every unfinished job's
 //     monitor URL, first after Config.FirstInterval, then backing off by
-//     Config.BackoffFactor up to Config.MaxInterval. A Retry-After from the
+//     Config.BackoffFactor up to Config.MaxInterval. A job someone Waits on
+//     (cp blocked in copy_file_range) does not back off: it is polled halfway
+//     to the end its percentageComplete readings predict, at least
+//     FirstInterval apart and never later than the back-off would (every
+//     FirstInterval while there is no prediction), so Wait returns within
+//     about FirstInterval of the job's end; a Wait that starts on a job
+//     scheduled far ahead pulls its next poll in. A Retry-After from the
 //     service is honoured (never polled sooner). Total poll rate is bounded by
 //     Config.MaxPollsPerSecond however many jobs run, and at most
 //     Config.MaxConcurrentPolls polls are in flight.

@@ -39,17 +39,50 @@ func fails(code, msg string) step {
 }
 func errs(err error) step { return step{err: err} }
 
-// fakePoller answers each monitor URL from its script (the last step repeats;
-// unscripted URLs answer inProgress forever) and records when it was polled.
+// fakePoller answers each monitor URL from its script (the last step repeats)
+// or its timed job (time-dependent answers); other URLs answer inProgress
+// forever. It records when each URL was polled.
 type fakePoller struct {
 	mu      sync.Mutex
 	scripts map[string][]step      // GUARDED_BY(mu)
+	timed   map[string]timedJob    // GUARDED_BY(mu)
 	calls   map[string][]time.Time // GUARDED_BY(mu)
 	all     []time.Time            // GUARDED_BY(mu)
 }
 
+// timedJob is a copy running from start for total, as the service reports
+// it: inProgress with percentageComplete rising linearly from 0 (or staying
+// 0 when flat, as a service that reports no progress), then completed at
+// every poll from start+total on.
+type timedJob struct {
+	start time.Time
+	total time.Duration
+	flat  bool
+}
+
+func (j timedJob) end() time.Time { return j.start.Add(j.total) }
+
+func (j timedJob) status(now time.Time) Status {
+	if !now.Before(j.end()) {
+		return Status{Raw: "completed", Percent: 100, ResourceID: "NEW"}
+	}
+	st := Status{Raw: "inProgress"}
+	if !j.flat {
+		// 100*elapsed first: exact for the durations tests use.
+		st.Percent = float64(100*now.Sub(j.start)) / float64(j.total)
+	}
+	return st
+}
+
 func newFakePoller() *fakePoller {
-	return &fakePoller{scripts: map[string][]step{}, calls: map[string][]time.Time{}}
+	return &fakePoller{scripts: map[string][]step{}, timed: map[string]timedJob{}, calls: map[string][]time.Time{}}
+}
+
+// time makes url answer as job j.
+func (p *fakePoller) time(url string, j timedJob) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timed[url] = j
 }
 
 func (p *fakePoller) script(url string, steps ...step) {
@@ -65,7 +98,11 @@ func (p *fakePoller) Poll(ctx context.Context, url string) (Status, error) {
 	p.calls[url] = append(p.calls[url], now)
 	p.all = append(p.all, now)
 	steps := p.scripts[url]
+	tj, timed := p.timed[url]
 	p.mu.Unlock()
+	if timed {
+		return tj.status(now), nil
+	}
 	if len(steps) == 0 {
 		return Status{Raw: "inProgress"}, nil
 	}

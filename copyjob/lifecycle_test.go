@@ -284,6 +284,6 @@ func TestConfigValidation(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, DefaultFirstInterval, tr.cfg.FirstInterval)
 	assert.Equal(t, float64(DefaultMaxPollsPerSecond), tr.cfg.MaxPollsPerSecond)
-	assert.Equal(t, 50*time.Millisecond, tr.cfg.pollSpacing())
+	assert.Equal(t, 20*time.Millisecond, tr.cfg.pollSpacing())
 	assert.NoError(t, tr.Close())
 }

@@ -10,45 +10,6 @@ import (
 	"time"
 )
 
-// schedule is a job's place in the poll schedule. Owned by the Run goroutine.
-type schedule struct {
-	next  time.Time     // when the job is due
-	delay time.Duration // the back-off delay last used; grows after every poll
-	index int           // position in the queue; -1 when not queued (in flight, or finished)
-
-	errStreak  int       // failed polls in a row (throttling excluded)
-	errSince   time.Time // when the current streak began
-	goneStreak int       // ErrMonitorGone answers since the last good answer
-}
-
-// queue is a min-heap of jobs by due time (then id, so ties go oldest first).
-type queue []*entry
-
-func (q queue) Len() int { return len(q) }
-func (q queue) Less(i, j int) bool {
-	if !q[i].sched.next.Equal(q[j].sched.next) {
-		return q[i].sched.next.Before(q[j].sched.next)
-	}
-	return q[i].id < q[j].id
-}
-func (q queue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].sched.index, q[j].sched.index = i, j
-}
-func (q *queue) Push(x any) {
-	e := x.(*entry)
-	e.sched.index = len(*q)
-	*q = append(*q, e)
-}
-func (q *queue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
-	e.sched.index = -1
-	return e
-}
-
 type pollResult struct {
 	e   *entry
 	st  Status
@@ -197,14 +158,28 @@ func (t *Tracker) pollOnce(ctx context.Context, monitorURL string) (Status, erro
 	return t.cfg.Poller.Poll(ctx, monitorURL)
 }
 
-// takeIncoming moves jobs added since the last look into the schedule.
+// takeIncoming moves jobs added since the last look into the schedule, and
+// pulls in the next poll of jobs that a Wait began on since: a job scheduled
+// by the back-off (up to MaxInterval ahead) is now due by the waited rule
+// (schedule.due). A job in flight gets that rule when its answer is applied;
+// one not polled yet is already due within FirstInterval of its Add.
 func (t *Tracker) takeIncoming(q *queue) {
 	t.mu.Lock()
-	in := t.incoming
-	t.incoming = nil
+	in, hurried := t.incoming, t.hurried
+	t.incoming, t.hurried = nil, nil
 	t.mu.Unlock()
 	for _, e := range in {
 		heap.Push(q, e)
+	}
+	for _, e := range hurried {
+		s := &e.sched
+		if !q.holds(e) || s.polled.IsZero() {
+			continue
+		}
+		if next := s.due(t.cfg.FirstInterval, true); next.Before(s.next) {
+			s.next = next
+			heap.Fix(q, s.index)
+		}
 	}
 }
 
@@ -237,6 +212,7 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 		default:
 			visible = j.State != StateRunning || j.Raw != st.Raw || j.Percent != st.Percent
 			j.State, j.Raw, j.Percent = StateRunning, st.Raw, st.Percent
+			s.progress.observe(now, st.Percent)
 		}
 	case errors.As(r.err, &throttled):
 		retryAfter, pause = throttled.RetryAfter, throttled.RetryAfter
@@ -271,9 +247,11 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 		if visible {
 			t.changedLocked(now)
 		}
+		waited := e.waiters > 0
 		t.mu.Unlock()
 		s.delay = min(time.Duration(float64(s.delay)*t.cfg.BackoffFactor), t.cfg.MaxInterval)
-		s.next = now.Add(max(s.delay, retryAfter))
+		s.polled, s.notBefore = now, now.Add(retryAfter)
+		s.next = s.due(t.cfg.FirstInterval, waited)
 		heap.Push(q, e)
 		return pause
 	}

@@ -57,7 +57,8 @@ func TestRetryAfterOnAnswerDelaysThatJob(t *testing.T) {
 			"Retry-After replaces the back-off once; the back-off then carries on")
 
 		other := gaps(j2.Created, h.poller.times(monitorURL(2)))
-		assert.Equal(t, 150*ms, other[0], "other jobs are not delayed (only spaced by the rate bound)")
+		spacing := time.Second / DefaultMaxPollsPerSecond
+		assert.Equal(t, 100*ms+spacing, other[0], "other jobs are not delayed (only spaced by the rate bound)")
 		assert.Equal(t, 200*ms, other[1])
 	})
 }

@@ -33,6 +33,9 @@ type Tracker struct {
 	// incoming holds jobs added since the Run goroutine last looked; it moves
 	// them into its schedule.
 	incoming []*entry // GUARDED_BY(mu)
+	// hurried holds jobs that a Wait began on since the Run goroutine last
+	// looked; it pulls their next poll in (takeIncoming).
+	hurried []*entry // GUARDED_BY(mu)
 	// pending holds jobs whose terminal state is on disk and whose OnDone has
 	// not returned, in finishing order. The notifier takes them from the front.
 	pending []*entry // GUARDED_BY(mu)
@@ -67,6 +70,9 @@ type entry struct {
 	final *Job // GUARDED_BY(Tracker.mu)
 	// done is closed when job becomes terminal (after OnDone).
 	done chan struct{} // closing GUARDED_BY(Tracker.mu)
+	// waiters counts the Waits in progress on the job; while it is above
+	// zero the job is polled by the waited rule (schedule.due).
+	waiters int // GUARDED_BY(Tracker.mu)
 
 	// sched is owned by the Run goroutine: Add sets it before the entry is
 	// published through Tracker.incoming; only Run reads or writes it after.
@@ -246,13 +252,28 @@ func (t *Tracker) LatestForSource(key string) (Job, bool) {
 // Job.Error). When ctx is done first, Wait returns the job as it stands and
 // ctx.Err(); the job goes on being tracked. It returns ErrNotFound for an
 // unknown id and ErrClosed when the tracker is closed before the job ends.
+//
+// While a Wait is in progress the job is polled promptly rather than with
+// the back-off (see the package doc, "What it owns"), so Wait returns soon after
+// the service reports the end. Use it for a caller that is blocked on the
+// job; a background observer should prefer Changed.
 func (t *Tracker) Wait(ctx context.Context, id string) (Job, error) {
 	t.mu.Lock()
 	e, ok := t.jobs[id]
-	t.mu.Unlock()
 	if !ok {
+		t.mu.Unlock()
 		return Job{}, ErrNotFound
 	}
+	e.waiters++
+	hurry := e.waiters == 1 && e.final == nil && !e.job.State.Terminal()
+	if hurry {
+		t.hurried = append(t.hurried, e)
+	}
+	t.mu.Unlock()
+	if hurry {
+		nudge(t.wake)
+	}
+
 	var err error
 	select {
 	case <-e.done:
@@ -263,6 +284,7 @@ func (t *Tracker) Wait(ctx context.Context, id string) (Job, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	e.waiters--
 	select {
 	case <-e.done: // finished is finished, even if ctx ended at the same time
 		return e.job, nil

@@ -31,6 +31,20 @@ const (
 	attrTimeout  = time.Second
 )
 
+// maxRequest is the largest READ and WRITE the kernel sends us (MaxWrite,
+// and max_read in the mount options), and the read-ahead we ask for.
+// go-fuse's default MaxWrite is 128 KiB: a 1 MiB read() or write() then
+// arrives as eight requests. 1 MiB is go-fuse's ceiling (MAX_KERNEL_WRITE)
+// and Linux's default (/proc/sys/fs/fuse/max_pages_limit, 256 pages); go-fuse
+// lowers it on a kernel that allows less. It costs a 1 MiB buffer per
+// request go-fuse serves at once.
+//
+// MaxReadAhead is capped by go-fuse at MaxWrite and by the kernel at what it
+// offers at INIT, its default read-ahead (128 KiB), so the read-ahead stays
+// 128 KiB here; root can raise it per mount afterwards in
+// /sys/class/bdi/MAJOR:MINOR/read_ahead_kb.
+const maxRequest = 1 << 20
+
 // Mounted is a mounted filesystem.
 type Mounted struct {
 	f      *FS
@@ -74,7 +88,8 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 			Name:         "onedrivefs",
 			Options:      mountOpts,
 			DirectMount:  os.Geteuid() == 0,
-			MaxReadAhead: 1 << 20,
+			MaxWrite:     maxRequest,
+			MaxReadAhead: maxRequest,
 			Debug:        opts.Debug,
 			Logger:       slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 		},

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +28,13 @@ journal under the cache dir, for the next mount) and the drive is unmounted.
 Logs go to stderr.
 
 Durability: once close() or fsync() on a file returns success, its content is
-on OneDrive, or in the local journal that the next mount sends.`
+on OneDrive, or in the local journal that the next mount sends.
+
+Environment (profiling, for developers):
+  ONEDRIVEFS_CPUPROFILE=FILE  write a CPU profile (runtime/pprof) to FILE,
+                              from the moment the drive is mounted to unmount
+  ONEDRIVEFS_MEMPROFILE=FILE  write a heap profile to FILE at unmount
+Read them with 'go tool pprof -top onedrivefs FILE'.`
 
 // Time given to unsent changes at shutdown before they are journaled instead.
 const shutdownFlushTimeout = 2 * time.Minute
@@ -78,6 +86,12 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := checkFUSE(*allowOther); err != nil {
 		return err
 	}
+
+	prof, err := openProfiles(e, logger)
+	if err != nil {
+		return err
+	}
+	defer prof.close()
 
 	cfgDir, err := loginConfigDir(e, *configDir)
 	if err != nil {
@@ -144,6 +158,8 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	prof.startCPU()
+	defer prof.stop() // runs before close, after the unmount below
 	fmt.Fprintf(e.stderr, "onedrivefs: drive %s mounted on %s; press Ctrl-C to unmount\n", drive.ID, dir)
 
 	done := make(chan struct{})
@@ -167,6 +183,81 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	<-done
 	return nil
+}
+
+// profiles are the CPU and heap profiles the environment asks for
+// (ONEDRIVEFS_CPUPROFILE, ONEDRIVEFS_MEMPROFILE; see mountDescription). A
+// nil file is a profile not asked for. Failing to write one is logged, not
+// fatal: the mount matters more.
+type profiles struct {
+	log      *slog.Logger
+	cpu, mem *os.File
+	cpuOn    bool
+}
+
+// openProfiles creates the files asked for, so that a bad path is refused
+// before anything is mounted.
+func openProfiles(e *env, log *slog.Logger) (*profiles, error) {
+	p := &profiles{log: log}
+	for _, want := range []struct {
+		name string
+		f    **os.File
+	}{{"ONEDRIVEFS_CPUPROFILE", &p.cpu}, {"ONEDRIVEFS_MEMPROFILE", &p.mem}} {
+		path := e.getenv(want.name)
+		if path == "" {
+			continue
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("%s: %w", want.name, err)
+		}
+		*want.f = f
+	}
+	return p, nil
+}
+
+// startCPU starts the CPU profile, if asked for.
+func (p *profiles) startCPU() {
+	if p.cpu == nil {
+		return
+	}
+	if err := pprof.StartCPUProfile(p.cpu); err != nil {
+		p.log.Warn("CPU profile not started", "file", p.cpu.Name(), "err", err)
+		return
+	}
+	p.cpuOn = true
+}
+
+// stop ends the CPU profile and writes the heap profile, if asked for.
+func (p *profiles) stop() {
+	if p.cpuOn {
+		pprof.StopCPUProfile()
+		p.cpuOn = false
+		p.log.Info("CPU profile written", "file", p.cpu.Name())
+	}
+	if p.mem != nil {
+		runtime.GC() // the heap profile is as of the last completed GC
+		if err := pprof.Lookup("heap").WriteTo(p.mem, 0); err != nil {
+			p.log.Warn("heap profile not written", "file", p.mem.Name(), "err", err)
+		} else {
+			p.log.Info("heap profile written", "file", p.mem.Name())
+		}
+	}
+	p.close()
+}
+
+// close closes the profile files (idempotent).
+func (p *profiles) close() {
+	for _, f := range []**os.File{&p.cpu, &p.mem} {
+		if *f == nil {
+			continue
+		}
+		if err := (*f).Close(); err != nil {
+			p.log.Warn("profile file not closed", "file", (*f).Name(), "err", err)
+		}
+		*f = nil
+	}
 }
 
 // checkMountPoint refuses a mount point that is missing, not a directory,

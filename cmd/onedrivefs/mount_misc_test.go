@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,4 +167,31 @@ func TestFuseConfAllowsOther(t *testing.T) {
 	require.NoError(t, os.WriteFile(p, []byte("user_allow_other\n"), 0o644))
 	assert.True(t, fuseConfAllowsOther(p))
 	assert.False(t, fuseConfAllowsOther(filepath.Join(t.TempDir(), "none")))
+}
+
+func TestMountWritesProfiles(t *testing.T) {
+	_, help := runMountCmd(t, t.TempDir(), "--help")
+	assert.Contains(t, help, "ONEDRIVEFS_CPUPROFILE=FILE")
+	assert.Contains(t, help, "ONEDRIVEFS_MEMPROFILE=FILE")
+
+	env := newMountEnv(t, graphtest.Options{})
+	_, err := env.srv.PutFile("/x.txt", []byte("abc"), time.Time{})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	cpu, mem := filepath.Join(dir, "cpu.pprof"), filepath.Join(dir, "mem.pprof")
+	env.environ = []string{"ONEDRIVEFS_CPUPROFILE=" + cpu, "ONEDRIVEFS_MEMPROFILE=" + mem}
+	env.mount()
+	assert.Equal(t, "abc", env.sh("cat x.txt"))
+	env.unmount()
+
+	for _, path := range []string{cpu, mem} {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		// A pprof profile is a gzipped protocol buffer.
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		require.NoError(t, err, "%s is not a profile", path)
+		body, err := io.ReadAll(zr)
+		require.NoError(t, err, path)
+		assert.NotEmpty(t, body, path)
+	}
 }

@@ -61,6 +61,9 @@ type mountEnv struct {
 	cmd    *exec.Cmd
 	stderr *mountLog
 	waited chan struct{}
+	// environ is added to the child's environment (KEY=VALUE), on top of
+	// this process's.
+	environ []string
 }
 
 type mountLog struct {
@@ -137,6 +140,9 @@ func (env *mountEnv) mount(extra ...string) {
 		"--poll-interval", "1s", "--log-level", "debug"}, extra...)
 	args = append(args, env.dir)
 	cmd := exec.Command(mountBinary, args...)
+	if len(env.environ) > 0 {
+		cmd.Env = append(os.Environ(), env.environ...)
+	}
 	env.stderr = &mountLog{}
 	cmd.Stderr = env.stderr
 	cmd.Stdout = env.stderr
