@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
@@ -202,7 +203,7 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 			f.doneCopyWaiter(key)
 		}
 	}()
-	monitor, err := f.remote.StartCopy(ctx, it.ID, remote.CopyRequest{
+	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictReplace})
 	if err != nil {
 		return 0, true, fmt.Errorf("starting the copy: %w", err)
@@ -238,6 +239,21 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 		return 0, false, ctx.Err()
 	}
 	return got, false, err
+}
+
+// startCopyTimeout bounds a copy request, which an interrupt does not cancel.
+const startCopyTimeout = 30 * time.Second
+
+// startCopy sends the copy request on a context that an interrupt of the
+// FUSE request does not cancel (bounded by startCopyTimeout): once the
+// request is sent the service may accept it, and a job the mount does not
+// track would be a copy nobody watches. So an interrupted setxattr or cp
+// either started nothing (EINTR came earlier, and the caller may simply try
+// again) or started a job the tracker follows.
+func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) (string, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
+	defer cancel()
+	return f.remote.StartCopy(ctx, srcID, r)
 }
 
 // sourceForCopy returns the service's item for src once it holds src's

@@ -380,3 +380,24 @@ func TestJobStatusOf(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// An interrupt that arrives while the copy request is on its way does not
+// abandon it: the service may accept it, and the job must then be tracked.
+// The trigger answers success once the job is tracked.
+func TestXattrCopyRequestIsNotAbandonedOnInterrupt(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Faults = graphtest.FaultOptions{SlowBy: 300 * time.Millisecond, Ops: []string{"copy.start"}}
+	})
+	_, err := env.srv.PutFile("/a.txt", []byte("a"), time.Time{})
+	require.NoError(t, err)
+	src := env.mustWalk("/a.txt")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel) // an interrupt during the slow request
+	n := &node{fsys: env.fs, e: src}
+	require.Zero(t, n.Setxattr(ctx, xattrCopy, []byte("b.txt"), 0))
+	require.Error(t, ctx.Err(), "the interrupt came before the answer")
+	assert.Equal(t, int64(1), env.srv.Stats().CopyJobsStarted)
+	jobs := env.fs.copies.Jobs()
+	require.Len(t, jobs, 1)
+	assert.Equal(t, "/b.txt", jobs[0].DestPath)
+}

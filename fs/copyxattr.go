@@ -70,7 +70,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	srcPath := f.pathOfLocked(src)
 	dstPath := path.Join(f.pathOfLocked(parent), name)
 	f.mu.Unlock()
-	monitor, err := f.remote.StartCopy(ctx, it.ID, remote.CopyRequest{
+	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
 		return err

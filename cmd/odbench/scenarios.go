@@ -472,7 +472,7 @@ func (b *bench) benchJobs(ctx context.Context, rep *report) error {
 			return err
 		}
 		// One copy first, to see whether the trigger exists at all.
-		if err := syscall.Setxattr(b.path("bench/jobs/src/f000.txt"), copyXattr, []byte(b.path(dstDir+"/probe.txt")), 0); err != nil {
+		if err := setxattrRetry(b.path("bench/jobs/src/f000.txt"), copyXattr, []byte(b.path(dstDir+"/probe.txt"))); err != nil {
 			rep.target("many jobs (no target; figures only)", "–", "pending: the xattr copy trigger (issue 5) is not in this build")
 			return fmt.Errorf("%w: setxattr %s: %v (the xattr copy trigger is not in this build)", errSkipped, copyXattr, err)
 		}
@@ -488,7 +488,7 @@ func (b *bench) benchJobs(ctx context.Context, rep *report) error {
 			names[i] = fmt.Sprintf("f%03d.txt", i)
 			wg.Go(func() {
 				src := b.path(fmt.Sprintf("bench/jobs/src/f%03d.txt", i))
-				errs[i] = syscall.Setxattr(src, copyXattr, []byte(b.path(dstDir+"/"+names[i])), 0)
+				errs[i] = setxattrRetry(src, copyXattr, []byte(b.path(dstDir+"/"+names[i])))
 			})
 		}
 		wg.Wait()
@@ -586,6 +586,20 @@ func (b *bench) waitVisible(ctx context.Context, dir string, names []string, see
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// setxattrRetry sets an extended attribute, again after EINTR. Go's runtime
+// interrupts system calls with its own signals, and a FUSE request that is
+// interrupted answers EINTR; the mount answers it to the copy trigger only
+// before the copy request is sent (it never abandons one half-way), so
+// trying again cannot start a second copy.
+func setxattrRetry(path, name string, value []byte) error {
+	for {
+		err := syscall.Setxattr(path, name, value, 0)
+		if err != syscall.EINTR {
+			return err
 		}
 	}
 }

@@ -68,7 +68,7 @@ func runCp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := syscall.Setxattr(src, xattrCopy, []byte(dest), 0); err != nil {
+	if err := setxattrRetry(src, xattrCopy, []byte(dest)); err != nil {
 		return copyError(err, fset.Arg(0), fset.Arg(1))
 	}
 	doc, err := jobStatus(src)
@@ -280,4 +280,18 @@ func mountRootOf(path string) (string, error) {
 		return "", fmt.Errorf("%s is not in an onedrivefs mount", path)
 	}
 	return best, nil
+}
+
+// setxattrRetry sets an extended attribute, again after EINTR. Go's runtime
+// interrupts system calls with its own signals, and a FUSE request that is
+// interrupted answers EINTR; the mount answers it to the copy trigger only
+// before the copy request is sent (it never abandons one half-way), so
+// trying again cannot start a second copy.
+func setxattrRetry(path, name string, value []byte) error {
+	for {
+		err := syscall.Setxattr(path, name, value, 0)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
 }
