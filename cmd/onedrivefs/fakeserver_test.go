@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +34,7 @@ func startFakeProcess(t *testing.T, bin string, args ...string) *fakeProcess {
 	cmd := exec.Command(bin, append([]string{"fake-server", "--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	stderr := &syncBuffer{}
+	stderr := &mountLog{}
 	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 	p := &fakeProcess{cmd: cmd, done: make(chan error, 1)}
@@ -74,24 +73,6 @@ func startFakeProcess(t *testing.T, bin string, args ...string) *fakeProcess {
 		}
 	}()
 	return p
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // line returns the first line of the banner that starts with prefix.

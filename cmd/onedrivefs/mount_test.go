@@ -66,6 +66,8 @@ type mountEnv struct {
 	environ []string
 }
 
+// mountLog collects a child process's output: a bytes.Buffer safe for a
+// writer and a reader goroutine.
 type mountLog struct {
 	mu sync.Mutex
 	b  bytes.Buffer

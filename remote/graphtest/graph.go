@@ -453,11 +453,7 @@ func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request, rt r
 		errInvalid("Only folders can be created this way: the body needs a folder facet.").write(w, r)
 		return
 	}
-	behavior := in.conflictBehavior()
-	if behavior == "" {
-		behavior = conflictQuery(r)
-	}
-	behavior, aerr := parseConflict(behavior, "fail")
+	behavior, aerr := in.conflictBehavior(r, "fail")
 	if aerr != nil {
 		aerr.write(w, r)
 		return
@@ -547,11 +543,7 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, rt route) {
 		aerr.write(w, r)
 		return
 	}
-	behavior := in.conflictBehavior()
-	if behavior == "" {
-		behavior = conflictQuery(r)
-	}
-	behavior, aerr := parseConflict(behavior, "fail")
+	behavior, aerr := in.conflictBehavior(r, "fail")
 	if aerr != nil {
 		aerr.write(w, r)
 		return

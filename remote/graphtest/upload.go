@@ -96,11 +96,7 @@ func (s *Server) handleCreateUploadSession(w http.ResponseWriter, r *http.Reques
 	if in == nil {
 		in = &body.wireItemIn
 	}
-	behavior := in.conflictBehavior()
-	if behavior == "" {
-		behavior = conflictQuery(r)
-	}
-	conflict, aerr := parseConflict(behavior, "replace")
+	conflict, aerr := in.conflictBehavior(r, "replace")
 	if aerr != nil {
 		aerr.write(w, r)
 		return

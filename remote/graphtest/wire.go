@@ -315,11 +315,18 @@ type wireItemRefIn struct {
 	Path    string `json:"path"`
 }
 
-func (in *wireItemIn) conflictBehavior() string {
-	if in.ConflictGraph != "" {
-		return in.ConflictGraph
+// conflictBehavior returns the conflictBehavior a request asks for: in the
+// body (either spelling), else in the query string, validated; def when
+// none is given.
+func (in *wireItemIn) conflictBehavior(r *http.Request, def string) (string, *apiError) {
+	v := in.ConflictGraph
+	if v == "" {
+		v = in.ConflictLegacy
 	}
-	return in.ConflictLegacy
+	if v == "" {
+		v = conflictQuery(r)
+	}
+	return parseConflict(v, def)
 }
 
 // conflictQuery returns the conflictBehavior given in the query string
