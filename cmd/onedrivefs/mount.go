@@ -327,6 +327,10 @@ func unescapeMountPath(s string) string {
 // checkFUSE tells clearly when FUSE cannot work here.
 func checkFUSE(allowOther bool) error {
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if errors.Is(err, os.ErrPermission) {
+		// fusermount3 opens the device as the user too.
+		return fmt.Errorf("FUSE is not available to you (%v): /dev/fuse is usually mode 0666; ask an administrator, or mount as root", err)
+	}
 	if err != nil {
 		return fmt.Errorf("FUSE is not available (%v): load the fuse module ('modprobe fuse') or, in a container, pass /dev/fuse", err)
 	}
