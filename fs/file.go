@@ -267,9 +267,11 @@ func (f *FS) copyServerContent(ctx context.Context, it *remote.Item, size int64,
 }
 
 // flush is close(2) on one descriptor: changes go to the server (or the
-// journal). A new empty file is only journaled here; it is created on the
-// server at release, so that a destination a server-side copy fills is never
-// uploaded empty first.
+// journal). An empty file (new, or truncated to nothing) is only journaled
+// here and sent at release: a destination a server-side copy fills is never
+// uploaded empty first, and a shell's `echo x > file`, which closes a
+// duplicate of the truncated file's descriptor before writing, does not
+// send an empty version ahead of the real one.
 func (h *handle) flush(ctx context.Context) error {
 	f, st := h.f, h.st
 	st.mu.Lock()
@@ -280,7 +282,7 @@ func (h *handle) flush(ctx context.Context) error {
 	if !st.dirty {
 		return nil
 	}
-	if size, _, _ := st.localAttr(); st.isNew && size == 0 {
+	if size, _, _ := st.localAttr(); size == 0 {
 		return f.commitLocked(h.e, st)
 	}
 	return f.syncLocked(ctx, h.e, st)

@@ -90,8 +90,12 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 			DirectMount:  os.Geteuid() == 0,
 			MaxWrite:     maxRequest,
 			MaxReadAhead: maxRequest,
-			Debug:        opts.Debug,
-			Logger:       slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
+			// O_TRUNC arrives with OPEN instead of as a SETATTR before it:
+			// a truncate with no handle open is sent at once, so without
+			// this `echo x > file` would upload an empty version first.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Debug:             opts.Debug,
+			Logger:            slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 		},
 	}
 	server, err := gofs.Mount(dir, root, o)

@@ -70,6 +70,17 @@ func TestMountWriteAppendTruncateTouch(t *testing.T) {
 	assert.Equal(t, "first", string(got))
 	assert.Equal(t, "5", strings.TrimSpace(env.sh("stat -c %s w/new.txt")))
 
+	// Overwriting (open with O_TRUNC) sends the new content once: no empty
+	// version first, nothing downloaded.
+	env.srv.ResetStats()
+	env.sh("echo 'replaced' > w/new.txt")
+	got, err = env.srv.ReadFile("/w/new.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "replaced\n", string(got))
+	stats := env.srv.Stats()
+	assert.Equal(t, int64(1), stats.Requests["upload.simple"], "one upload: %v", stats.Requests)
+	assert.Zero(t, stats.BytesDownloaded)
+
 	env.sh("touch -d '2021-06-07 08:09:10 UTC' w/new.txt")
 	info, ok := env.srv.ItemByPath("/w/new.txt")
 	require.True(t, ok)
@@ -84,6 +95,13 @@ func TestMountWriteAppendTruncateTouch(t *testing.T) {
 		return ok
 	}, "an empty new file is created on the server at release")
 	assert.Equal(t, int64(0), info.Size)
+
+	// Emptying a file with a redirection: journaled at close, sent at release.
+	env.sh(": > w/new.txt")
+	eventually(t, 10*time.Second, func() bool {
+		info, ok = env.srv.ItemByPath("/w/new.txt")
+		return ok && info.Size == 0
+	}, "the emptied file reaches the server")
 }
 
 func TestMountMkdirRmdirMvRm(t *testing.T) {
