@@ -46,7 +46,7 @@ type entry struct {
 	flights  []*flight     // guarded by mu; fetches in progress, disjoint ranges
 	notify   chan struct{} // guarded by mu; closed (and cleared) on every change
 	gone     error         // guarded by mu; non-nil once dropped or closed
-	waiters  int           // guarded by mu; Fetch calls waiting on others' flights
+	waiters  int           // guarded by mu; Fetch calls waiting on others' flights (read by tests)
 }
 
 // flight is one FetchFunc call in progress, for a range no other flight

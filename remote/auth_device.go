@@ -32,7 +32,7 @@ import (
 // the wait. The HTTP client is taken from ctx (oauth2.HTTPClient) if present.
 // The device code is never written to out or to an error.
 func DeviceLogin(ctx context.Context, cfg *oauth2.Config, out io.Writer) (*oauth2.Token, error) {
-	return deviceFlow{now: time.Now, wait: waitContext}.login(ctx, cfg, out)
+	return deviceFlow{now: time.Now, wait: sleepContext}.login(ctx, cfg, out)
 }
 
 // deviceFlow is DeviceLogin with its clock and its sleep replaceable by tests.
@@ -185,16 +185,4 @@ func isTransientAuthError(err error) bool {
 	}
 	s := re.Response.StatusCode
 	return s == http.StatusTooManyRequests || s >= 500
-}
-
-// waitContext sleeps for d or until ctx is done.
-func waitContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -3,7 +3,6 @@ package remote
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -188,7 +187,7 @@ func TestDeviceLoginCancelledWhileWaiting(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	flow := deviceFlow{now: time.Now, wait: func(ctx context.Context, d time.Duration) error {
 		cancel() // the user pressed Ctrl-C during the wait
-		return waitContext(ctx, d)
+		return sleepContext(ctx, d)
 	}}
 	_, err := flow.login(ctx, f.config(), &bytes.Buffer{})
 	require.ErrorIs(t, err, context.Canceled)
@@ -209,11 +208,4 @@ func TestDeviceLoginStripsControlCharacters(t *testing.T) {
 	assert.NotContains(t, out.String(), "\x07")
 	assert.Contains(t, out.String(), "AB[2JCD")
 	assert.Contains(t, out.String(), "helloworld")
-}
-
-func TestWaitContext(t *testing.T) {
-	require.NoError(t, waitContext(t.Context(), time.Millisecond))
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	assert.True(t, errors.Is(waitContext(ctx, time.Hour), context.Canceled))
 }

@@ -297,9 +297,9 @@ func (c *Client) DownloadVerified(ctx context.Context, item *Item, w io.Writer) 
 	if item.QuickXorHash == "" {
 		return nil
 	}
-	if !sameHash(item.QuickXorHash, h.Sum(nil)) {
+	if sum := h.Sum(nil); !sameHash(item.QuickXorHash, sum) {
 		return fmt.Errorf("%w: %q: received %s, the service reports %s", ErrHashMismatch, item.Name,
-			base64.StdEncoding.EncodeToString(h.Sum(nil)), item.QuickXorHash)
+			base64.StdEncoding.EncodeToString(sum), item.QuickXorHash)
 	}
 	return nil
 }

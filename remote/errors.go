@@ -61,7 +61,8 @@ var (
 )
 
 // Error is an error reply of the service (or of a pre-authenticated URL).
-// It never holds a URL: pre-authenticated URLs carry credentials.
+// It holds no URL but Location, which is kept only for resync errors (delta's
+// fresh link, on the Graph host): pre-authenticated URLs carry credentials.
 type Error struct {
 	Op         string // what the client was doing, e.g. "children", "upload fragment"
 	StatusCode int    // HTTP status
@@ -71,8 +72,9 @@ type Error struct {
 	RequestID  string // innerError.request-id or the request-id header
 	// RetryAfter is the wait the service asked for (Retry-After), if any.
 	RetryAfter time.Duration
-	// Location is the reply's Location header when it matters: for a 410
-	// from delta, the link to resynchronise from.
+	// Location is the reply's Location header, kept only when the error
+	// matches ErrResyncRequired (a 410 from delta): the link to
+	// resynchronise from.
 	Location string
 
 	codes []string // every code of the chain, outermost first
@@ -189,7 +191,9 @@ func errorFromBody(op string, status int, h http.Header, body []byte, now time.T
 		e.RequestID = h.Get("request-id")
 	}
 	e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), now)
-	e.Location = h.Get("Location")
+	if e.Is(ErrResyncRequired) {
+		e.Location = h.Get("Location")
+	}
 	return e
 }
 

@@ -114,7 +114,8 @@ func (c *Client) waitGate(ctx context.Context) error {
 	}
 }
 
-// sleepContext waits for d or until ctx is done.
+// sleepContext waits for d or until ctx is done. It is the package's one
+// sleep: Client.sleep and the sign-in poll (DeviceLogin) both use it.
 func sleepContext(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()

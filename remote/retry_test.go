@@ -212,6 +212,13 @@ func TestWaitsHonourCancellation(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
+func TestSleepContext(t *testing.T) {
+	require.NoError(t, sleepContext(t.Context(), time.Millisecond))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	assert.True(t, errors.Is(sleepContext(ctx, time.Hour), context.Canceled))
+}
+
 func TestBackoffFullJitter(t *testing.T) {
 	env := newClientEnv(t, http.NotFoundHandler())
 	c := env.c

@@ -75,7 +75,7 @@ func (u *UploadRequest) progress(n int64) {
 	}
 }
 
-// target is the URL of the item addressed, to which "/content" or
+// uploadTarget is the URL of the item addressed, to which "/content" or
 // "/createUploadSession" is appended.
 func (c *Client) uploadTarget(u *UploadRequest) string {
 	if u.ItemID != "" {

@@ -163,6 +163,17 @@ func TestErrorMatching(t *testing.T) {
 	assert.Equal(t, "remote: get item: 404 Not Found (itemNotFound): Item does not exist [request-id 8c1e1f5e-9a0e-4f3e-b9a3-6f2a1c9d0e11]", e.Error())
 }
 
+// TestErrorKeepsLocationOnlyForResync: a Location header may be a
+// pre-authenticated URL (a copy monitor, a download host); only delta's
+// fresh link after a 410 is kept in the *Error.
+func TestErrorKeepsLocationOnlyForResync(t *testing.T) {
+	h := http.Header{"Location": {"https://host.test/preauth?sig=secret"}}
+	assert.Empty(t, errorFromBody("start copy", http.StatusFound, h, nil, time.Now()).Location)
+	assert.Empty(t, errorFromBody("download", http.StatusForbidden, h, nil, time.Now()).Location)
+	assert.Equal(t, "https://host.test/preauth?sig=secret",
+		errorFromBody("delta", http.StatusGone, h, nil, time.Now()).Location)
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	cases := map[string]time.Duration{
