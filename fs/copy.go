@@ -397,8 +397,7 @@ func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *fileState) erro
 		return err
 	}
 	if err := f.copyServerContent(ctx, it, c.answered, sf); err != nil {
-		_ = sf.Close()
-		_ = f.staging.Done(sf.ID())
+		f.abandonStaged(sf)
 		return err
 	}
 	st.staged, st.committed, st.dirty = sf, false, true

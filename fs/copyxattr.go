@@ -11,8 +11,7 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// The extended-attribute trigger of server-side copies (DESIGN.md, "xattr
-// trigger"):
+// The extended-attribute trigger of server-side copies:
 //
 //	setfattr -n user.onedrive.copy -v DEST PATH
 //
@@ -169,8 +168,6 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 		default:
 			return nil, "", fmt.Errorf("copy destination %q: %w", dest, errExists)
 		}
-	}
-	if !into {
 		if err := f.checkNewName(ctx, name); err != nil {
 			return nil, "", err
 		}

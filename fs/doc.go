@@ -104,11 +104,12 @@
 // then FS.mu (entries, listings, inode table), then the cache package's own
 // locks. FS.mu is never held across a request to the service, content I/O
 // or a call into go-fuse. No lock is held while waiting for a copy job: the
-// tracker's OnDone takes fileState.mu and FS.mu itself. Kernel notifications (NotifyEntry, NotifyContent)
-// are never made from a handler: the kernel takes the directory's lock to
-// invalidate a name, and the handler may be running under that very lock.
-// They are queued (notify.go) and sent by the notifier goroutine, which
-// holds no lock while it calls go-fuse.
+// tracker's OnDone takes fileState.mu and FS.mu itself. Kernel
+// notifications (NotifyEntry, NotifyContent) are never made from a handler:
+// the kernel takes the directory's lock to invalidate a name, and the
+// handler may be running under that very lock. They are queued (notify.go)
+// and sent by the notifier goroutine, which holds no lock while it calls
+// go-fuse.
 //
 // A process that serves a mount must not call into it (fork/exec, stat…)
 // from the serving process: tests serve the mount from a child process.

@@ -231,8 +231,7 @@ func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool
 		mtime = itemMtime(it)
 		if keep && it.Size > 0 {
 			if err := f.copyServerContent(ctx, it, it.Size, sf); err != nil {
-				_ = sf.Close()
-				_ = f.staging.Done(sf.ID())
+				f.abandonStaged(sf)
 				return err
 			}
 			size = it.Size
@@ -554,6 +553,12 @@ func (f *FS) discardLocalLocked(st *fileState) {
 	}
 	st.staged, st.committed, st.dirty, st.isNew = nil, false, false, false
 	st.setLocalAttr(false, 0, time.Time{})
+}
+
+// abandonStaged removes a staged file that never became a file's content.
+func (f *FS) abandonStaged(sf *cache.StagedFile) {
+	_ = sf.Close()
+	_ = f.staging.Done(sf.ID())
 }
 
 // conflictName returns "name (conflict YYYY-MM-DD HHMMSS).ext" for t.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -104,6 +103,13 @@ func (f *FS) doneCopyWaiter(key string) {
 	}
 }
 
+// copyWaitedLocked reports whether a copy_file_range of this process waits
+// for a server-side copy into name in the folder parentID. Caller holds
+// FS.mu.
+func (f *FS) copyWaitedLocked(parentID, name string) bool {
+	return f.copyWaiters[copyWaiterKey(parentID, name)] > 0
+}
+
 // copyJobDone is the tracker's OnDone: it reveals the item a completed job
 // created, unless a copy_file_range of this process waits for the job and
 // binds the item itself. It runs on the tracker's goroutine, holding no
@@ -115,7 +121,7 @@ func (f *FS) copyJobDone(j copyjob.Job) {
 	}
 	if j.Origin == originCP {
 		f.mu.Lock()
-		waited := f.copyWaiters[copyWaiterKey(j.DestParentID, j.DestName)] > 0
+		waited := f.copyWaitedLocked(j.DestParentID, j.DestName)
 		f.mu.Unlock()
 		if waited {
 			return
@@ -309,20 +315,4 @@ func pollError(err error) error {
 		return &copyjob.ThrottledError{RetryAfter: re.RetryAfter, Err: err}
 	}
 	return err
-}
-
-// pathOfLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
-// when e is not in the tree. Caller holds FS.mu.
-func (f *FS) pathOfLocked(e *entry) string {
-	var names []string
-	for p := e; p != f.root; p = p.parent {
-		if p == nil {
-			return ""
-		}
-		names = append(names, p.name)
-	}
-	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
-		names[i], names[j] = names[j], names[i]
-	}
-	return "/" + strings.Join(names, "/")
 }

@@ -6,10 +6,9 @@ import (
 	"unicode/utf8"
 )
 
-// OneDrive's naming rules (graph-contract.md §8), checked locally before a
-// request is sent, so that the user gets EINVAL and a log line naming the
-// rule instead of a 400 from the service. This is the only place the rules
-// live.
+// OneDrive's naming rules, checked locally before a request is sent, so
+// that the user gets EINVAL and a log line naming the rule instead of a 400
+// from the service. This is the only place the rules live.
 
 // maxNameBytes is the longest name the Linux VFS passes (NAME_MAX).
 const maxNameBytes = 255
@@ -18,12 +17,10 @@ const maxNameBytes = 255
 const forbiddenNameChars = `"*:<>?/\|`
 
 // reservedNames are refused as whole names, compared case-insensitively.
-func reservedNames() []string {
-	return []string{
-		".lock", "desktop.ini", "con", "prn", "aux", "nul",
-		"com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8", "com9",
-		"lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
-	}
+var reservedNames = []string{
+	".lock", "desktop.ini", "con", "prn", "aux", "nul",
+	"com0", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8", "com9",
+	"lpt0", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 }
 
 // nameError is a name the service would refuse; Rule says which rule.
@@ -78,7 +75,7 @@ func checkName(name string) error {
 	case strings.Contains(strings.ToLower(name), "_vti_"):
 		return bad("a name cannot contain _vti_")
 	}
-	for _, r := range reservedNames() {
+	for _, r := range reservedNames {
 		if strings.EqualFold(name, r) {
 			return bad("the name is reserved")
 		}

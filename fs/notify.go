@@ -151,19 +151,17 @@ func (f *FS) sendNote(root *gofs.Inode, x note) {
 // root, matching names case-insensitively; nil if the kernel does not know
 // it (then there is nothing to invalidate).
 func (f *FS) inodeOf(root *gofs.Inode, e *entry) *gofs.Inode {
-	var names []string
 	f.mu.Lock()
-	for p := e; p != f.root; p = p.parent {
-		if p == nil {
-			f.mu.Unlock()
+	names, ok := f.pathNamesLocked(e)
+	f.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	n := root
+	for _, name := range names {
+		if n = childFolded(n, name); n == nil {
 			return nil
 		}
-		names = append(names, p.name)
-	}
-	f.mu.Unlock()
-	n := root
-	for i := len(names) - 1; i >= 0 && n != nil; i-- {
-		n = childFolded(n, names[i])
 	}
 	return n
 }

@@ -83,8 +83,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	f.mu.Lock()
 	if dir.removed {
 		f.mu.Unlock()
-		_ = sf.Close()
-		_ = f.staging.Done(sf.ID())
+		f.abandonStaged(sf)
 		return nil, false, errGone
 	}
 	e = f.newLocalEntryLocked(dir, name)

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"os"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/remote"
-	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
 )
 
 // deltaLinkKey is where the delta link is kept in cache.State.
@@ -81,8 +79,8 @@ func (f *FS) pollOnce(ctx context.Context) error {
 // applyDelta brings the entries and cached listings up to date with changed
 // items and queues the kernel notifications they need.
 func (f *FS) applyDelta(items []*remote.Item) {
+	var gone []string // deleted items whose cached content is dropped once FS.mu is released (disk I/O)
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for _, it := range items {
 		e := f.byID[it.ID]
 		if it.IsRoot {
@@ -91,18 +89,18 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			}
 			continue
 		}
-		if it.Deleted || hiddenItem(it) {
-			if e != nil && e.parent != nil && f.copyWaitedLocked(e.parent, e.name) {
-				continue // replaced by a server copy whose waiter binds the name
-			}
+		if hiddenItem(it) { // deleted, or a package
 			if e != nil && e.parent != nil {
+				if f.copyWaitedLocked(e.parent.itemIDLocked(), e.name) {
+					continue // replaced by a server copy whose waiter binds the name
+				}
 				dir, name := e.parent, e.name
 				f.forgetChildLocked(dir, e)
 				e.removed, e.parent = true, nil
 				f.notes.aliases(dir, name)
 			}
 			if it.Deleted {
-				f.content.Remove(it.ID)
+				gone = append(gone, it.ID)
 			}
 			continue
 		}
@@ -111,7 +109,7 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			// New to this mount: worth recording only where a listing is
 			// cached (elsewhere the next listing finds it), and not when a
 			// copy_file_range waits to bind it to its destination.
-			if parent == nil || f.listingLocked(parent) == nil || f.copyWaitedLocked(parent, it.Name) {
+			if parent == nil || f.listingLocked(parent) == nil || f.copyWaitedLocked(it.ParentID, it.Name) {
 				continue
 			}
 			e = f.entryForItemLocked(it)
@@ -138,15 +136,10 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			f.notes.content(e)
 		}
 	}
-}
-
-// copyWaitedLocked reports whether a copy_file_range of this process waits
-// for a server-side copy into name in dir. Caller holds FS.mu.
-func (f *FS) copyWaitedLocked(dir *entry, name string) bool {
-	if dir.item == nil || len(f.copyWaiters) == 0 {
-		return false
+	f.mu.Unlock()
+	for _, id := range gone {
+		f.content.Remove(id)
 	}
-	return f.copyWaiters[copyWaiterKey(dir.item.ID, name)] > 0
 }
 
 // invalidateAllContent queues a content invalidation of every file the
@@ -280,9 +273,6 @@ func sameContent(r io.ReaderAt, size int64, item *remote.Item) bool {
 	if item.IsFolder || item.Size != size || item.QuickXorHash == "" {
 		return false
 	}
-	h := quickxorhash.New()
-	if _, err := io.Copy(h, io.NewSectionReader(r, 0, size)); err != nil {
-		return false
-	}
-	return base64.StdEncoding.EncodeToString(h.Sum(nil)) == item.QuickXorHash
+	got, err := quickXorHashOf(io.NewSectionReader(r, 0, size))
+	return err == nil && got == item.QuickXorHash
 }

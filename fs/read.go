@@ -167,11 +167,11 @@ func (f *FS) verifyInBackground(it *remote.Item) {
 	if !f.bg.Go(func(context.Context) {
 		defer ce.Release()
 		err := ce.Verify(func(r io.Reader) error {
-			h := quickxorhash.New()
-			if _, err := io.Copy(h, r); err != nil {
+			got, err := quickXorHashOf(r)
+			if err != nil {
 				return err
 			}
-			if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != it.QuickXorHash {
+			if got != it.QuickXorHash {
 				return fmt.Errorf("quickXorHash %s, the service says %s: %w", got, it.QuickXorHash, remote.ErrHashMismatch)
 			}
 			return nil
@@ -182,6 +182,16 @@ func (f *FS) verifyInBackground(it *remote.Item) {
 	}) {
 		_ = ce.Release()
 	}
+}
+
+// quickXorHashOf returns the quickXorHash of r's bytes in the service's
+// spelling (base64).
+func quickXorHashOf(r io.Reader) (string, error) {
+	h := quickxorhash.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
 // fetcher returns the content cache's download function for item id.

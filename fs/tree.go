@@ -2,7 +2,9 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -287,10 +289,7 @@ func (f *FS) attrOf(e *entry) attr {
 		if !e.isDir {
 			a.size = it.Size
 		}
-		a.mtime = it.FSModified
-		if a.mtime.IsZero() {
-			a.mtime = it.Modified
-		}
+		a.mtime = itemMtime(it)
 		a.ctime = it.Modified
 	}
 	st := e.file
@@ -320,6 +319,30 @@ func (f *FS) parentIno(e *entry) uint64 {
 		return rootIno
 	}
 	return e.parent.ino
+}
+
+// pathNamesLocked returns the names on the way from the root down to e (none
+// for the root); false when e is not in the tree. Caller holds FS.mu.
+func (f *FS) pathNamesLocked(e *entry) ([]string, bool) {
+	var names []string
+	for p := e; p != f.root; p = p.parent {
+		if p == nil {
+			return nil, false
+		}
+		names = append(names, p.name)
+	}
+	slices.Reverse(names)
+	return names, true
+}
+
+// pathOfLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
+// when e is not in the tree. Caller holds FS.mu.
+func (f *FS) pathOfLocked(e *entry) string {
+	names, ok := f.pathNamesLocked(e)
+	if !ok {
+		return ""
+	}
+	return "/" + strings.Join(names, "/")
 }
 
 // invalidateListing drops dir's cached listing (the next access lists it
