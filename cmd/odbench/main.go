@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,18 +81,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	rate := fset.Int64("copy-rate", 1_000_000_000, "bytes per second a copy job copies on the fake")
 	analysis := fset.String("analysis", defaultAnalysis, "append this hand-written markdown `FILE` (what limits the missed targets) to the report, if it exists")
 	verbose := fset.Bool("v", false, "log progress (and the mount's warnings go to its log file under the scratch dir)")
-	mountFlags := fset.String("mount-flags", "", "extra flags for `onedrivefs mount`, space-separated")
+	mountFlags := fset.String("mount-flags", "", "extra `FLAGS` for 'onedrivefs mount', space-separated")
 	mountEnv := fset.String("mount-env", "", "extra environment for the mount process, space-separated NAME=VALUE (e.g. for profiling)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
-	outSet := false
-	fset.Visit(func(f *flag.Flag) {
-		if f.Name == "out" {
-			outSet = true
-		}
-	})
-
 	cfg := config{
 		runs: *runs, copyLatency: *latency, copyRate: *rate,
 		copySizes: []int64{256 << 20, 1 << 30}, readSize: 1 << 30, writeSize: 1 << 30,
@@ -107,7 +101,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if !isSet(fset, "runs") {
 			cfg.runs = 2
 		}
-		if !outSet {
+		if !isSet(fset, "out") {
 			*out = ""
 		}
 	}
@@ -127,7 +121,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		if s == "" {
 			continue
 		}
-		if !contains(scenarioNames, s) {
+		if !slices.Contains(scenarioNames, s) {
 			return fmt.Errorf("-only: unknown scenario %q (use %s)", s, strings.Join(scenarioNames, ", "))
 		}
 		want[s] = true
@@ -232,19 +226,11 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	return errors.Join(failed...)
 }
 
+// isSet reports whether the flag called name was given on the command line.
 func isSet(fset *flag.FlagSet, name string) bool {
 	set := false
 	fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // writeMarkdown renders the report.

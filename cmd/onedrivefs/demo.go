@@ -188,15 +188,10 @@ func demoDir(e *env, flagValue, xdgVar, fallback string) (string, error) {
 	if flagValue != "" {
 		return filepath.Abs(flagValue)
 	}
-	base := e.getenv(xdgVar)
-	if base == "" || !filepath.IsAbs(base) {
-		home := e.getenv("HOME")
-		if home == "" {
-			return "", fmt.Errorf("cannot tell where the demo keeps its files: set HOME or pass --data and --cache-dir")
-		}
-		base = filepath.Join(home, fallback)
+	if dir := xdgDir(e, xdgVar, fallback, "demo"); dir != "" {
+		return dir, nil
 	}
-	return filepath.Join(base, "onedrivefs", "demo"), nil
+	return "", errors.New("cannot tell where the demo keeps its files: set HOME or pass --data and --cache-dir")
 }
 
 // claimDemoDir creates dir (0700) if it is missing and marks it as the

@@ -92,57 +92,13 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return usage("--copy-rate: %v", err)
 	}
-	switch *monitorStyle {
-	case "303", "303-body", "200", "202":
-	default:
-		return usage("--monitor-style %q: use 303, 303-body, 200 or 202", *monitorStyle)
-	}
-	if *monitorRunning != http.StatusOK && *monitorRunning != http.StatusAccepted {
-		return usage("--monitor-running-status %d: use 202 or 200", *monitorRunning)
-	}
-	if st := *monitorFailed; st != http.StatusOK && st != http.StatusAccepted && (st < 400 || st > 599) {
-		return usage("--monitor-failed-status %d: use 200, 202 or a 4xx/5xx status", st)
-	}
-	if *monitorBody != "graph" && *monitorBody != "sharepoint" {
-		return usage("--monitor-body %q: use graph or sharepoint", *monitorBody)
-	}
 	if *monitorOperation == "" {
 		return usage("--monitor-operation cannot be empty")
-	}
-	switch *monitorFailure {
-	case "error", "details", "errorCode":
-	default:
-		return usage("--monitor-failure %q: use error, details or errorCode", *monitorFailure)
-	}
-	switch *throttleStatus {
-	case http.StatusTooManyRequests, http.StatusServiceUnavailable, 509:
-	default:
-		return usage("--throttle-status %d: use 429, 503 or 509", *throttleStatus)
-	}
-	if *retryAfterForm != "seconds" && *retryAfterForm != "date" {
-		return usage("--retry-after-form %q: use seconds or date", *retryAfterForm)
-	}
-	if *throttleEvery < 0 || *resetEvery < 0 || *dropReplyEvery < 0 || *failCopyEvery < 0 {
-		return usage("--throttle-every, --reset-every, --drop-reply-every and --fail-copy-every cannot be negative")
 	}
 	var ops []string
 	for _, op := range strings.Split(*faultOps, ",") {
 		if op = strings.TrimSpace(op); op != "" {
 			ops = append(ops, op)
-		}
-	}
-	if *urlAnnotation != "graph" && *urlAnnotation != "content" {
-		return usage("--download-url-annotation %q: use graph or content", *urlAnnotation)
-	}
-	if *innerSpelling != "innerError" && *innerSpelling != "innererror" {
-		return usage("--inner-error-spelling %q: use innerError or innererror", *innerSpelling)
-	}
-	if *deltaLinkForm != "query" && *deltaLinkForm != "path" {
-		return usage("--delta-link-form %q: use query or path", *deltaLinkForm)
-	}
-	for _, st := range []int{*createdStatus, *replacedStatus} {
-		if st != http.StatusOK && st != http.StatusCreated {
-			return usage("--upload-created-status and --upload-replaced-status: use 200 or 201, not %d", st)
 		}
 	}
 	if *driveType != "personal" && *driveType != "business" {
@@ -151,17 +107,7 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	if *tokenLifetime <= 0 || *copyLatency < 0 || *retryAfter < 0 || *slow < 0 {
 		return usage("durations cannot be negative (and --token-lifetime must be positive)")
 	}
-	dir, err := fakeDataDir(e, *dataDir)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	fake, err := graphtest.New(graphtest.Options{
-		DataDir:           dir,
+	opts := graphtest.Options{
 		DriveID:           *driveID,
 		DriveType:         *driveType,
 		QuotaTotal:        quotaBytes,
@@ -182,8 +128,23 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 			InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
 			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
 		},
-		Logger: log,
-	})
+	}
+	// The fake checks its knobs itself (monitor forms, throttle status,
+	// answer forms, negative counts); a refusal here is a usage error.
+	if err := opts.Validate(); err != nil {
+		return usage("%v", err)
+	}
+	dir, err := fakeDataDir(e, *dataDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	opts.DataDir, opts.Logger = dir, log
+	fake, err := graphtest.New(opts)
 	if err != nil {
 		return err
 	}
@@ -245,15 +206,10 @@ func fakeDataDir(e *env, flagValue string) (string, error) {
 	if flagValue != "" {
 		return filepath.Abs(flagValue)
 	}
-	base := e.getenv("XDG_DATA_HOME")
-	if base == "" || !filepath.IsAbs(base) {
-		home := e.getenv("HOME")
-		if home == "" {
-			return "", errors.New("cannot tell where the data directory is: set HOME or pass --data")
-		}
-		base = filepath.Join(home, ".local", "share")
+	if dir := xdgDir(e, "XDG_DATA_HOME", filepath.Join(".local", "share"), "fake"); dir != "" {
+		return dir, nil
 	}
-	return filepath.Join(base, "onedrivefs", "fake"), nil
+	return "", errors.New("cannot tell where the data directory is: set HOME or pass --data")
 }
 
 // seedIfEmpty imports dir into a drive that has nothing in its root yet, so

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"syscall"
 )
@@ -127,4 +128,19 @@ func parseFlags(fset *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// xdgDir is $XDG_VAR/onedrivefs/sub, with ~/fallback standing in for
+// $XDG_VAR when it is unset or relative (as the XDG base directory spec
+// says); "" when HOME is unset too.
+func xdgDir(e *env, xdgVar, fallback, sub string) string {
+	base := e.getenv(xdgVar)
+	if base == "" || !filepath.IsAbs(base) {
+		home := e.getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		base = filepath.Join(home, fallback)
+	}
+	return filepath.Join(base, "onedrivefs", sub)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -363,15 +364,10 @@ func fuseConfAllowsOther(path string) bool {
 
 // defaultCacheDir is $XDG_CACHE_HOME/onedrivefs/DRIVE (or ~/.cache/…).
 func defaultCacheDir(e *env, driveID string) (string, error) {
-	base := e.getenv("XDG_CACHE_HOME")
-	if base == "" || !filepath.IsAbs(base) {
-		home := e.getenv("HOME")
-		if home == "" {
-			return "", errors.New("cannot tell where the cache directory is: set HOME or pass --cache-dir")
-		}
-		base = filepath.Join(home, ".cache")
+	if dir := xdgDir(e, "XDG_CACHE_HOME", ".cache", sanitizeDirName(driveID)); dir != "" {
+		return dir, nil
 	}
-	return filepath.Join(base, "onedrivefs", sanitizeDirName(driveID)), nil
+	return "", errors.New("cannot tell where the cache directory is: set HOME or pass --cache-dir")
 }
 
 func sanitizeDirName(s string) string {
@@ -409,9 +405,10 @@ func lazyUnmount(dir string) error {
 	return nil
 }
 
-// parseSize reads "123", "10K", "512M", "10G", "1T" (powers of 1024).
-func parseSize(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
+// parseSize reads "123", "10K", "512M", "10G", "1T" (powers of 1024; "10GiB"
+// and "10GB" are read as "10G").
+func parseSize(in string) (int64, error) {
+	s := strings.TrimSpace(strings.ToUpper(in))
 	s = strings.TrimSuffix(strings.TrimSuffix(s, "B"), "I")
 	mult := int64(1)
 	if n := len(s); n > 0 {
@@ -430,8 +427,8 @@ func parseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("%q is not a size", s)
+	if err != nil || v < 0 || v > math.MaxInt64/mult {
+		return 0, fmt.Errorf("%q is not a size", in)
 	}
 	return v * mult, nil
 }

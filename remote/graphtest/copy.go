@@ -446,7 +446,7 @@ func (s *Server) resolveCopyParent(src *drive, ref *wireItemRefIn) (*drive, *ite
 			return nil, nil, aerr
 		}
 		d = pd
-		it, aerr := pd.walk(pd.Items[pd.RootID], segs)
+		it, aerr := s.walkVisible(pd, pd.Items[pd.RootID], segs)
 		if aerr != nil {
 			return nil, nil, aerr
 		}
@@ -461,7 +461,8 @@ func (s *Server) resolveCopyParent(src *drive, ref *wireItemRefIn) (*drive, *ite
 	return d, byID, nil
 }
 
-// parseItemPath parses an itemReference path, "/drive/root:/a/b" or
+// parseItemPath parses an itemReference path (of a copy or a PATCH),
+// "/drive/root:/a/b" or
 // "/drives/{id}/root:/a/b" (an empty tail or a bare "/drive/root:" is the
 // root), into its drive and segments.
 func (s *Server) parseItemPath(d *drive, p string) (*drive, []string, *apiError) {

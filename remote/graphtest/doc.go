@@ -27,7 +27,10 @@
 // Every absolute URL handed out is built from the request's scheme and Host
 // (honouring X-Forwarded-Proto and X-Forwarded-Host).
 //
-// Lock order: Server.mu guards the drive tree, jobs, sessions and tokens.
-// Handlers take it for the shortest time they can; content is streamed from
-// blob files without holding it.
+// Lock order: Server.saveMu (serialises Save), then Server.mu, then
+// blobStore.mu. Server.mu guards the drive tree, jobs, sessions, tokens,
+// faults and forms; handlers take it for the shortest time they can, and
+// content is streamed from blob files without holding it. blobStore.mu
+// guards the blob reference counts and garbage (blobs.go). statsState.mu is a
+// leaf, taken with or without the others (stats.go).
 package graphtest

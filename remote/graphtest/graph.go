@@ -519,18 +519,12 @@ func (s *Server) parentFromRef(d *drive, ref *wireItemRefIn) (*item, *apiError) 
 		}
 		return p, nil
 	case ref.Path != "":
-		_, rest, ok := strings.Cut(ref.Path, ":")
-		if !ok {
-			return nil, errInvalid("Invalid parentReference path.")
+		pd, segs, aerr := s.parseItemPath(d, ref.Path)
+		if aerr != nil {
+			return nil, aerr
 		}
-		var segs []string
-		for _, seg := range strings.Split(rest, "/") {
-			if seg != "" {
-				if dec, err := url.PathUnescape(seg); err == nil {
-					seg = dec
-				}
-				segs = append(segs, seg)
-			}
+		if pd != d {
+			return nil, errInvalid("Moving an item to another drive is not supported.")
 		}
 		return s.walkVisible(d, d.Items[d.RootID], segs)
 	}

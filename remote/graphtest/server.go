@@ -123,13 +123,7 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.applyDefaults()
-	if err := s.opts.Copy.validate(); err != nil {
-		return nil, err
-	}
-	if err := s.opts.Forms.validate(); err != nil {
-		return nil, err
-	}
-	if err := s.opts.Faults.validate(); err != nil {
+	if err := s.opts.Validate(); err != nil {
 		return nil, err
 	}
 	s.dataDir = opts.DataDir
@@ -151,6 +145,21 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("loading %s: %w", s.dataDir, err)
 	}
 	return s, nil
+}
+
+// Validate reports what New would refuse in o: a knob of Copy, Forms or
+// Faults that takes one of a few values and has another, or a negative
+// count or copy timing. Commands that build Options from flags call it to
+// tell a usage error from a failure to start.
+func (o Options) Validate() error {
+	o.Copy.applyDefaults() // zero values stand for the defaults
+	if err := o.Copy.validate(); err != nil {
+		return err
+	}
+	if err := o.Forms.validate(); err != nil {
+		return err
+	}
+	return o.Faults.validate()
 }
 
 func (s *Server) applyDefaults() {
