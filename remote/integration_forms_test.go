@@ -603,6 +603,21 @@ func TestIntegrationDroppedFragmentReplies(t *testing.T) {
 	assert.Equal(t, int64(2), st.Requests["upload.status"], "the session was asked after each loss")
 	assert.Equal(t, int64(1), st.Requests["upload.create"])
 	assert.Equal(t, []int{202, 0, 202, 0}, e.rec.statuses("upload", http.MethodPut))
+
+	// Replacing the file, only the last fragment's reply is lost: the
+	// client finds the file, same id, holding exactly its new bytes.
+	e.fake.ResetStats()
+	content2 := pattern(5<<20, 52)
+	e.fake.SetFaults(graphtest.FaultOptions{DropReplyEvery: 4, Ops: []string{"upload.fragment"}})
+	it2, err := e.client.Upload(e.ctx, remote.UploadRequest{ParentID: e.rootID(), Name: "f.bin",
+		Content: bytes.NewReader(content2), Size: int64(len(content2))})
+	require.NoError(t, err)
+	assert.Equal(t, it.ID, it2.ID)
+	assert.Equal(t, qxh(content2), it2.QuickXorHash)
+	st = e.fake.Stats()
+	assert.Equal(t, int64(len(content2)), st.BytesUploaded, "no byte sent twice")
+	assert.Equal(t, int64(1), st.RepliesDropped)
+	assert.Equal(t, int64(1), st.Requests["upload.create"])
 }
 
 func TestIntegrationDroppedCopyReply(t *testing.T) {

@@ -13,15 +13,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,27 +48,6 @@ type recorder struct {
 
 	mu  sync.Mutex
 	log []exchange // GUARDED_BY(mu)
-	// dropReply, when set, is asked about every exchange that got a reply:
-	// true makes the recorder read and discard the reply and fail the
-	// exchange with a connection reset, as if the reply were lost after the
-	// service acted.
-	dropReply func(ex exchange) bool // GUARDED_BY(mu)
-}
-
-// loseReplies makes the recorder lose the reply of the nth (1-based)
-// requests of the given kind and method (and, for Graph requests, whose
-// path ends with suffix).
-func (r *recorder) loseReplies(kind, method, suffix string, nth ...int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0 // GUARDED_BY(r.mu)
-	r.dropReply = func(ex exchange) bool {
-		if ex.Kind != kind || ex.Method != method || !strings.HasSuffix(ex.Path, suffix) {
-			return false
-		}
-		n++
-		return slices.Contains(nth, n)
-	}
 }
 
 func newRecorder() *recorder {
@@ -106,13 +81,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	r.mu.Lock()
 	r.log = append(r.log, ex)
-	drop := err == nil && r.dropReply != nil && r.dropReply(ex)
 	r.mu.Unlock()
-	if drop {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
-	}
 	return resp, err
 }
 
