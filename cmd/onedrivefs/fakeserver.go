@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
@@ -29,9 +31,10 @@ one of them; the --download-*, --inner-error-*, --nested-inner-errors,
 flags pick the others (also at run time: PUT /_fake/forms, /_fake/copy,
 /_fake/faults).`
 
-// runFakeServer serves a graphtest fake until ctx is cancelled.
-func runFakeServer(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "fake-server", "", fakeServerDescription)
+// newFakeServerCmd serves a graphtest fake until the context is cancelled.
+func newFakeServerCmd(e *env) *cobra.Command {
+	c := &cobra.Command{Use: "fake-server [flags]", Short: "run the fake OneDrive (Graph + OAuth) server", Long: fakeServerDescription}
+	fset := c.Flags()
 	addr := fset.String("addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0: any free port)")
 	dataDir := fset.String("data", "", "`DIR` where the drive persists (default $XDG_DATA_HOME/onedrivefs/fake or ~/.local/share/onedrivefs/fake)")
 	seedDir := fset.String("seed", "", "import the local tree `DIR` into the root of the drive when the drive is empty (its first start); sparse files stay sparse")
@@ -66,138 +69,139 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	createdStatus := fset.Int("upload-created-status", http.StatusCreated, "status of an upload (simple or last fragment) that created a file: 201 or 200")
 	replacedStatus := fset.Int("upload-replaced-status", http.StatusOK, "status of an upload that replaced a file's content: 200 or 201")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
-	if err := parseFlags(fset, args); err != nil {
-		return err
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(e.stderr, "onedrivefs fake-server: "+format+"\n", a...)
-		return errUsage
-	}
-	if fset.NArg() > 0 {
-		return usage("unexpected arguments: %v", fset.Args())
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usage("--log-level %q: use debug, info, warn or error", *logLevel)
-	}
-	quotaBytes, err := parseSize(*quota)
-	if err != nil {
-		return usage("--quota: %v", err)
-	}
-	simpleBytes, err := parseSize(*simpleLimit)
-	if err != nil {
-		return usage("--simple-upload-limit: %v", err)
-	}
-	rate, err := parseSize(*copyRate)
-	if err != nil {
-		return usage("--copy-rate: %v", err)
-	}
-	if *monitorOperation == "" {
-		return usage("--monitor-operation cannot be empty")
-	}
-	var ops []string
-	for _, op := range strings.Split(*faultOps, ",") {
-		if op = strings.TrimSpace(op); op != "" {
-			ops = append(ops, op)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		usage := func(format string, a ...any) error {
+			fmt.Fprintf(e.stderr, "onedrivefs fake-server: "+format+"\n", a...)
+			return errUsage
 		}
-	}
-	if *driveType != "personal" && *driveType != "business" {
-		return usage("--drive-type %q: use personal or business", *driveType)
-	}
-	if *tokenLifetime <= 0 || *copyLatency < 0 || *retryAfter < 0 || *slow < 0 {
-		return usage("durations cannot be negative (and --token-lifetime must be positive)")
-	}
-	opts := graphtest.Options{
-		DriveID:           *driveID,
-		DriveType:         *driveType,
-		QuotaTotal:        quotaBytes,
-		SimpleUploadLimit: simpleBytes,
-		Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
-		Copy: graphtest.CopyOptions{
-			Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
-			MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,
-			MonitorBody: *monitorBody, MonitorOperation: *monitorOperation, MonitorFailure: *monitorFailure,
-		},
-		Faults: graphtest.FaultOptions{
-			ThrottleEvery: *throttleEvery, ThrottleStatus: *throttleStatus, RetryAfter: *retryAfter,
-			RetryAfterForm: *retryAfterForm, Ops: ops, ResetEvery: *resetEvery, DropReplyEvery: *dropReplyEvery,
-			SlowBy: *slow, FailCopyEvery: *failCopyEvery,
-		},
-		Forms: graphtest.FormOptions{
-			DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
-			InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
-			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
-		},
-	}
-	// The fake checks its knobs itself (monitor forms, throttle status,
-	// answer forms, negative counts); a refusal here is a usage error.
-	if err := opts.Validate(); err != nil {
-		return usage("%v", err)
-	}
-	dir, err := fakeDataDir(e, *dataDir)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
+		if len(args) > 0 {
+			return usage("unexpected arguments: %v", args)
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usage("--log-level %q: use debug, info, warn or error", *logLevel)
+		}
+		quotaBytes, err := parseSize(*quota)
+		if err != nil {
+			return usage("--quota: %v", err)
+		}
+		simpleBytes, err := parseSize(*simpleLimit)
+		if err != nil {
+			return usage("--simple-upload-limit: %v", err)
+		}
+		rate, err := parseSize(*copyRate)
+		if err != nil {
+			return usage("--copy-rate: %v", err)
+		}
+		if *monitorOperation == "" {
+			return usage("--monitor-operation cannot be empty")
+		}
+		var ops []string
+		for _, op := range strings.Split(*faultOps, ",") {
+			if op = strings.TrimSpace(op); op != "" {
+				ops = append(ops, op)
+			}
+		}
+		if *driveType != "personal" && *driveType != "business" {
+			return usage("--drive-type %q: use personal or business", *driveType)
+		}
+		if *tokenLifetime <= 0 || *copyLatency < 0 || *retryAfter < 0 || *slow < 0 {
+			return usage("durations cannot be negative (and --token-lifetime must be positive)")
+		}
+		opts := graphtest.Options{
+			DriveID:           *driveID,
+			DriveType:         *driveType,
+			QuotaTotal:        quotaBytes,
+			SimpleUploadLimit: simpleBytes,
+			Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
+			Copy: graphtest.CopyOptions{
+				Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
+				MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,
+				MonitorBody: *monitorBody, MonitorOperation: *monitorOperation, MonitorFailure: *monitorFailure,
+			},
+			Faults: graphtest.FaultOptions{
+				ThrottleEvery: *throttleEvery, ThrottleStatus: *throttleStatus, RetryAfter: *retryAfter,
+				RetryAfterForm: *retryAfterForm, Ops: ops, ResetEvery: *resetEvery, DropReplyEvery: *dropReplyEvery,
+				SlowBy: *slow, FailCopyEvery: *failCopyEvery,
+			},
+			Forms: graphtest.FormOptions{
+				DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
+				InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
+				UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
+			},
+		}
+		// The fake checks its knobs itself (monitor forms, throttle status,
+		// answer forms, negative counts); a refusal here is a usage error.
+		if err := opts.Validate(); err != nil {
+			return usage("%v", err)
+		}
+		dir, err := fakeDataDir(e, *dataDir)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	opts.DataDir, opts.Logger = dir, log
-	fake, err := graphtest.New(opts)
-	if err != nil {
-		return err
-	}
-	closeFake := func() error {
-		if err := fake.Close(); err != nil {
-			return fmt.Errorf("saving the drive to %s: %w", dir, err)
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		opts.DataDir, opts.Logger = dir, log
+		fake, err := graphtest.New(opts)
+		if err != nil {
+			return err
 		}
-		return nil
-	}
-	if *seedDir != "" {
-		if err := seedIfEmpty(fake, *seedDir, e, log); err != nil {
+		closeFake := func() error {
+			if err := fake.Close(); err != nil {
+				return fmt.Errorf("saving the drive to %s: %w", dir, err)
+			}
+			return nil
+		}
+		if *seedDir != "" {
+			if err := seedIfEmpty(fake, *seedDir, e, log); err != nil {
+				_ = closeFake()
+				return err
+			}
+		}
+
+		ln, err := net.Listen("tcp", *addr)
+		if err != nil {
 			_ = closeFake()
 			return err
 		}
-	}
+		base := "http://" + ln.Addr().String()
+		fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", base)
+		fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", base)
+		fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", base)
+		fmt.Fprintf(e.stdout, "Data: %s\n", dir)
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		_ = closeFake()
-		return err
-	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", base)
-	fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", base)
-	fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", base)
-	fmt.Fprintf(e.stdout, "Data: %s\n", dir)
+		// No write timeout: downloads of large files take as long as they take.
+		hs := &http.Server{
+			Handler:           fake,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		fake.StartAutoSave(2 * time.Second)
+		served := make(chan error, 1)
+		go func() { served <- hs.Serve(ln) }()
 
-	// No write timeout: downloads of large files take as long as they take.
-	hs := &http.Server{
-		Handler:           fake,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		var serveErr error
+		select {
+		case <-ctx.Done():
+			log.Info("stopping the fake server")
+		case serveErr = <-served:
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(shutdownCtx); err != nil {
+			_ = hs.Close() // downloads still running after the grace period
+		}
+		if errors.Is(serveErr, http.ErrServerClosed) {
+			serveErr = nil
+		}
+		return errors.Join(serveErr, closeFake())
 	}
-	fake.StartAutoSave(2 * time.Second)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping the fake server")
-	case serveErr = <-served:
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		_ = hs.Close() // downloads still running after the grace period
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return errors.Join(serveErr, closeFake())
+	return c
 }
 
 // fakeDataDir is --data, or $XDG_DATA_HOME/onedrivefs/fake (~/.local/share
