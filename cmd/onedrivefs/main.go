@@ -97,7 +97,11 @@ func run(ctx context.Context, e *env, args []string) int {
 
 // printShortUsage writes the one-line usage of c and where to read more.
 func printShortUsage(w io.Writer, c *cobra.Command) {
-	fmt.Fprintf(w, "Usage: %s\nRun '%s --help' for more.\n", c.UseLine(), c.CommandPath())
+	use := c.UseLine()
+	if !c.HasParent() {
+		use = c.Name() + " COMMAND [flags] [args]"
+	}
+	fmt.Fprintf(w, "Usage: %s\nRun '%s --help' for more.\n", use, c.CommandPath())
 }
 
 // newRootCmd builds the command tree. Every command writes its output to
@@ -134,6 +138,7 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 			return errHelpShown
 		},
 	}
+	root.SuggestionsMinimumDistance = 2
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)

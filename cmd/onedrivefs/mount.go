@@ -81,8 +81,10 @@ type mountOptions struct {
 	options              []string // -o, comma-separated lists
 }
 
-func newMountCmd(e *env) *cobra.Command {
-	var o mountOptions
+func newMountCmd(e *env) *cobra.Command { return mountCmd(e, &mountOptions{}) }
+
+// mountCmd is the mount command, its settings resolved into o.
+func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "mount [flags] MOUNTPOINT",
 		Short: "mount the drive (foreground, or --daemon)",
@@ -113,9 +115,9 @@ func newMountCmd(e *env) *cobra.Command {
 		}
 		ready := daemonChildReporter(e)
 		if o.daemon && ready == nil {
-			return startDaemon(c.Context(), e, o, args[0])
+			return startDaemon(c.Context(), e, *o, args[0])
 		}
-		err := serveMount(c.Context(), e, o, args[0], ready)
+		err := serveMount(c.Context(), e, *o, args[0], ready)
 		if err != nil && ready != nil {
 			ready.failed(err)
 		}
