@@ -300,3 +300,60 @@ func TestSystemdAbstractNotifySocket(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(buf[:n]), "READY=1")
 }
+
+// `make demo | tee log`, then Ctrl-C: the terminal sends SIGINT to the
+// whole job, tee dies at once, and the demo's lines to its stdout meet a
+// closed pipe while it unmounts. It used to die of SIGPIPE there (leaving
+// the mount point behind and the fake drive unsaved); it must finish.
+func TestDemoPipedIntoTeeStopsCleanly(t *testing.T) {
+	requireFUSE(t)
+	home := t.TempDir()
+	mnt := filepath.Join(home, "onedrive")
+	logFile := filepath.Join(home, "log")
+	pr, pw, err := os.Pipe()
+	require.NoError(t, err)
+	tee := exec.Command("tee", logFile)
+	tee.Stdin = pr
+	tee.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the job's process group
+	require.NoError(t, tee.Start())
+	pr.Close()
+	demo := exec.Command(mountBinary, "demo", "--data", filepath.Join(home, "data"),
+		"--cache-dir", filepath.Join(home, "cache"), "--log-level", "info", mnt)
+	demo.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
+	demo.Dir = home
+	demo.Stdout = pw
+	errOut := &mountLog{}
+	demo.Stderr = errOut
+	demo.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: tee.Process.Pid}
+	require.NoError(t, demo.Start())
+	pw.Close()
+	waited := make(chan struct{})
+	go func() {
+		_ = demo.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-tee.Process.Pid, syscall.SIGKILL)
+		<-waited
+		_ = tee.Wait()
+		forceUnmount(mnt)
+	})
+	eventually(t, 60*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "Stop with Ctrl-C")
+	}, "the demo did not start")
+	require.Equal(t, "mounted", mountState(mnt))
+
+	require.NoError(t, syscall.Kill(-tee.Process.Pid, syscall.SIGINT)) // Ctrl-C
+	select {
+	case <-waited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the demo did not stop:\n%s", errOut)
+	}
+	ws := demo.ProcessState.Sys().(syscall.WaitStatus)
+	assert.False(t, ws.Signaled(), "the demo was killed by %v:\n%s", ws.Signal(), errOut)
+	assert.Equal(t, 0, demo.ProcessState.ExitCode(), errOut.String())
+	assert.Equal(t, "none", mountState(mnt))
+	_, err = os.Stat(mnt)
+	assert.True(t, os.IsNotExist(err), "the demo removed the mount point it made")
+}
