@@ -60,6 +60,9 @@ func (r *readyReporter) send(line string) {
 // terminal, stdio to --log-file or /dev/null) and waits until it serves or
 // fails: the exit status then says whether the mount is there.
 func startDaemon(ctx context.Context, e *env, o mountOptions, mountArg string) error {
+	if len(e.argv) == 0 {
+		return errors.New("--daemon: no command line to run in the background")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding this program to start the daemon: %w", err)

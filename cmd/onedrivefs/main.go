@@ -144,7 +144,6 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 	root.SetErr(e.stderr)
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err.Error()} })
-	root.CompletionOptions.HiddenDefaultCmd = false
 	root.AddCommand(
 		newVersionCmd(e),
 		newLoginCmd(e),

@@ -61,12 +61,6 @@ func profileDir(e *env, configDirFlag, name string) (string, error) {
 	return filepath.Join(base, profilesSubdir, name), nil
 }
 
-// loginConfigDir returns the --config-dir value made absolute, or the
-// default config directory (the default profile's).
-func loginConfigDir(e *env, flagValue string) (string, error) {
-	return configBase(e, flagValue)
-}
-
 func newProfilesCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "profiles [flags]",
