@@ -22,9 +22,10 @@ type Status struct {
 	// MountPoint is where the drive is mounted ("" before Mount).
 	MountPoint string `json:"mountPoint"`
 	ReadOnly   bool   `json:"readOnly"`
-	// Online: the last delta poll reached the service. There is no offline
-	// mode yet: an offline mount is one whose polls fail, and it answers
-	// what it has cached, like an online one.
+	// Online: the last request of the poll loop (a delta poll, or the
+	// quota's drive request, made at mount too) reached the service. There
+	// is no offline mode yet: an offline mount is one whose polls fail, and
+	// it answers what it has cached, like an online one.
 	Online bool `json:"online"`
 	// LastPoll is the last delta poll (the one at mount included), nil
 	// before the first, or when the Remote is not wrapped with TrackPolls.
@@ -78,8 +79,8 @@ func (f *FS) Status() Status {
 	if pt, ok := f.remote.(*PollTracker); ok {
 		if p, ok := pt.Last(); ok {
 			s.LastPoll = &p
-			s.Online = p.OK
 		}
+		s.Online = pt.reached()
 	}
 	for _, r := range f.staging.Pending() {
 		s.JournalRecords++
@@ -100,14 +101,15 @@ func (f *FS) Status() Status {
 func (f *FS) statusJSON() ([]byte, error) { return json.Marshal(f.Status()) }
 
 // PollTracker is a Remote that remembers the outcome of its last Delta call
-// (the delta poll), for Status. Wrap the Remote given to New with
-// TrackPolls.
+// (the delta poll) and of its last Drive call (the quota), for Status. Wrap
+// the Remote given to New with TrackPolls.
 type PollTracker struct {
 	Remote
 	now func() time.Time
 
-	mu   sync.Mutex
-	last PollStatus // GUARDED_BY(mu); zero Time: no poll yet
+	mu      sync.Mutex
+	last    PollStatus // GUARDED_BY(mu); zero Time: no poll yet
+	contact PollStatus // GUARDED_BY(mu): the last Delta or Drive call
 }
 
 // TrackPolls wraps r so that the filesystem's Status reports its delta polls.
@@ -120,14 +122,40 @@ func (p *PollTracker) Delta(ctx context.Context, link string) (*remote.DeltaPage
 	if ctx.Err() != nil {
 		return page, err
 	}
+	st := p.record(err)
+	p.mu.Lock()
+	p.last = st
+	p.mu.Unlock()
+	return page, err
+}
+
+// Drive calls the wrapped Remote's Drive and records whether it reached
+// the service.
+func (p *PollTracker) Drive(ctx context.Context) (*remote.Drive, error) {
+	d, err := p.Remote.Drive(ctx)
+	if ctx.Err() == nil {
+		p.record(err)
+	}
+	return d, err
+}
+
+// record notes a contact with the service and returns it.
+func (p *PollTracker) record(err error) PollStatus {
 	st := PollStatus{Time: p.now(), OK: err == nil}
 	if err != nil {
 		st.Error = err.Error()
 	}
 	p.mu.Lock()
-	p.last = st
+	p.contact = st
 	p.mu.Unlock()
-	return page, err
+	return st
+}
+
+// reached reports whether the last contact with the service succeeded.
+func (p *PollTracker) reached() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.contact.OK
 }
 
 // Last returns the last poll's outcome, and false before the first.

@@ -24,6 +24,12 @@ func TestStatusReportsPollsQuotaAndAttribute(t *testing.T) {
 	assert.Empty(t, st.PendingUploads)
 	assert.Zero(t, st.JournalRecords)
 
+	// The quota's drive request reaches the service: online, before any poll.
+	require.NoError(t, env.fs.refreshQuota(ctx))
+	st = env.fs.Status()
+	assert.True(t, st.Online)
+	assert.Nil(t, st.LastPoll)
+
 	require.NoError(t, env.fs.initDelta(ctx))
 	require.NoError(t, env.fs.pollOnce(ctx))
 	st = env.fs.Status()

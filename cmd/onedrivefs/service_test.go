@@ -157,6 +157,9 @@ func TestMountClearsADeadMount(t *testing.T) {
 	<-env.waited
 	env.cmd = nil
 	require.Equal(t, "dead", mountState(env.dir), "kill -9 leaves a dead mount")
+	code, _, errOut := runCLI(t, t.TempDir(), "status", env.dir)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, env.dir+" is a dead mount (its daemon died)")
 
 	env.mount() // returns at once: the dead mount is still listed
 	eventually(t, 20*time.Second, func() bool {

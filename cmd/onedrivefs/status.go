@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,7 +22,7 @@ const xattrStatus = "user.onedrive.status"
 
 const statusDescription = `Show the state of the onedrivefs mount on MOUNTPOINT (any path inside it
 will do), or of every onedrivefs mount when none is given: online or not (as
-the last poll for remote changes found it), the files waiting to be sent and
+the last request of its poll loop found OneDrive), the files waiting to be sent and
 their sizes, the records in the local journal, the server-side copy jobs
 still running, the last poll and the drive's quota.
 
@@ -68,6 +70,9 @@ func newStatusCmd(e *env) *cobra.Command {
 		}
 		for i, root := range roots {
 			b, err := getxattr(root, xattrStatus)
+			if errors.Is(err, syscall.ENOTCONN) {
+				return fmt.Errorf("%s is a dead mount (its daemon died): 'onedrivefs mount %s' clears it and mounts again, 'fusermount3 -uz %s' only clears it", root, root, root)
+			}
 			if err != nil {
 				return fmt.Errorf("reading the status of %s: %w", root, err)
 			}
@@ -92,11 +97,8 @@ func newStatusCmd(e *env) *cobra.Command {
 // printStatus writes a mount's status for a person.
 func printStatus(w io.Writer, root string, st fs.Status, now time.Time) {
 	state := "online"
-	switch {
-	case st.LastPoll == nil:
-		state = "unknown (no poll yet)"
-	case !st.LastPoll.OK:
-		state = "offline (the last poll failed)"
+	if !st.Online {
+		state = "offline (OneDrive was not reached at the last try)"
 	}
 	if st.ReadOnly {
 		state += ", read-only"
@@ -108,6 +110,8 @@ func printStatus(w io.Writer, root string, st fs.Status, now time.Time) {
 			line += ": " + p.Error
 		}
 		fmt.Fprintf(w, "  last poll:       %s\n", line)
+	} else {
+		fmt.Fprintln(w, "  last poll:       none yet")
 	}
 	fmt.Fprintf(w, "  pending uploads: %d (%s)\n", len(st.PendingUploads), humanBytes(st.PendingBytes))
 	for _, u := range st.PendingUploads {
