@@ -210,3 +210,16 @@ func TestMountHelperArgs(t *testing.T) {
 		assert.Equal(t, tc.want, got, "%v", tc.in)
 	}
 }
+
+func TestCompletesProfileNames(t *testing.T) {
+	cfg := t.TempDir()
+	for _, d := range []string{"profiles/work", "profiles/home", "profiles/.hidden"} {
+		require.NoError(t, os.MkdirAll(filepath.Join(cfg, d), 0o700))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(cfg, "profile.json"), []byte("{}"), 0o600))
+	for _, cmd := range []string{"mount", "login", "logout"} {
+		code, out, errOut := runCLI(t, t.TempDir(), "__complete", cmd, "--config-dir", cfg, "--profile", "")
+		require.Equal(t, 0, code, errOut)
+		assert.Equal(t, []string{"default", "home", "work", ":4"}, lines(out), cmd)
+	}
+}

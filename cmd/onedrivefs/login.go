@@ -58,6 +58,7 @@ func newLoginCmd(e *env) *cobra.Command {
 		"`ID` of the drive to mount; empty means your own drive (/me/drive)")
 	browser := fset.Bool("browser", false,
 		"sign in in a web browser (authorization code with PKCE, redirected to a listener on localhost) instead of with a device code")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		ctx := c.Context()
 		dir, err := profileDir(e, *configDir, *profileName)
@@ -185,6 +186,7 @@ func newLogoutCmd(e *env) *cobra.Command {
 	configDir := c.Flags().String("config-dir", "",
 		"`DIR` holding the profiles (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
 	profileName := c.Flags().StringP("profile", "p", "", "`NAME` of the profile to sign out of (default: the default profile)")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		dir, err := profileDir(e, *configDir, *profileName)
 		if err != nil {

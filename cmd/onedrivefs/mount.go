@@ -109,6 +109,8 @@ func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	f.BoolVar(&o.debugFuse, "debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run in the background; return once the mount serves (exit 0) or failed")
 	f.StringArrayVarP(&o.options, "options", "o", nil, "mount `OPTIONS`, comma-separated, as mount(8) passes them (see above)")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
+	_ = c.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		if err := o.resolve(e, c.Flags()); err != nil {
 			return err

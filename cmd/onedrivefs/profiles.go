@@ -77,22 +77,10 @@ when no --profile is given.`,
 		if err != nil {
 			return err
 		}
-		names := []string{}
-		if _, err := os.Stat(remote.ProfilePath(base)); err == nil {
-			names = append(names, defaultProfileName)
-		}
-		entries, err := os.ReadDir(filepath.Join(base, profilesSubdir))
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		names, err := profileNames(base)
+		if err != nil {
 			return err
 		}
-		var named []string
-		for _, d := range entries {
-			if d.IsDir() && profileNameRE.MatchString(d.Name()) && d.Name() != defaultProfileName {
-				named = append(named, d.Name())
-			}
-		}
-		sort.Strings(named)
-		names = append(names, named...)
 		if len(names) == 0 {
 			fmt.Fprintf(e.stdout, "no profiles in %s: run 'onedrivefs login' (or 'login --profile NAME')\n", base)
 			return nil
@@ -120,6 +108,41 @@ when no --profile is given.`,
 		return tw.Flush()
 	}
 	return c
+}
+
+// profileNames lists the profiles in the config directory base: "default"
+// when it holds a sign-in, then the named ones.
+func profileNames(base string) ([]string, error) {
+	var names []string
+	if _, err := os.Stat(remote.ProfilePath(base)); err == nil {
+		names = append(names, defaultProfileName)
+	}
+	entries, err := os.ReadDir(filepath.Join(base, profilesSubdir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var named []string
+	for _, d := range entries {
+		if d.IsDir() && profileNameRE.MatchString(d.Name()) && d.Name() != defaultProfileName {
+			named = append(named, d.Name())
+		}
+	}
+	sort.Strings(named)
+	return append(names, named...), nil
+}
+
+// completeProfiles completes --profile with the profiles of the config
+// directory (--config-dir if given).
+func completeProfiles(e *env) func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+		dir, _ := c.Flags().GetString("config-dir")
+		base, err := configBase(e, dir)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		names, _ := profileNames(base)
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // registerAppGuide is shown when login has no client id for the real
