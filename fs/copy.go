@@ -53,8 +53,8 @@ import (
 
 // serverCopy marks a file whose content is a server-side copy of src (size
 // bytes, its item the file's), of which a copy_file_range caller has been
-// answered the first answered bytes. It lives in fileState.copyIn, under
-// fileState.mu.
+// answered the first answered bytes. It lives in file.copyIn, under
+// file.mu.
 type serverCopy struct {
 	src      *entry
 	size     int64
@@ -125,7 +125,7 @@ func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 			return 0, err
 		}
 		f.mu.Lock()
-		src, dst := f.pathOfLocked(r.src), f.pathOfLocked(r.dst)
+		src, dst := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
 		f.mu.Unlock()
 		f.log.Warn("server-side copy not possible; copying the bytes instead",
 			"source", src, "destination", dst, "reason", err)
@@ -137,7 +137,7 @@ func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 // r.dst (same source, equal offsets, no gap) without I/O; ok is false for
 // any other call.
 func (f *FS) continueServerCopy(r copyRange) (got int64, ok bool) {
-	st := f.fileStateOf(r.dst)
+	st := f.fileOf(r.dst)
 	if st == nil {
 		return 0, false
 	}
@@ -189,10 +189,10 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 	parent, name := r.dst.parent, r.dst.name
 	if r.dst.removed || parent == nil || parent.item == nil {
 		f.mu.Unlock()
-		return 0, true, errGone
+		return 0, true, errRemoved
 	}
 	parentID := parent.item.ID
-	srcPath, dstPath := f.pathOfLocked(r.src), f.pathOfLocked(r.dst)
+	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
 	f.mu.Unlock()
 
 	key := copyWaiterKey(parentID, name)
@@ -261,7 +261,7 @@ func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) 
 // the service (an upload that failed, a partial server copy) cannot be
 // copied there.
 func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error) {
-	if st := f.fileStateOf(src); st != nil {
+	if st := f.fileOf(src); st != nil {
 		st.mu.Lock()
 		if c := st.copyIn; c != nil && c.answered < c.size {
 			st.mu.Unlock()
@@ -304,7 +304,7 @@ func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.J
 	if err != nil {
 		return 0, fmt.Errorf("reading the copied item: %w", err)
 	}
-	st := f.fileStateFor(dst)
+	st := f.ensureFile(dst)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	size, _, _ := st.localAttr()
@@ -322,7 +322,7 @@ func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.J
 	f.discardLocalLocked(st)
 	f.mu.Lock()
 	delete(f.pending, dst)
-	f.bindLocked(dst, it)
+	f.bindFSLocked(dst, it)
 	name := dst.name
 	f.mu.Unlock()
 	st.baseCTag, st.baseETag = it.CTag, it.ETag
@@ -368,7 +368,7 @@ func (f *FS) adoptLater(id string, src, dst, parent *entry, key string) bool {
 
 // dropCopyLocked forgets that st is a partly answered server copy. Caller
 // holds st.mu.
-func (f *FS) dropCopyLocked(st *fileState) {
+func (f *FS) dropCopyLocked(st *file) {
 	if st.copyIn != nil {
 		st.copyIn = nil
 		st.setCopiedAttr(false, 0)
@@ -380,7 +380,7 @@ func (f *FS) dropCopyLocked(st *fileState) {
 // answered in part is cut to the answered bytes, staged (downloaded from
 // the copy) and marked dirty, so that the service's item ends as exactly
 // what the caller copied. Caller holds st.mu.
-func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *fileState) error {
+func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *file) error {
 	c := st.copyIn
 	if c == nil {
 		return nil

@@ -274,8 +274,8 @@ func TestResolveCopyDest(t *testing.T) {
 		{"/mnt/other/z.txt", "", "", errCrossMount},
 		{"/mnt/odd/z.txt", "", "", errCrossMount},
 		{"../../z.txt", "", "", errCrossMount},
-		{"none/z.txt", "", "", errGone},
-		{"none/", "", "", errGone},
+		{"none/z.txt", "", "", errNoEntry},
+		{"none/", "", "", errNoEntry},
 		{"taken.txt/z", "", "", errNotDir},
 		{"a|b", "", "", errInvalid},
 		{"", "", "", errInvalid},
@@ -288,7 +288,7 @@ func TestResolveCopyDest(t *testing.T) {
 		}
 		require.NoError(t, err, c.dest)
 		env.fs.mu.Lock()
-		assert.Equal(t, c.parent, env.fs.pathOfLocked(parent), c.dest)
+		assert.Equal(t, c.parent, env.fs.pathOfFSLocked(parent), c.dest)
 		env.fs.mu.Unlock()
 		assert.Equal(t, c.name, name, c.dest)
 	}
@@ -311,7 +311,7 @@ func TestXattrCopyRevealsResult(t *testing.T) {
 	n := &node{fsys: env.fs, e: src}
 	require.Zero(t, n.Setxattr(ctx, xattrCopy, []byte("d2"), 0))
 	_, err = env.walk("/d2")
-	require.ErrorIs(t, err, errGone, "not before completion")
+	require.ErrorIs(t, err, errNoEntry, "not before completion")
 
 	status := func() copyjob.StatusDoc {
 		v, err := env.fs.getxattr(src, xattrCopyStatus)

@@ -66,8 +66,8 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	}
 	f.mu.Lock()
 	parentID := parent.item.ID
-	srcPath := f.pathOfLocked(src)
-	dstPath := path.Join(f.pathOfLocked(parent), name)
+	srcPath := f.pathOfFSLocked(src)
+	dstPath := path.Join(f.pathOfFSLocked(parent), name)
 	f.mu.Unlock()
 	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
@@ -96,7 +96,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	srcName := src.name
 	base := "/"
 	if src.parent != nil {
-		base = f.pathOfLocked(src.parent)
+		base = f.pathOfFSLocked(src.parent)
 	}
 	removed := src.removed || (!isRoot && src.parent == nil)
 	mountDir := f.mountDir
@@ -105,7 +105,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	case isRoot:
 		return nil, "", fmt.Errorf("the root folder cannot be copied: %w", errInvalid)
 	case removed:
-		return nil, "", errGone
+		return nil, "", errRemoved
 	}
 
 	into := strings.HasSuffix(dest, "/")
@@ -159,7 +159,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 		last := segs[len(segs)-1]
 		c, err := f.lookup(ctx, dir, last)
 		switch {
-		case errors.Is(err, errGone):
+		case errors.Is(err, errNoEntry):
 			name = last
 		case err != nil:
 			return nil, "", err
@@ -174,7 +174,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	}
 	if _, err := f.lookup(ctx, dir, name); err == nil {
 		return nil, "", fmt.Errorf("copy destination %q: %w", path.Join(dest, name), errExists)
-	} else if !errors.Is(err, errGone) {
+	} else if !errors.Is(err, errNoEntry) {
 		return nil, "", err
 	}
 	if src.isDir && f.isAncestor(src, dir) {
@@ -183,7 +183,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if dir.item == nil || dir.removed {
-		return nil, "", errGone
+		return nil, "", errRemoved
 	}
 	return dir, name, nil
 }
@@ -194,7 +194,7 @@ func (f *FS) copyStatus(e *entry) ([]byte, error) {
 		return nil, errNoXattr
 	}
 	f.mu.Lock()
-	id := e.itemIDLocked()
+	id := e.itemIDFSLocked()
 	f.mu.Unlock()
 	j, ok := f.copies.LatestForSource(id)
 	if !ok {

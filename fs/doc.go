@@ -100,11 +100,11 @@
 //
 // # Locks and deadlocks
 //
-// Lock order: fileState.mu (one per file: staged content and its uploads),
+// Lock order: file.mu (one per file: staged content and its uploads),
 // then FS.mu (entries, listings, inode table), then the cache package's own
 // locks. FS.mu is never held across a request to the service, content I/O
 // or a call into go-fuse. No lock is held while waiting for a copy job: the
-// tracker's OnDone takes fileState.mu and FS.mu itself. Kernel
+// tracker's OnDone takes file.mu and FS.mu itself. Kernel
 // notifications (NotifyEntry, NotifyContent) are never made from a handler:
 // the kernel takes the directory's lock to invalidate a name, and the
 // handler may be running under that very lock. They are queued (notify.go)

@@ -24,11 +24,11 @@ import (
 // next mount replays. A failed upload is committed, retried in the
 // background, and replayed at the next mount.
 
-// fileState is the local content state of one file, shared by all its open
+// file is the local content state of one file, shared by all its open
 // handles.
-type fileState struct {
+type file struct {
 	// mu serialises changes to the staged content and uploads of this file.
-	// Lock order: fileState.mu before FS.mu.
+	// Lock order: file.mu before FS.mu.
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	staged    *cache.StagedFile // full local content; nil while the content is the server's
@@ -57,17 +57,17 @@ type fileState struct {
 	copiedSize int64
 }
 
-func newFileState() *fileState { return &fileState{} }
+func newFile() *file { return &file{} }
 
 // localAttr returns the staged size and mtime, and whether there is staged
 // content.
-func (st *fileState) localAttr() (int64, time.Time, bool) {
+func (st *file) localAttr() (int64, time.Time, bool) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	return st.size, st.mtime, st.local
 }
 
-func (st *fileState) setLocalAttr(local bool, size int64, mtime time.Time) {
+func (st *file) setLocalAttr(local bool, size int64, mtime time.Time) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	st.local, st.size, st.mtime = local, size, mtime
@@ -75,13 +75,13 @@ func (st *fileState) setLocalAttr(local bool, size int64, mtime time.Time) {
 
 // copiedAttr returns the size shown for a file filled by a server-side copy
 // whose caller has been answered part of it, and whether there is one.
-func (st *fileState) copiedAttr() (int64, bool) {
+func (st *file) copiedAttr() (int64, bool) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	return st.copiedSize, st.copied
 }
 
-func (st *fileState) setCopiedAttr(copied bool, size int64) {
+func (st *file) setCopiedAttr(copied bool, size int64) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	st.copied, st.copiedSize = copied, size
@@ -89,7 +89,7 @@ func (st *fileState) setCopiedAttr(copied bool, size int64) {
 
 // setMtimeIfLocal records mtime for the staged content, if the file has
 // unsent changes, and reports whether it did.
-func (st *fileState) setMtimeIfLocal(mtime time.Time) bool {
+func (st *file) setMtimeIfLocal(mtime time.Time) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.staged == nil || !st.dirty {
@@ -105,7 +105,7 @@ func (st *fileState) setMtimeIfLocal(mtime time.Time) bool {
 type handle struct {
 	f  *FS
 	e  *entry
-	st *fileState
+	st *file
 	ra *cache.Readahead
 
 	raBusy atomic.Bool // a background read-ahead of this handle is running
@@ -126,7 +126,7 @@ func (f *FS) open(ctx context.Context, e *entry, truncate bool) (*handle, error)
 	if e.isDir {
 		return nil, errIsDir
 	}
-	st := f.fileStateFor(e)
+	st := f.ensureFile(e)
 	st.handles.Add(1)
 	h := &handle{f: f, e: e, st: st, ra: cache.NewReadahead(readaheadMin, readaheadMax)}
 	if truncate {
@@ -167,7 +167,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	if e.isDir {
 		return errIsDir
 	}
-	st := f.fileStateFor(e)
+	st := f.ensureFile(e)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.copyIn != nil && size == 0 {
@@ -204,7 +204,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 // stageLocked makes sure st has staged content: a new staged file, holding
 // the server's content when keep is set (a write into an existing file needs
 // all of it: OneDrive replaces whole files). Caller holds st.mu.
-func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool) error {
+func (f *FS) stageLocked(ctx context.Context, e *entry, st *file, keep bool) error {
 	if err := f.settleCopyLocked(ctx, e, st); err != nil {
 		return err
 	}
@@ -321,7 +321,7 @@ func (h *handle) release(ctx context.Context) error {
 
 // finishLocked sends unsent changes of a file no handle has open and drops
 // its staged copy when clean. Caller holds st.mu.
-func (f *FS) finishLocked(ctx context.Context, e *entry, st *fileState) error {
+func (f *FS) finishLocked(ctx context.Context, e *entry, st *file) error {
 	if err := f.settleCopyLocked(ctx, e, st); err != nil {
 		return err
 	}
@@ -337,7 +337,7 @@ func (f *FS) finishLocked(ctx context.Context, e *entry, st *fileState) error {
 // service unavailable) then counts as success for the caller, since the data
 // is durable and is retried in the background and at the next mount; other
 // failures are returned. Caller holds st.mu.
-func (f *FS) syncLocked(ctx context.Context, e *entry, st *fileState) error {
+func (f *FS) syncLocked(ctx context.Context, e *entry, st *file) error {
 	if !st.dirty || st.staged == nil {
 		return nil
 	}
@@ -387,12 +387,12 @@ func transient(err error) bool {
 	if errors.As(err, &re) {
 		return re.StatusCode >= 500
 	}
-	return !errors.Is(err, errGone)
+	return !errors.Is(err, errRemoved)
 }
 
 // commitLocked makes the staged content and where it goes durable in the
 // journal. Caller holds st.mu.
-func (f *FS) commitLocked(e *entry, st *fileState) error {
+func (f *FS) commitLocked(e *entry, st *file) error {
 	f.mu.Lock()
 	rec := cache.Record{ID: st.staged.ID(), Name: e.name, BaseETag: st.baseETag, BaseCTag: st.baseCTag}
 	if e.item != nil {
@@ -414,7 +414,7 @@ func (f *FS) commitLocked(e *entry, st *fileState) error {
 // (failing if the name was taken meanwhile), an existing one by id with the
 // eTag it was based on. A file changed on the server since it was staged is
 // not overwritten: see saveConflictLocked. Caller holds st.mu.
-func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
+func (f *FS) uploadLocked(ctx context.Context, e *entry, st *file) error {
 	f.mu.Lock()
 	it, parent, name := e.item, e.parent, e.name
 	var parentID string
@@ -426,7 +426,7 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
 	req := remote.UploadRequest{Content: st.staged.File(), Size: size, FSModified: mtime}
 	newFile := func() error {
 		if parentID == "" {
-			return errGone
+			return errRemoved
 		}
 		req.ItemID, req.IfMatch = "", ""
 		req.ParentID, req.Name, req.Conflict = parentID, name, remote.ConflictFail
@@ -451,7 +451,7 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
 			return gerr
 		default:
 			f.mu.Lock()
-			f.entryForItemLocked(cur)
+			f.entryForItemFSLocked(cur)
 			f.mu.Unlock()
 			if cur.CTag != st.baseCTag {
 				return f.saveConflictLocked(ctx, e, st, parentID, name)
@@ -476,7 +476,7 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
 		return err
 	}
 	f.mu.Lock()
-	f.bindLocked(e, got)
+	f.bindFSLocked(e, got)
 	f.mu.Unlock()
 	st.dirty, st.isNew = false, false
 	st.baseCTag, st.baseETag = got.CTag, got.ETag
@@ -494,9 +494,9 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
 // staged here: the server's version is kept, the local one is uploaded beside
 // it as "name (conflict YYYY-MM-DD HHMMSS).ext", and a warning is logged.
 // Caller holds st.mu.
-func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, parentID, name string) error {
+func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *file, parentID, name string) error {
 	if parentID == "" {
-		return errGone
+		return errRemoved
 	}
 	size, mtime, _ := st.localAttr()
 	cname := conflictName(name, f.now())
@@ -511,13 +511,13 @@ func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, pa
 		"name", name, "saved_as", got.Name)
 	f.mu.Lock()
 	parent := f.byID[parentID]
-	c := f.entryForItemLocked(got)
+	c := f.entryForItemFSLocked(got)
 	if parent != nil {
 		c.parent, c.name, c.removed = parent, got.Name, false
-		f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(got.Name)] = c })
+		f.updateListingFSLocked(parent, func(l *dirListing) { l.children[foldName(got.Name)] = c })
 		if e.item == nil {
 			// A new local file lost its name to one created on the server.
-			f.forgetChildLocked(parent, e)
+			f.forgetChildFSLocked(parent, e)
 			e.removed, e.parent = true, nil
 			f.listings.Invalidate(parentID)
 		}
@@ -541,7 +541,7 @@ func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, pa
 
 // discardLocalLocked drops st's staged content and journal record. Caller
 // holds st.mu.
-func (f *FS) discardLocalLocked(st *fileState) {
+func (f *FS) discardLocalLocked(st *file) {
 	f.dropCopyLocked(st)
 	if st.staged == nil {
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,27 +13,6 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// Remote is the part of *remote.Client the filesystem uses. Its contract is
-// remote's: errors match remote's sentinels with errors.Is, and the
-// client retries transient failures itself, so an error here is final for
-// the request that got it.
-type Remote interface {
-	Drive(ctx context.Context) (*remote.Drive, error)
-	Root(ctx context.Context) (*remote.Item, error)
-	Item(ctx context.Context, id string) (*remote.Item, error)
-	Child(ctx context.Context, parentID, name string) (*remote.Item, error)
-	Children(ctx context.Context, folderID string) ([]*remote.Item, error)
-	CreateFolder(ctx context.Context, parentID, name string, cb remote.ConflictBehavior) (*remote.Item, error)
-	Update(ctx context.Context, id string, u remote.ItemUpdate) (*remote.Item, error)
-	Delete(ctx context.Context, id, ifMatch string) error
-	Download(ctx context.Context, itemID string, off, length int64, w io.Writer) (int64, error)
-	Upload(ctx context.Context, r remote.UploadRequest) (*remote.Item, error)
-	Delta(ctx context.Context, link string) (*remote.DeltaPage, error)
-	StartCopy(ctx context.Context, srcID string, cr remote.CopyRequest) (string, error)
-	Monitor(ctx context.Context, monitorURL string) (*remote.JobStatus, error)
-}
-
-var _ Remote = (*remote.Client)(nil)
 
 // Defaults of Config.
 const (
@@ -47,7 +25,10 @@ const (
 // Config configures a filesystem. Remote, Content, Staging and State are
 // required.
 type Config struct {
-	Remote Remote
+	// Remote is the service. Its errors match remote's sentinels with
+	// errors.Is, and it retries transient failures itself, so an error is
+	// final for the request that got it.
+	Remote *remote.Client
 	// Content caches downloaded file bytes, keyed by item id and cTag.
 	Content *cache.Content
 	// Staging holds the content of files with local changes, and the
@@ -82,12 +63,12 @@ type Config struct {
 // mount knows them, with stable inode numbers, cached listings, staged writes
 // and the background work (delta poll, upload retries, kernel notifications).
 //
-// Lock order: fileState.mu, then FS.mu, then cache.Listings' own lock. FS.mu
+// Lock order: file.mu, then FS.mu, then cache.Listings' own lock. FS.mu
 // is never held across a request to the service, a disk read or write of
 // content, or a call into go-fuse (kernel notifications run on the notifier
 // goroutine with no lock held).
 type FS struct {
-	remote   Remote
+	remote   *remote.Client
 	content  *cache.Content
 	staging  *cache.Staging
 	state    *cache.State

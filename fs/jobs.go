@@ -103,10 +103,10 @@ func (f *FS) doneCopyWaiter(key string) {
 	}
 }
 
-// copyWaitedLocked reports whether a copy_file_range of this process waits
+// copyWaitedFSLocked reports whether a copy_file_range of this process waits
 // for a server-side copy into name in the folder parentID. Caller holds
 // FS.mu.
-func (f *FS) copyWaitedLocked(parentID, name string) bool {
+func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
 	return f.copyWaiters[copyWaiterKey(parentID, name)] > 0
 }
 
@@ -121,7 +121,7 @@ func (f *FS) copyJobDone(j copyjob.Job) {
 	}
 	if j.Origin == originCP {
 		f.mu.Lock()
-		waited := f.copyWaitedLocked(j.DestParentID, j.DestName)
+		waited := f.copyWaitedFSLocked(j.DestParentID, j.DestName)
 		f.mu.Unlock()
 		if waited {
 			return
@@ -176,9 +176,9 @@ func (f *FS) revealItem(it *remote.Item) {
 			f.mu.Unlock()
 			return // a folder this mount has not listed: the next listing finds the item
 		}
-		cur := f.cachedChildLocked(parent, it.Name)
+		cur := f.cachedChildFSLocked(parent, it.Name)
 		replaces := cur != nil && (cur.item == nil || cur.item.ID != it.ID)
-		var st *fileState
+		var st *file
 		if replaces {
 			st = cur.file
 		}
@@ -188,7 +188,7 @@ func (f *FS) revealItem(it *remote.Item) {
 			st.mu.Lock()
 		}
 		f.mu.Lock()
-		again := f.cachedChildLocked(parent, it.Name) != cur
+		again := f.cachedChildFSLocked(parent, it.Name) != cur
 		if cur != nil {
 			replaces = cur.item == nil || cur.item.ID != it.ID
 			again = again || (replaces && cur.file != st)
@@ -208,15 +208,15 @@ func (f *FS) revealItem(it *remote.Item) {
 			return
 		}
 		if replaces {
-			f.forgetChildLocked(parent, cur)
+			f.forgetChildFSLocked(parent, cur)
 			cur.removed, cur.parent = true, nil
 		}
-		e := f.entryForItemLocked(it)
+		e := f.entryForItemFSLocked(it)
 		if e.parent != nil && e.parent != parent {
-			f.forgetChildLocked(e.parent, e)
+			f.forgetChildFSLocked(e.parent, e)
 		}
 		e.parent, e.name, e.removed = parent, it.Name, false
-		f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+		f.updateListingFSLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
 		f.mu.Unlock()
 		if st != nil {
 			if st.handles.Load() == 0 {
@@ -233,15 +233,15 @@ func (f *FS) revealItem(it *remote.Item) {
 	f.forgetDestination(it.ParentID, it.Name)
 }
 
-// cachedChildLocked returns what holds name in dir as far as the mount knows
+// cachedChildFSLocked returns what holds name in dir as far as the mount knows
 // without asking the service: a local new file, or the cached listing's
-// child; nil if neither. Caller holds FS.mu.
-func (f *FS) cachedChildLocked(dir *entry, name string) *entry {
+// child; nil if neither. Requires FS.mu.
+func (f *FS) cachedChildFSLocked(dir *entry, name string) *entry {
 	k := foldName(name)
 	if c := dir.local[k]; c != nil && !c.removed {
 		return c
 	}
-	if l := f.listingLocked(dir); l != nil {
+	if l := f.listingFSLocked(dir); l != nil {
 		if c := l.children[k]; c != nil && !c.removed {
 			return c
 		}
@@ -263,7 +263,7 @@ func (f *FS) forgetDestination(parentID, name string) {
 // monitorPoller reads a monitor URL for the tracker through the remote
 // client (which polls with no Authorization header and follows no
 // redirect), mapping its answers as copyjob's Poller contract asks.
-type monitorPoller struct{ remote Remote }
+type monitorPoller struct{ remote *remote.Client }
 
 var _ copyjob.Poller = monitorPoller{}
 

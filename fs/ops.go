@@ -27,7 +27,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 		return nil, err
 	}
 	f.mu.Lock()
-	if childLocked(dir, l, name) != nil {
+	if childFSLocked(dir, l, name) != nil {
 		f.mu.Unlock()
 		return nil, errExists
 	}
@@ -40,9 +40,9 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := f.entryForItemLocked(it)
+	e := f.entryForItemFSLocked(it)
 	e.parent, e.name, e.removed = dir, it.Name, false
-	f.updateListingLocked(dir, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+	f.updateListingFSLocked(dir, func(l *dirListing) { l.children[foldName(it.Name)] = e })
 	// A new folder is empty: cache that, so that entering it costs nothing.
 	f.listings.Put(it.ID, &dirListing{children: map[string]*entry{}})
 	return e, nil
@@ -62,7 +62,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 		return nil, false, err
 	}
 	f.mu.Lock()
-	if c := childLocked(dir, l, name); c != nil {
+	if c := childFSLocked(dir, l, name); c != nil {
 		f.mu.Unlock()
 		switch {
 		case excl:
@@ -84,10 +84,10 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	if dir.removed {
 		f.mu.Unlock()
 		f.abandonStaged(sf)
-		return nil, false, errGone
+		return nil, false, errRemoved
 	}
-	e = f.newLocalEntryLocked(dir, name)
-	st := newFileState()
+	e = f.newLocalEntryFSLocked(dir, name)
+	st := newFile()
 	st.staged, st.dirty, st.isNew = sf, true, true
 	st.setLocalAttr(true, 0, f.now())
 	e.file = st
@@ -154,12 +154,12 @@ func (f *FS) checkEmpty(ctx context.Context, d *entry) error {
 // remove deletes c (a child of dir) on the server and forgets it locally. A
 // file that exists only locally is just dropped, with its staged content.
 func (f *FS) remove(ctx context.Context, dir, c *entry) error {
-	if st := f.fileStateOf(c); st != nil {
+	if st := f.fileOf(c); st != nil {
 		st.mu.Lock() // no upload of c may run while it is removed
 		defer st.mu.Unlock()
 	}
 	f.mu.Lock()
-	id := c.itemIDLocked()
+	id := c.itemIDFSLocked()
 	f.mu.Unlock()
 	if id != "" {
 		err := f.remote.Delete(ctx, id, "")
@@ -168,7 +168,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		}
 	}
 	f.mu.Lock()
-	f.forgetChildLocked(dir, c)
+	f.forgetChildFSLocked(dir, c)
 	c.removed, c.parent = true, nil
 	st := c.file
 	f.mu.Unlock()
@@ -210,7 +210,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 	dst, err := f.lookup(ctx, newDir, newName)
 	switch {
-	case errors.Is(err, errGone):
+	case errors.Is(err, errNoEntry):
 		dst = nil
 	case err != nil:
 		return err
@@ -233,7 +233,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 			return err
 		}
 	}
-	st := f.fileStateOf(src)
+	st := f.fileOf(src)
 	if st != nil {
 		st.mu.Lock() // an upload in progress must finish before the move
 		defer st.mu.Unlock()
@@ -242,9 +242,9 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	f.mu.Lock()
 	if src.removed || newDir.removed || newDir.item == nil {
 		f.mu.Unlock()
-		return errGone
+		return errRemoved
 	}
-	id := src.itemIDLocked()
+	id := src.itemIDFSLocked()
 	oldName := src.name
 	var upd remote.ItemUpdate
 	if newDir != dir {
@@ -261,11 +261,11 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 			return err
 		}
 		f.mu.Lock()
-		f.entryForItemLocked(it)
+		f.entryForItemFSLocked(it)
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
-	f.forgetChildLocked(dir, src)
+	f.forgetChildFSLocked(dir, src)
 	src.parent, src.name = newDir, newName
 	if src.item == nil {
 		if newDir.local == nil {
@@ -273,7 +273,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 		}
 		newDir.local[foldName(newName)] = src
 	} else {
-		f.updateListingLocked(newDir, func(l *dirListing) { l.children[foldName(newName)] = src })
+		f.updateListingFSLocked(newDir, func(l *dirListing) { l.children[foldName(newName)] = src })
 	}
 	newParentID := newDir.item.ID
 	f.mu.Unlock()
@@ -309,21 +309,21 @@ func (f *FS) setMtime(ctx context.Context, e *entry, mtime time.Time) error {
 	if err := f.checkWritable(); err != nil {
 		return err
 	}
-	if st := f.fileStateOf(e); st != nil && st.setMtimeIfLocal(mtime) {
+	if st := f.fileOf(e); st != nil && st.setMtimeIfLocal(mtime) {
 		return nil
 	}
 	f.mu.Lock()
-	id := e.itemIDLocked()
+	id := e.itemIDFSLocked()
 	f.mu.Unlock()
 	if id == "" {
-		return errGone
+		return errRemoved
 	}
 	it, err := f.remote.Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.entryForItemLocked(it)
+	f.entryForItemFSLocked(it)
 	f.mu.Unlock()
 	return nil
 }
@@ -338,20 +338,20 @@ func (f *FS) checkNewName(ctx context.Context, name string) error {
 	return err
 }
 
-// fileStateOf returns e's file state, nil for folders and files never
+// fileOf returns e's file state, nil for folders and files never
 // opened.
-func (f *FS) fileStateOf(e *entry) *fileState {
+func (f *FS) fileOf(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return e.file
 }
 
-// fileStateFor returns e's file state, creating it.
-func (f *FS) fileStateFor(e *entry) *fileState {
+// ensureFile returns e's file state, creating it.
+func (f *FS) ensureFile(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.file == nil {
-		e.file = newFileState()
+		e.file = newFile()
 	}
 	return e.file
 }

@@ -91,11 +91,11 @@ func (f *FS) applyDelta(items []*remote.Item) {
 		}
 		if hiddenItem(it) { // deleted, or a package
 			if e != nil && e.parent != nil {
-				if f.copyWaitedLocked(e.parent.itemIDLocked(), e.name) {
+				if f.copyWaitedFSLocked(e.parent.itemIDFSLocked(), e.name) {
 					continue // replaced by a server copy whose waiter binds the name
 				}
 				dir, name := e.parent, e.name
-				f.forgetChildLocked(dir, e)
+				f.forgetChildFSLocked(dir, e)
 				e.removed, e.parent = true, nil
 				f.notes.aliases(dir, name)
 			}
@@ -109,26 +109,26 @@ func (f *FS) applyDelta(items []*remote.Item) {
 			// New to this mount: worth recording only where a listing is
 			// cached (elsewhere the next listing finds it), and not when a
 			// copy_file_range waits to bind it to its destination.
-			if parent == nil || f.listingLocked(parent) == nil || f.copyWaitedLocked(it.ParentID, it.Name) {
+			if parent == nil || f.listingFSLocked(parent) == nil || f.copyWaitedFSLocked(it.ParentID, it.Name) {
 				continue
 			}
-			e = f.entryForItemLocked(it)
+			e = f.entryForItemFSLocked(it)
 			e.parent, e.name = parent, it.Name
-			f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+			f.updateListingFSLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
 			f.notes.aliases(parent, it.Name)
 			continue
 		}
 		old := e.item
 		oldParent, oldName := e.parent, e.name
-		f.entryForItemLocked(it)
+		f.entryForItemFSLocked(it)
 		if oldParent != parent || oldName != it.Name || e.removed {
 			if oldParent != nil {
-				f.forgetChildLocked(oldParent, e)
+				f.forgetChildFSLocked(oldParent, e)
 				f.notes.aliases(oldParent, oldName)
 			}
 			e.parent, e.name, e.removed = parent, it.Name, false
 			if parent != nil {
-				f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+				f.updateListingFSLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
 				f.notes.aliases(parent, it.Name)
 			}
 		}
@@ -164,7 +164,7 @@ func (f *FS) retryPending(ctx context.Context) {
 	}
 	f.mu.Unlock()
 	for _, e := range todo {
-		st := f.fileStateOf(e)
+		st := f.fileOf(e)
 		if st == nil {
 			continue
 		}

@@ -40,12 +40,12 @@ type entry struct {
 
 	// file is the content state of a file; set once, under FS.mu, on first
 	// need, and never cleared.
-	file *fileState
+	file *file
 }
 
 // itemID returns the entry's item id, "" for a local-only file.
-// Caller holds FS.mu.
-func (e *entry) itemIDLocked() string {
+// Requires FS.mu.
+func (e *entry) itemIDFSLocked() string {
 	if e.item == nil {
 		return ""
 	}
@@ -66,10 +66,10 @@ func hiddenItem(it *remote.Item) bool {
 	return it.Package != "" || it.Deleted
 }
 
-// entryForItemLocked returns the entry of it, creating it (with a new inode
+// entryForItemFSLocked returns the entry of it, creating it (with a new inode
 // number) the first time the item is seen, and records it as the latest
-// server state. Caller holds FS.mu.
-func (f *FS) entryForItemLocked(it *remote.Item) *entry {
+// server state. Requires FS.mu.
+func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
 		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
@@ -81,9 +81,9 @@ func (f *FS) entryForItemLocked(it *remote.Item) *entry {
 	return e
 }
 
-// newLocalEntryLocked registers a file that exists only locally (lazy
-// creation). Caller holds FS.mu.
-func (f *FS) newLocalEntryLocked(parent *entry, name string) *entry {
+// newLocalEntryFSLocked registers a file that exists only locally (lazy
+// creation). Requires FS.mu.
+func (f *FS) newLocalEntryFSLocked(parent *entry, name string) *entry {
 	e := &entry{ino: f.nextIno, parent: parent, name: name}
 	f.nextIno++
 	f.byIno[e.ino] = e
@@ -94,9 +94,9 @@ func (f *FS) newLocalEntryLocked(parent *entry, name string) *entry {
 	return e
 }
 
-// bindLocked records that local entry e was created on the server as it.
-// Caller holds FS.mu.
-func (f *FS) bindLocked(e *entry, it *remote.Item) {
+// bindFSLocked records that local entry e was created on the server as it.
+// Requires FS.mu.
+func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 	if e.item == nil || e.item.ID != it.ID {
 		if e.item != nil && f.byID[e.item.ID] == e {
 			delete(f.byID, e.item.ID)
@@ -109,13 +109,13 @@ func (f *FS) bindLocked(e *entry, it *remote.Item) {
 		if p.local[k] == e {
 			delete(p.local, k)
 		}
-		f.updateListingLocked(p, func(l *dirListing) { l.children[k] = e })
+		f.updateListingFSLocked(p, func(l *dirListing) { l.children[k] = e })
 	}
 }
 
-// listingLocked returns the fresh cached listing of dir, or nil. Caller
+// listingFSLocked returns the fresh cached listing of dir, or nil. Caller
 // holds FS.mu.
-func (f *FS) listingLocked(dir *entry) *dirListing {
+func (f *FS) listingFSLocked(dir *entry) *dirListing {
 	if dir.item == nil {
 		return nil
 	}
@@ -126,10 +126,10 @@ func (f *FS) listingLocked(dir *entry) *dirListing {
 	return l
 }
 
-// updateListingLocked changes dir's cached listing in place, if one is
+// updateListingFSLocked changes dir's cached listing in place, if one is
 // fresh; if none is, there is nothing to keep consistent (the next reader
-// lists the folder again). Caller holds FS.mu.
-func (f *FS) updateListingLocked(dir *entry, fn func(*dirListing)) {
+// lists the folder again). Requires FS.mu.
+func (f *FS) updateListingFSLocked(dir *entry, fn func(*dirListing)) {
 	if dir.item == nil {
 		return
 	}
@@ -150,10 +150,10 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 	}
 	if dir.removed || dir.item == nil {
 		f.mu.Unlock()
-		return nil, errGone
+		return nil, errRemoved
 	}
 	if !force {
-		if l := f.listingLocked(dir); l != nil {
+		if l := f.listingFSLocked(dir); l != nil {
 			f.mu.Unlock()
 			return l, nil
 		}
@@ -168,7 +168,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			return nil, err
 		}
 		f.mu.Lock()
-		l := f.applyListingLocked(dir, items)
+		l := f.applyListingFSLocked(dir, items)
 		stored := f.listings.PutIfFresh(gen, id, l)
 		f.mu.Unlock()
 		if stored || attempt == 2 {
@@ -179,18 +179,18 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 	}
 }
 
-// applyListingLocked turns a folder's children, as the service listed them,
-// into a listing, updating the entries. Caller holds FS.mu.
-func (f *FS) applyListingLocked(dir *entry, items []*remote.Item) *dirListing {
+// applyListingFSLocked turns a folder's children, as the service listed them,
+// into a listing, updating the entries. Requires FS.mu.
+func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item) *dirListing {
 	l := &dirListing{children: make(map[string]*entry, len(items))}
 	for _, it := range items {
 		if hiddenItem(it) {
 			continue
 		}
-		e := f.entryForItemLocked(it)
+		e := f.entryForItemFSLocked(it)
 		if e.parent != nil && e.parent != dir {
 			// Moved here from a folder whose listing still holds it.
-			f.forgetChildLocked(e.parent, e)
+			f.forgetChildFSLocked(e.parent, e)
 		}
 		e.parent, e.name, e.removed = dir, it.Name, false
 		l.children[foldName(it.Name)] = e
@@ -198,23 +198,23 @@ func (f *FS) applyListingLocked(dir *entry, items []*remote.Item) *dirListing {
 	return l
 }
 
-// forgetChildLocked removes e from dir's cached listing and local children.
-// Caller holds FS.mu.
-func (f *FS) forgetChildLocked(dir, e *entry) {
+// forgetChildFSLocked removes e from dir's cached listing and local children.
+// Requires FS.mu.
+func (f *FS) forgetChildFSLocked(dir, e *entry) {
 	k := foldName(e.name)
 	if dir.local[k] == e {
 		delete(dir.local, k)
 	}
-	f.updateListingLocked(dir, func(l *dirListing) {
+	f.updateListingFSLocked(dir, func(l *dirListing) {
 		if l.children[k] == e {
 			delete(l.children, k)
 		}
 	})
 }
 
-// childLocked finds name in dir: local children first, then the listing l.
-// Caller holds FS.mu.
-func childLocked(dir *entry, l *dirListing, name string) *entry {
+// childFSLocked finds name in dir: local children first, then the listing l.
+// Requires FS.mu.
+func childFSLocked(dir *entry, l *dirListing, name string) *entry {
 	k := foldName(name)
 	if c := dir.local[k]; c != nil && !c.removed {
 		return c
@@ -233,10 +233,10 @@ func (f *FS) lookup(ctx context.Context, dir *entry, name string) (*entry, error
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := childLocked(dir, l, name); c != nil {
+	if c := childFSLocked(dir, l, name); c != nil {
 		return c, nil
 	}
-	return nil, errGone
+	return nil, errNoEntry
 }
 
 // dirEntry is one line of a directory listing.
@@ -321,9 +321,9 @@ func (f *FS) parentIno(e *entry) uint64 {
 	return e.parent.ino
 }
 
-// pathNamesLocked returns the names on the way from the root down to e (none
-// for the root); false when e is not in the tree. Caller holds FS.mu.
-func (f *FS) pathNamesLocked(e *entry) ([]string, bool) {
+// pathNamesFSLocked returns the names on the way from the root down to e (none
+// for the root); false when e is not in the tree. Requires FS.mu.
+func (f *FS) pathNamesFSLocked(e *entry) ([]string, bool) {
 	var names []string
 	for p := e; p != f.root; p = p.parent {
 		if p == nil {
@@ -335,10 +335,10 @@ func (f *FS) pathNamesLocked(e *entry) ([]string, bool) {
 	return names, true
 }
 
-// pathOfLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
-// when e is not in the tree. Caller holds FS.mu.
-func (f *FS) pathOfLocked(e *entry) string {
-	names, ok := f.pathNamesLocked(e)
+// pathOfFSLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
+// when e is not in the tree. Requires FS.mu.
+func (f *FS) pathOfFSLocked(e *entry) string {
+	names, ok := f.pathNamesFSLocked(e)
 	if !ok {
 		return ""
 	}
