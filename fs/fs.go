@@ -13,7 +13,6 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-
 // Defaults of Config.
 const (
 	DefaultListingTTL   = time.Minute
