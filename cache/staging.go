@@ -39,6 +39,10 @@ type Record struct {
 	// file is renamed while pending.
 	ParentID string `json:"parentId"`
 	Name     string `json:"name"`
+	// DirPath is the folder's path from the drive's root ("a/b"; "" for the
+	// root) when the record was written: where the folder is created again
+	// if it is gone from the server.
+	DirPath string `json:"dirPath,omitempty"`
 	// BaseETag is the eTag the write was based on, to detect a remote change.
 	BaseETag string `json:"baseETag,omitempty"`
 	// BaseCTag is the cTag of the content the write was based on: a changed

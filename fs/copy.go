@@ -321,7 +321,7 @@ func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.J
 	}
 	f.discardLocalLocked(st)
 	f.mu.Lock()
-	delete(f.pending, dst)
+
 	f.bindFSLocked(dst, it)
 	name := dst.name
 	f.mu.Unlock()
@@ -345,8 +345,24 @@ func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.J
 // reveals it beside a dst changed meanwhile). It reports whether the
 // goroutine took over the waiter registration key.
 func (f *FS) adoptLater(id string, src, dst, parent *entry, key string) bool {
-	return f.bg.Go(func(ctx context.Context) {
+	fl := f.ensureFile(dst)
+	fl.mu.Lock()
+	fl.copiesPending++
+	fl.mu.Unlock()
+	started := f.bg.Go(func(ctx context.Context) {
 		defer f.doneCopyWaiter(key)
+		defer func() {
+			// The empty placeholder waited for the copy; if the copy did not
+			// replace it, it is sent now (when nobody has it open).
+			fl.mu.Lock()
+			fl.copiesPending--
+			if fl.copiesPending == 0 && fl.dirty && fl.handles.Load() == 0 {
+				if err := f.finishLocked(ctx, dst, fl); err != nil && ctx.Err() == nil {
+					f.log.Warn("sending a file after an interrupted copy failed", "path", f.pathOf(dst), "err", err)
+				}
+			}
+			fl.mu.Unlock()
+		}()
 		j, err := f.copies.Wait(ctx, id)
 		if err != nil || j.State != copyjob.StateCompleted {
 			return
@@ -364,6 +380,12 @@ func (f *FS) adoptLater(id string, src, dst, parent *entry, key string) bool {
 			f.forgetDestination(j.DestParentID, j.DestName)
 		}
 	})
+	if !started {
+		fl.mu.Lock()
+		fl.copiesPending--
+		fl.mu.Unlock()
+	}
+	return started
 }
 
 // dropCopyLocked forgets that st is a partly answered server copy. Caller

@@ -69,9 +69,13 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	srcPath := f.pathOfFSLocked(src)
 	dstPath := path.Join(f.pathOfFSLocked(parent), name)
 	f.mu.Unlock()
+	if !f.reserveDest(parentID, name) {
+		return fmt.Errorf("copy destination %q: another copy into it is running: %w", dstPath, errExists)
+	}
 	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
+		f.releaseDest(parentID, name)
 		return err
 	}
 	j, err := f.copies.Add(copyjob.Spec{
@@ -79,6 +83,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 		MonitorURL: monitor, Size: it.Size, IsFolder: it.IsFolder || it.IsRoot, Origin: originXattr,
 	})
 	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
+		f.releaseDest(parentID, name)
 		return err // the service copies anyway: the next listing shows it
 	}
 	f.log.Info("server-side copy started", "job", j.ID, "source", srcPath, "destination", dstPath)
@@ -168,7 +173,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 		default:
 			return nil, "", fmt.Errorf("copy destination %q: %w", dest, errExists)
 		}
-		if err := f.checkNewName(ctx, name); err != nil {
+		if err := f.checkNewPath(ctx, dir, name); err != nil {
 			return nil, "", err
 		}
 	}

@@ -84,6 +84,8 @@ type FS struct {
 
 	notes *notifier
 	bg    *background
+	// wbWake wakes the journal's background sender (writeback.go).
+	wbWake chan struct{}
 
 	// copyCfg configures the copy-job tracker, which start opens (it reads
 	// the jobs a previous mount left). copies is set once by start and
@@ -103,13 +105,19 @@ type FS struct {
 	root    *entry
 	quota   *remote.Quota // last known; nil before the first fetch
 	started bool
-	// pending: files whose changes are committed to the journal but not yet
-	// on the server (a failed upload); the poll loop retries them.
-	pending map[*entry]struct{}
+	// seq counts the changes this mount made to items (entry.seq; stale
+	// service reports are recognised by it: staleItem).
+	seq uint64
+	// journaled maps the journal records of files this mount has staged to
+	// their entries (writeback.go).
+	journaled map[string]*entry
 	// copyWaiters counts, by destination (copyWaiterKey), the copy_file_range
 	// server copies this process is waiting for: their results are bound to
 	// the destination's entry by the waiter, not revealed by copyJobDone.
 	copyWaiters map[string]int
+	// copyDests holds the destinations (copyWaiterKey) of xattr copies
+	// whose jobs have not ended (reserveDest).
+	copyDests map[string]struct{}
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -157,6 +165,7 @@ func New(cfg Config) (*FS, error) {
 	f.listings = cache.NewListings[*dirListing](cache.ListingsOptions{TTL: f.ttl, Clock: f.now})
 	f.notes = newNotifier()
 	f.bg = newBackground()
+	f.wbWake = make(chan struct{}, 1)
 	return f, nil
 }
 

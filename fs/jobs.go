@@ -84,6 +84,31 @@ func copyWaiterKey(parentID, name string) string {
 	return parentID + "\x00" + foldName(name)
 }
 
+// reserveDest claims a copy destination (folder and name) for an xattr copy
+// until its job ends, so that two copies started at once into one name
+// cannot both be accepted: the second gets EEXIST. It reports whether the
+// name was free.
+func (f *FS) reserveDest(parentID, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := copyWaiterKey(parentID, name)
+	if _, taken := f.copyDests[k]; taken {
+		return false
+	}
+	if f.copyDests == nil {
+		f.copyDests = make(map[string]struct{})
+	}
+	f.copyDests[k] = struct{}{}
+	return true
+}
+
+// releaseDest undoes reserveDest.
+func (f *FS) releaseDest(parentID, name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.copyDests, copyWaiterKey(parentID, name))
+}
+
 // addCopyWaiter records that this process waits for a copy into key.
 func (f *FS) addCopyWaiter(key string) {
 	f.mu.Lock()
@@ -116,6 +141,9 @@ func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
 // lock; it may do I/O (on the background context) but must not notify the
 // kernel directly.
 func (f *FS) copyJobDone(j copyjob.Job) {
+	if j.Origin == originXattr {
+		defer f.releaseDest(j.DestParentID, j.DestName)
+	}
 	if j.State != copyjob.StateCompleted {
 		return // the tracker logs the failure; the status attribute shows it
 	}
@@ -208,15 +236,10 @@ func (f *FS) revealItem(it *remote.Item) {
 			return
 		}
 		if replaces {
-			f.forgetChildFSLocked(parent, cur)
-			cur.removed, cur.parent = true, nil
+			f.dropFSLocked(cur, false)
 		}
-		e := f.entryForItemFSLocked(it)
-		if e.parent != nil && e.parent != parent {
-			f.forgetChildFSLocked(e.parent, e)
-		}
-		e.parent, e.name, e.removed = parent, it.Name, false
-		f.updateListingFSLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+		e := f.setItemFSLocked(it)
+		f.placeFSLocked(e, parent, it.Name)
 		f.mu.Unlock()
 		if st != nil {
 			if st.handles.Load() == 0 {
@@ -224,7 +247,6 @@ func (f *FS) revealItem(it *remote.Item) {
 			}
 			st.mu.Unlock()
 		}
-		f.notes.aliases(parent, it.Name)
 		if !e.isDir {
 			f.notes.content(e)
 		}

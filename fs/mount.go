@@ -106,6 +106,7 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	}
 	f.bg.Go(func(ctx context.Context) { f.runNotifier(ctx, &root.Inode) })
 	f.bg.Go(f.pollLoop)
+	f.bg.Go(f.runWriteback)
 	f.bg.Go(f.runCopyJobs)
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil

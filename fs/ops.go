@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -19,7 +20,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	if err := f.checkWritable(); err != nil {
 		return nil, err
 	}
-	if err := f.checkNewName(ctx, name); err != nil {
+	if err := f.checkNewPath(ctx, dir, name); err != nil {
 		return nil, err
 	}
 	l, err := f.listing(ctx, dir, false)
@@ -40,9 +41,8 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := f.entryForItemFSLocked(it)
-	e.parent, e.name, e.removed = dir, it.Name, false
-	f.updateListingFSLocked(dir, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+	e := f.setItemFSLocked(it)
+	f.placeFSLocked(e, dir, it.Name)
 	// A new folder is empty: cache that, so that entering it costs nothing.
 	f.listings.Put(it.ID, &dirListing{children: map[string]*entry{}})
 	return e, nil
@@ -55,6 +55,9 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 // errExists when excl is set.
 func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e *entry, created bool, err error) {
 	if err := f.checkWritable(); err != nil {
+		return nil, false, err
+	}
+	if err := checkNameLen(name); err != nil {
 		return nil, false, err
 	}
 	l, err := f.listing(ctx, dir, false)
@@ -73,7 +76,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 		return c, false, nil
 	}
 	f.mu.Unlock()
-	if err := f.checkNewName(ctx, name); err != nil {
+	if err := f.checkNewPath(ctx, dir, name); err != nil {
 		return nil, false, err
 	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
@@ -87,10 +90,11 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 		return nil, false, errRemoved
 	}
 	e = f.newLocalEntryFSLocked(dir, name)
-	st := newFile()
-	st.staged, st.dirty, st.isNew = sf, true, true
-	st.setLocalAttr(true, 0, f.now())
-	e.file = st
+	f.touchDirFSLocked(dir)
+	fl := newFile()
+	fl.staged, fl.dirty = sf, true
+	fl.setLocalAttr(true, 0, f.now())
+	e.file = fl
 	f.mu.Unlock()
 	return e, true, nil
 }
@@ -151,12 +155,21 @@ func (f *FS) checkEmpty(ctx context.Context, d *entry) error {
 	return nil
 }
 
-// remove deletes c (a child of dir) on the server and forgets it locally. A
-// file that exists only locally is just dropped, with its staged content.
+// remove deletes c (a child of dir) on the service and takes it out of the
+// tree. A file still open keeps its content for its handles (POSIX): a
+// clean one is staged first (its bytes fetched while the item exists), and
+// its content goes with the last close; nothing of it is sent again. A file
+// that exists only locally is just dropped.
 func (f *FS) remove(ctx context.Context, dir, c *entry) error {
-	if st := f.fileOf(c); st != nil {
-		st.mu.Lock() // no upload of c may run while it is removed
-		defer st.mu.Unlock()
+	fl := f.fileOf(c)
+	if fl != nil {
+		fl.mu.Lock() // no upload of c may run while it is removed
+		defer fl.mu.Unlock()
+		if fl.handles.Load() > 0 && fl.staged == nil {
+			if err := f.stageLocked(ctx, c, fl, true); err != nil {
+				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
+			}
+		}
 	}
 	f.mu.Lock()
 	id := c.itemIDFSLocked()
@@ -168,17 +181,14 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		}
 	}
 	f.mu.Lock()
-	f.forgetChildFSLocked(dir, c)
-	c.removed, c.parent = true, nil
-	st := c.file
+	f.dropFSLocked(c, true)
 	f.mu.Unlock()
-	if st != nil {
-		f.discardLocalLocked(st)
+	if fl != nil && fl.handles.Load() == 0 {
+		f.discardLocalLocked(fl)
 	}
 	if id != "" {
 		f.content.Remove(id)
 	}
-	f.notes.aliases(dir, c.name)
 	return nil
 }
 
@@ -198,11 +208,14 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	if flags&renameExchange != 0 {
 		return fmt.Errorf("RENAME_EXCHANGE: %w", errInvalid)
 	}
+	if err := checkNameLen(newName); err != nil {
+		return err
+	}
 	src, err := f.lookup(ctx, dir, name)
 	if err != nil {
 		return err
 	}
-	if err := f.checkNewName(ctx, newName); err != nil {
+	if err := f.checkNewPath(ctx, newDir, newName); err != nil {
 		return err
 	}
 	if src.isDir && f.isAncestor(src, newDir) {
@@ -261,32 +274,23 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 			return err
 		}
 		f.mu.Lock()
-		f.entryForItemFSLocked(it)
+		f.setItemFSLocked(it)
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
-	f.forgetChildFSLocked(dir, src)
-	src.parent, src.name = newDir, newName
-	if src.item == nil {
-		if newDir.local == nil {
-			newDir.local = make(map[string]*entry)
-		}
-		newDir.local[foldName(newName)] = src
-	} else {
-		f.updateListingFSLocked(newDir, func(l *dirListing) { l.children[foldName(newName)] = src })
-	}
+	f.placeFSLocked(src, newDir, newName)
 	newParentID := newDir.item.ID
+	names, _ := f.pathNamesFSLocked(newDir)
 	f.mu.Unlock()
 	if st != nil && st.committed {
 		// A journaled change follows the file to its new name.
 		if _, err := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
-			r.ParentID, r.Name = newParentID, newName
+			r.ParentID, r.Name, r.DirPath = newParentID, newName, strings.Join(names, "/")
 		}); err != nil {
 			f.log.Warn("updating the journal after a rename failed", "name", newName, "err", err)
 		}
 	}
 	f.notes.aliases(dir, oldName)
-	f.notes.aliases(newDir, newName)
 	return nil
 }
 
@@ -302,12 +306,22 @@ func (f *FS) isAncestor(a, d *entry) bool {
 	return false
 }
 
-// setMtime sets e's modification time: recorded with the staged content when
-// the file has unsent changes (it travels with the upload), otherwise sent
-// to the service as fileSystemInfo.
-func (f *FS) setMtime(ctx context.Context, e *entry, mtime time.Time) error {
+// setTimes sets e's modification time (a zero mtime leaves it) and
+// access time (a zero atime leaves it). The mtime is recorded with the
+// staged content when the file has unsent changes (it travels with the
+// upload), otherwise sent to the service as fileSystemInfo; the access time
+// is only remembered here (the service has none).
+func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) error {
 	if err := f.checkWritable(); err != nil {
 		return err
+	}
+	if !atime.IsZero() {
+		f.mu.Lock()
+		e.atime = atime
+		f.mu.Unlock()
+	}
+	if mtime.IsZero() {
+		return nil
 	}
 	if st := f.fileOf(e); st != nil && st.setMtimeIfLocal(mtime) {
 		return nil
@@ -323,17 +337,27 @@ func (f *FS) setMtime(ctx context.Context, e *entry, mtime time.Time) error {
 		return err
 	}
 	f.mu.Lock()
-	f.entryForItemFSLocked(it)
+	f.setItemFSLocked(it)
+	e.mtime = mtime
 	f.mu.Unlock()
 	return nil
 }
 
-// checkNewName validates a name for a new or renamed item, logging the rule
-// it breaks.
-func (f *FS) checkNewName(ctx context.Context, name string) error {
+// checkNewPath validates name for a new or renamed item in dir, and the
+// length of the path it would have, logging the rule it breaks.
+func (f *FS) checkNewPath(ctx context.Context, dir *entry, name string) error {
 	err := checkName(name)
-	if err != nil {
-		f.log.InfoContext(ctx, "refused a name OneDrive does not allow", "name", name, "rule", err.(*nameError).Rule)
+	if err == nil {
+		f.mu.Lock()
+		names, ok := f.pathNamesFSLocked(dir)
+		f.mu.Unlock()
+		if ok {
+			err = checkPathLen(append(names, name))
+		}
+	}
+	var ne *nameError
+	if errors.As(err, &ne) {
+		f.log.InfoContext(ctx, "refused a name OneDrive does not allow", "name", truncateForLog(name), "rule", ne.Rule)
 	}
 	return err
 }

@@ -116,7 +116,7 @@ func TestHiddenPackagesAreHiddenEverywhere(t *testing.T) {
 	l := env.fs.applyListingFSLocked(env.fs.root, []*remoteItem{
 		{ID: "n1", Name: "Notebook", Package: "oneNote", IsFolder: true},
 		{ID: "f1", Name: "plain.txt"},
-	})
+	}, 0)
 	env.fs.mu.Unlock()
 	assert.Len(t, l.children, 1)
 	assert.Contains(t, l.children, "plain.txt")
