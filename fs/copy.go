@@ -426,7 +426,7 @@ func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *file) error {
 	st.baseCTag, st.baseETag = it.CTag, it.ETag
 	st.setLocalAttr(true, c.answered, itemMtime(it))
 	f.log.Info("a copy_file_range caller copied only the start of the file; the destination keeps exactly those bytes",
-		"name", e.name, "copied", c.answered, "size", c.size)
+		"path", f.pathOf(e), "copied", c.answered, "size", c.size)
 	f.dropCopyLocked(st)
 	return nil
 }

@@ -163,7 +163,7 @@ func (f *FS) flushAll(ctx context.Context) {
 		st := e.file
 		st.mu.Lock()
 		if err := f.settleCopyLocked(ctx, e, st); err != nil {
-			f.log.Error("cutting a partly copied file to its copied bytes failed", "name", e.name, "err", err)
+			f.log.Error("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(e), "err", err)
 		}
 		if st.dirty && st.staged != nil {
 			var err error
@@ -173,7 +173,7 @@ func (f *FS) flushAll(ctx context.Context) {
 				err = f.syncLocked(ctx, e, st)
 			}
 			if err != nil {
-				f.log.Error("a change could not be sent nor journaled", "name", e.name, "err", err)
+				f.log.Error("a change could not be sent nor journaled", "path", f.pathOf(e), "err", err)
 			}
 		}
 		st.mu.Unlock()
