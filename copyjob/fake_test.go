@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests run inside testing/synctest bubbles: package time (and so RealClock,
+// Tests run inside testing/synctest bubbles: package time (and so the tracker,
 // context deadlines and the fake poller's records) runs on a virtual clock that
 // advances only when every goroutine of the test is blocked. Schedules are
 // therefore exact and nothing waits for real; synctest.Test also fails a test

@@ -50,12 +50,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Clock tells the time; nil → time.Now.
 	Clock func() time.Time
-	// CopyJobs configures the tracker of server-side copy jobs (copy.go,
-	// jobs.go). Set Dir (under the cache dir) so that jobs survive an
-	// unmount: the next mount resumes them and reveals their results; ""
-	// keeps them in memory. Logger and OnDone are the filesystem's; a nil
-	// Poller reads monitor URLs through Remote.
-	CopyJobs copyjob.Config
+	// CopyJobsDir is where the copy-job tracker keeps its jobs (under the
+	// cache dir), so that a job still running at unmount is resumed by the
+	// next mount, which reveals its result; "" keeps them in memory.
+	CopyJobsDir string
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -87,11 +85,11 @@ type FS struct {
 	// wbWake wakes the journal's background sender (writeback.go).
 	wbWake chan struct{}
 
-	// copyCfg configures the copy-job tracker, which start opens (it reads
-	// the jobs a previous mount left). copies is set once by start and
-	// never changed; nil before.
-	copyCfg copyjob.Config
-	copies  *copyjob.Tracker
+	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
+	// by start (it reads the jobs a previous mount left) and never changed;
+	// nil before.
+	copyJobsDir string
+	copies      *copyjob.Tracker
 	// mountDir is the absolute path of the mount point, set by Mount
 	// before serving (absolute copy destinations are resolved against it);
 	// "" when not mounted.
@@ -134,21 +132,21 @@ func New(cfg Config) (*FS, error) {
 		return nil, errors.New("fs: Config.State is required")
 	}
 	f := &FS{
-		remote:   cfg.Remote,
-		content:  cfg.Content,
-		staging:  cfg.Staging,
-		state:    cfg.State,
-		log:      cfg.Logger,
-		now:      cfg.Clock,
-		uid:      cfg.UID,
-		gid:      cfg.GID,
-		readOnly: cfg.ReadOnly,
-		ttl:      cfg.ListingTTL,
-		poll:     cfg.PollInterval,
-		byIno:    make(map[uint64]*entry),
-		byID:     make(map[string]*entry),
-		nextIno:  rootIno + 1,
-		copyCfg:  cfg.CopyJobs,
+		remote:      cfg.Remote,
+		content:     cfg.Content,
+		staging:     cfg.Staging,
+		state:       cfg.State,
+		log:         cfg.Logger,
+		now:         cfg.Clock,
+		uid:         cfg.UID,
+		gid:         cfg.GID,
+		readOnly:    cfg.ReadOnly,
+		ttl:         cfg.ListingTTL,
+		poll:        cfg.PollInterval,
+		byIno:       make(map[uint64]*entry),
+		byID:        make(map[string]*entry),
+		nextIno:     rootIno + 1,
+		copyJobsDir: cfg.CopyJobsDir,
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)

@@ -40,12 +40,8 @@ const (
 // left in its directory. A jobs file it cannot use costs those jobs, not the
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
-	cfg := f.copyCfg
-	cfg.Logger = f.log
-	cfg.OnDone = f.copyJobDone
-	if cfg.Poller == nil {
-		cfg.Poller = monitorPoller{remote: f.remote}
-	}
+	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone,
+		Poller: monitorPoller{remote: f.remote}}
 	t, err := copyjob.New(cfg)
 	if err != nil && cfg.Dir != "" {
 		f.log.Error("the copy jobs of an earlier mount cannot be read; copy jobs are kept in memory only",
