@@ -34,9 +34,6 @@ func running(raw string, pct float64) step { return step{st: Status{Raw: raw, Pe
 func completed(id string) step {
 	return step{st: Status{Raw: "completed", Percent: 100, ResourceID: id}}
 }
-func fails(code, msg string) step {
-	return step{st: Status{Raw: "failed", ErrorCode: code, ErrorMessage: msg}}
-}
 func errs(err error) step { return step{err: err} }
 
 // fakePoller answers each monitor URL from its script (the last step repeats)
