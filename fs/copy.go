@@ -15,41 +15,11 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// copy_file_range: a copy inside the mount becomes a server-side copy.
-//
-// The kernel sends COPY_FILE_RANGE for at most 4294963200 bytes, clamped to
-// the source's size, with the destination's inode locked. The rules:
-//
-//   - First call: offsets 0, an empty destination (new, truncated, or an
-//     empty file), any length. The source's unsent writes are sent, the
-//     service copies the whole source to the destination's folder and name
-//     (conflictBehavior replace: a truncated destination is replaced), the
-//     call waits for the job, and the destination's entry is bound to the
-//     new item (its empty placeholder is never uploaded, its journal record
-//     dropped). The answer is the length asked for (at most the size). This
-//     covers cp (one call for the whole file, or two above 4 GiB) and callers
-//     that copy in chunks from offset 0 (KDE 512 KiB, Go 1 GiB, Rust 1 GiB).
-//   - Continuation: the destination is marked "server copy of SOURCE, SIZE
-//     bytes, ANSWERED told so far". A call from the same source at equal
-//     offsets k ≤ ANSWERED answers min(len, SIZE-k) with no I/O (0 at k ≥
-//     SIZE) and moves ANSWERED up.
-//   - The size stat shows for such a destination is ANSWERED, the bytes the
-//     caller has been told are copied: what the kernel expects after each
-//     call. When the file is closed, synced, written or truncated and
-//     ANSWERED < SIZE (a caller that stopped early), the destination is cut
-//     to its first ANSWERED bytes (downloaded and uploaded again: the data
-//     path's cost, paid only by such callers), so it holds exactly the
-//     bytes copied and the service's item agrees with what stat showed.
-//   - Every other range goes through the data path (read the source, write
-//     the destination), which is right for every range.
-//   - If the copy cannot be made on the service (refused, failed, a source
-//     with changes that cannot be sent) before anything was answered, the
-//     bytes are copied instead and the log says why: cp still succeeds.
-//     ENOSYS is never answered (the kernel would stop sending
-//     COPY_FILE_RANGE to the whole mount).
-//   - An interrupt (Ctrl-C) ends the wait with EINTR at once; the job goes
-//     on in the tracker, and when it completes its item replaces the
-//     destination (the service's copy cannot be cancelled).
+// copy_file_range: a copy inside the mount becomes a server-side copy. The
+// rules (which call starts a copy, continuation calls answered without I/O,
+// the size stat shows, callers that stop early, the fallback to copying
+// bytes, never ENOSYS, interrupts) are written once, in
+// docs/copy-semantics.md.
 
 // serverCopy marks a file whose content is a server-side copy of src (size
 // bytes, its item the file's), of which a copy_file_range caller has been
@@ -102,7 +72,7 @@ func (fn *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, off
 }
 
 // copyFileRange copies r.n bytes of r.src at r.offIn to r.dst at r.offOut,
-// server-side when it can (see the rules above), and returns how many bytes
+// server-side when it can (docs/copy-semantics.md), and returns how many bytes
 // it copied.
 func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 	if err := f.checkWritable(); err != nil {

@@ -11,25 +11,13 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// The extended-attribute trigger of server-side copies:
+// The extended-attribute trigger of server-side copies,
 //
 //	setfattr -n user.onedrive.copy -v DEST PATH
 //
-// starts an asynchronous copy of PATH (a file, or a folder with everything
-// in it) and returns as soon as the service has accepted it. DEST is an
-// absolute path inside the mount, or a path relative to PATH's folder; an
-// existing folder, or a DEST ending in "/", means "into that folder, under
-// PATH's name". Errors: DEST exists → EEXIST; DEST outside the mount → EXDEV;
-// its folder missing → ENOENT; a name OneDrive forbids → EINVAL. Nothing is
-// created before the job completes; then the tracker's OnDone reveals the
-// new item (jobs.go).
-//
-// Progress: user.onedrive.copy.status on PATH is the JSON status of the
-// newest job started from it (by this attribute or by cp), and
-// user.onedrive.copy.jobs on the mount's root the JSON array of all jobs,
-// newest first: {"id","source","destination","status","percentageComplete",
-// "error"}. Their values change from one read to the next: the size a
-// caller asks for first is padded so that the value read right after fits.
+// and the status attributes user.onedrive.copy.status (on PATH) and
+// user.onedrive.copy.jobs (on the root). How DEST is resolved, the errors,
+// and the JSON documents are in docs/copy-semantics.md.
 
 // Names of the copy attributes.
 const (
@@ -91,7 +79,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 }
 
 // resolveCopyDest turns a copy destination into the folder and name the
-// copy goes to (see the rules above).
+// copy goes to (docs/copy-semantics.md).
 func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*entry, string, error) {
 	if dest == "" {
 		return nil, "", fmt.Errorf("empty copy destination: %w", errInvalid)

@@ -42,25 +42,10 @@
 //
 // This is why the filesystem exists: a copy made inside the mount becomes
 // OneDrive's own copy (POST …/copy), and no byte of the file crosses the
-// network. Two ways in:
-//
-//   - copy_file_range (copy.go), which cp, KDE, Go's io.Copy, Rust's
-//     fs::copy, Python's shutil and GLib use. A call at offsets 0 into an
-//     empty destination starts a copy of the whole source (unsent writes of
-//     the source are sent first) and waits for it; the destination's entry
-//     is then bound to the new item (its local placeholder is never
-//     uploaded). The calls that follow, from the same source at rising
-//     offsets (the kernel's 4294963200-byte clamp, or a caller's chunks),
-//     are answered without I/O. stat shows the bytes answered so far; a
-//     caller that stops early gets a destination cut to exactly those bytes
-//     when it closes the file. Any other range copies bytes. A copy the
-//     service refuses or fails is made by copying the bytes (logged), so cp
-//     succeeds anyway; ENOSYS is never answered.
-//   - The user.onedrive.copy attribute (copyxattr.go): setfattr starts a
-//     copy of a file or a whole folder and returns once the service has
-//     accepted it; user.onedrive.copy.status and, on the root,
-//     user.onedrive.copy.jobs report progress as JSON. `onedrivefs cp` and
-//     `onedrivefs jobs` wrap them.
+// network. Two ways in: copy_file_range (copy.go), which cp and most copy
+// routines call, and the user.onedrive.copy attribute (copyxattr.go), which
+// setfattr, `onedrivefs cp` and scripts use. Their rules are written once,
+// in docs/copy-semantics.md.
 //
 // Jobs are tracked by a copyjob.Tracker (jobs.go) running on the background
 // context and persisted under the cache dir: a FUSE interrupt never cancels
@@ -68,17 +53,6 @@
 // shows its result. When a job completes, its item is put in its folder's
 // cached listing and the kernel is told (from the notifier goroutine), so
 // ls and stat see it at once.
-//
-// How long cp takes. cp returns when the service reports the copy
-// complete, so a finished cp is a finished copy: a few seconds for most
-// files, minutes for a large one on a busy service, during which cp sits in
-// copy_file_range with no output (`onedrivefs jobs MOUNTPOINT`, or getfattr
-// -n user.onedrive.copy.status on the source, shows its progress). Ctrl-C
-// returns at once (EINTR) and leaves the mount healthy, but it stops only
-// the waiting: OneDrive cannot cancel a copy, so the job runs to its end and
-// its result then replaces the destination (which meanwhile is the empty
-// file cp created). For copies that should not hold a shell, use
-// `onedrivefs cp` (returns once the job is accepted) or setfattr.
 //
 // # Kernel caching
 //
