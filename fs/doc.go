@@ -2,7 +2,7 @@
 // FUSE (go-fuse v2). It owns the go-fuse nodes and handles, the POSIX rules
 // (what errno a call gets, in one table: errors.go), the metadata extended
 // attributes and the background work of a mount. It talks to the service
-// only through the Remote interface (satisfied by *remote.Client) and keeps
+// only through *remote.Client and keeps
 // its local state in the cache package (content cache, staging journal,
 // listing TTL cache, persisted state). It must not parse flags, set a
 // default logger or exit the process: that is cmd's job.
@@ -33,7 +33,8 @@
 // fsync upload the staged content; if the upload fails, the content is
 // committed to the journal, and a transient failure still counts as success:
 // once close() or fsync() returns success, the data is on the server or in
-// the journal that the background retry and the next mount replay. A file
+// the journal that the background sender (writeback.go) and the next mount
+// replay. A file
 // whose content changed on the server since it was staged is not
 // overwritten: the server's version stays, the local one is saved beside it
 // as "name (conflict YYYY-MM-DD HHMMSS).ext", and a warning is logged.
