@@ -203,6 +203,37 @@ func validateMonitorURL(raw string) error {
 	return nil
 }
 
+// Amend changes the Spec of job id (its MonitorURL excepted) with fn and
+// makes the change durable before returning. It fails with ErrNotFound for
+// an unknown job, and with ErrClosed once the job's OnDone has returned: the
+// caller then applies the change itself.
+func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
+	t.mu.Lock()
+	e, ok := t.jobs[id]
+	if !ok {
+		t.mu.Unlock()
+		return Job{}, ErrNotFound
+	}
+	select {
+	case <-e.done:
+		t.mu.Unlock()
+		return Job{}, ErrClosed
+	default:
+	}
+	mon := e.job.MonitorURL
+	fn(&e.job.Spec)
+	e.job.MonitorURL = mon
+	if e.final != nil {
+		mon := e.final.MonitorURL
+		fn(&e.final.Spec)
+		e.final.MonitorURL = mon
+	}
+	j := e.job
+	t.changedLocked(time.Now())
+	t.mu.Unlock()
+	return j, t.save()
+}
+
 // Get returns the job with that id.
 func (t *Tracker) Get(id string) (Job, bool) {
 	t.mu.Lock()
