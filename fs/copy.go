@@ -217,6 +217,12 @@ func (f *FS) settleCopyLocked(ctx context.Context, e *entry, fl *file) error {
 	if err := f.waitCopyLocked(ctx, fl); err != nil {
 		return err
 	}
+	return f.trimCopyLocked(ctx, e, fl)
+}
+
+// trimCopyLocked is settleCopyLocked once no copy is pending. Requires
+// fl.mu.
+func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
 	c := fl.copyIn
 	if c == nil {
 		return nil

@@ -200,11 +200,14 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 		f.mu.Unlock()
 		fl.baseCTag, fl.baseETag = it.CTag, it.ETag
 		f.notes.content(c.dst)
-		settled()
 		if c.answered < c.size && fl.handles.Load() == 0 {
 			// The caller stopped early and is gone: cut the item to what it
-			// was told it copied.
-			if err := f.finishLocked(ctx, c.dst, fl); err != nil && ctx.Err() == nil {
+			// was told it copied, before the copy counts as settled.
+			err := f.trimCopyLocked(ctx, c.dst, fl)
+			if err == nil {
+				err = f.finishLocked(ctx, c.dst, fl)
+			}
+			if err != nil && ctx.Err() == nil {
 				f.log.Warn("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(c.dst), "err", err)
 			}
 		}
@@ -227,8 +230,18 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 	if err := f.commitLocked(c.dst, fl); err != nil {
 		f.log.Error("journaling the bytes of a failed copy failed", "destination", f.pathOf(c.dst), "err", err)
 	}
-	fl.failed = true
-	f.kickWriteback()
+	// Sent now, before the copy counts as settled (`sync DIR` then means
+	// the bytes are on the service); a failure leaves them journaled.
+	err = f.trimCopyLocked(ctx, c.dst, fl)
+	if err == nil {
+		err = f.syncLocked(ctx, c.dst, fl)
+	}
+	if !fl.dirty && fl.handles.Load() == 0 {
+		f.discardLocalLocked(fl)
+	}
+	if err != nil && ctx.Err() == nil {
+		f.log.Warn("sending the bytes of a failed copy failed; they stay in the journal", "destination", f.pathOf(c.dst), "err", err)
+	}
 }
 
 // settleResumedCopy settles a cp job no entry of this mount waits for (an
