@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
-	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 // The mount's state at a glance, for `onedrivefs status` and for systemd's
@@ -27,8 +26,8 @@ type Status struct {
 	// is no offline mode yet: an offline mount is one whose polls fail, and
 	// it answers what it has cached, like an online one.
 	Online bool `json:"online"`
-	// LastPoll is the last delta poll (the one at mount included), nil
-	// before the first, or when the Remote is not wrapped with TrackPolls.
+	// LastPoll is the last delta poll of the poll loop, nil before the
+	// first.
 	LastPoll *PollStatus `json:"lastPoll"`
 	// PendingUploads are the closed files whose content is committed to the
 	// local journal but not yet confirmed on OneDrive (being sent, or to be
@@ -46,10 +45,9 @@ type Status struct {
 
 // PendingUpload is a file waiting to be sent.
 type PendingUpload struct {
-	Name     string    `json:"name"`
-	Size     int64     `json:"size"`
-	Since    time.Time `json:"since"`
-	Attempts int       `json:"attempts"`
+	Name  string    `json:"name"`
+	Size  int64     `json:"size"`
+	Since time.Time `json:"since"`
 }
 
 // PollStatus is the outcome of one delta poll.
@@ -76,15 +74,15 @@ func (f *FS) Status() Status {
 		s.Quota = &QuotaStatus{Total: q.Total, Used: q.Used, Remaining: q.Remaining, State: q.State}
 	}
 	f.mu.Unlock()
-	if pt, ok := f.remote.(*PollTracker); ok {
-		if p, ok := pt.Last(); ok {
-			s.LastPoll = &p
-		}
-		s.Online = pt.reached()
+	f.polls.mu.Lock()
+	if p := f.polls.last; !p.Time.IsZero() {
+		s.LastPoll = &p
 	}
+	s.Online = f.polls.contact.OK
+	f.polls.mu.Unlock()
 	for _, r := range f.staging.Pending() {
 		s.JournalRecords++
-		s.PendingUploads = append(s.PendingUploads, PendingUpload{Name: r.Name, Size: r.Size, Since: r.CreatedAt, Attempts: r.Attempts})
+		s.PendingUploads = append(s.PendingUploads, PendingUpload{Name: r.Name, Size: r.Size, Since: r.CreatedAt})
 		s.PendingBytes += r.Size
 	}
 	if f.copies != nil {
@@ -100,67 +98,39 @@ func (f *FS) Status() Status {
 // statusJSON is the value of user.onedrive.status.
 func (f *FS) statusJSON() ([]byte, error) { return json.Marshal(f.Status()) }
 
-// PollTracker is a Remote that remembers the outcome of its last Delta call
-// (the delta poll) and of its last Drive call (the quota), for Status. Wrap
-// the Remote given to New with TrackPolls.
-type PollTracker struct {
-	Remote
-	now func() time.Time
-
+// pollLog records the outcome of the poll loop's requests, for Status:
+// the delta polls (notePoll, from pollLoop) and the quota's drive requests
+// (noteContact, from refreshQuota, which runs at mount too).
+type pollLog struct {
 	mu      sync.Mutex
-	last    PollStatus // GUARDED_BY(mu); zero Time: no poll yet
-	contact PollStatus // GUARDED_BY(mu): the last Delta or Drive call
+	last    PollStatus // GUARDED_BY(mu): the last delta poll; zero Time: none yet
+	contact PollStatus // GUARDED_BY(mu): the last request of either kind
 }
 
-// TrackPolls wraps r so that the filesystem's Status reports its delta polls.
-func TrackPolls(r Remote) *PollTracker { return &PollTracker{Remote: r, now: time.Now} }
-
-// Delta calls the wrapped Remote's Delta and records its outcome. A
-// cancelled call (unmount) is not an outcome.
-func (p *PollTracker) Delta(ctx context.Context, link string) (*remote.DeltaPage, error) {
-	page, err := p.Remote.Delta(ctx, link)
+// notePoll records a delta poll's outcome. A cancelled poll (unmount) is
+// not an outcome.
+func (f *FS) notePoll(ctx context.Context, err error) {
 	if ctx.Err() != nil {
-		return page, err
+		return
 	}
-	st := p.record(err)
-	p.mu.Lock()
-	p.last = st
-	p.mu.Unlock()
-	return page, err
+	st := f.noteContact(ctx, err)
+	f.polls.mu.Lock()
+	f.polls.last = st
+	f.polls.mu.Unlock()
 }
 
-// Drive calls the wrapped Remote's Drive and records whether it reached
-// the service.
-func (p *PollTracker) Drive(ctx context.Context) (*remote.Drive, error) {
-	d, err := p.Remote.Drive(ctx)
-	if ctx.Err() == nil {
-		p.record(err)
-	}
-	return d, err
-}
-
-// record notes a contact with the service and returns it.
-func (p *PollTracker) record(err error) PollStatus {
-	st := PollStatus{Time: p.now(), OK: err == nil}
+// noteContact records whether a request of the poll loop reached the
+// service, and returns the record.
+func (f *FS) noteContact(ctx context.Context, err error) PollStatus {
+	st := PollStatus{Time: f.now(), OK: err == nil}
 	if err != nil {
 		st.Error = err.Error()
 	}
-	p.mu.Lock()
-	p.contact = st
-	p.mu.Unlock()
+	if ctx.Err() != nil {
+		return st
+	}
+	f.polls.mu.Lock()
+	f.polls.contact = st
+	f.polls.mu.Unlock()
 	return st
-}
-
-// reached reports whether the last contact with the service succeeded.
-func (p *PollTracker) reached() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.contact.OK
-}
-
-// Last returns the last poll's outcome, and false before the first.
-func (p *PollTracker) Last() (PollStatus, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.last, !p.last.Time.IsZero()
 }

@@ -138,7 +138,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	f := n.fsys
 	if attr == xattrCopy {
-		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", string(data))
+		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", truncateForLog(string(data)))
 	}
 	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/onedrivefs/onedrivefs/cache"
-	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/fs"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
@@ -239,12 +238,12 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 		return err
 	}
 	fsys, err := fs.New(fs.Config{
-		Remote: fs.TrackPolls(client), Content: content, Staging: staging, State: state, Logger: logger,
+		Remote: client, Content: content, Staging: staging, State: state, Logger: logger,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
 		// mount.
-		CopyJobs: copyjob.Config{Dir: filepath.Join(cdir, "copyjobs")},
+		CopyJobsDir: filepath.Join(cdir, "copyjobs"),
 	})
 	if err != nil {
 		return err

@@ -115,7 +115,7 @@ func printStatus(w io.Writer, root string, st fs.Status, now time.Time) {
 	}
 	fmt.Fprintf(w, "  pending uploads: %d (%s)\n", len(st.PendingUploads), humanBytes(st.PendingBytes))
 	for _, u := range st.PendingUploads {
-		fmt.Fprintf(w, "    %s  %s  since %s, %d attempts\n", u.Name, humanBytes(u.Size), u.Since.Local().Format(time.DateTime), u.Attempts)
+		fmt.Fprintf(w, "    %s  %s  since %s\n", u.Name, humanBytes(u.Size), u.Since.Local().Format(time.DateTime))
 	}
 	fmt.Fprintf(w, "  journal records: %d\n", st.JournalRecords)
 	fmt.Fprintf(w, "  copy jobs:       %d running\n", len(st.CopyJobs))
