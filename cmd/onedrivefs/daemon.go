@@ -126,23 +126,60 @@ func startDaemon(ctx context.Context, e *env, o mountOptions, mountArg string) e
 }
 
 // openLog returns where the mount logs: --log-file, else the system log for
-// a daemon (stderr goes nowhere), else stderr.
-func openLog(e *env, o mountOptions, daemonChild bool) (io.Writer, func(), error) {
+// a daemon (stderr goes nowhere), else stderr. A log file can be reopened
+// (after logrotate moved it: SIGHUP); logFile is nil otherwise.
+func openLog(e *env, o mountOptions, daemonChild bool) (w io.Writer, lf *logFile, closeLog func(), err error) {
 	switch {
 	case o.logFile != "":
-		f, err := os.OpenFile(o.logFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, nil, fmt.Errorf("the log file: %w", err)
+		lf := &logFile{path: o.logFile}
+		if err := lf.reopen(); err != nil {
+			return nil, nil, nil, err
 		}
-		return f, func() { _ = f.Close() }, nil
+		return lf, lf, lf.close, nil
 	case daemonChild:
 		w, err := syslog.New(syslog.LOG_INFO|syslog.LOG_DAEMON, "onedrivefs")
 		if err != nil {
-			return io.Discard, func() {}, nil // no system log: nowhere to write
+			return io.Discard, nil, func() {}, nil // no system log: nowhere to write
 		}
-		return w, func() { _ = w.Close() }, nil
+		return w, nil, func() { _ = w.Close() }, nil
 	}
-	return e.stderr, func() {}, nil
+	return e.stderr, nil, func() {}, nil
+}
+
+// logFile is the --log-file, appended to, and opened again by reopen.
+type logFile struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File // GUARDED_BY(mu)
+}
+
+func (l *logFile) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Write(p)
+}
+
+// reopen opens the path again (a new file if it was moved away) and closes
+// the old one; on failure the old one stays in use.
+func (l *logFile) reopen() error {
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("the log file: %w", err)
+	}
+	l.mu.Lock()
+	old := l.f
+	l.f = f
+	l.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return nil
+}
+
+func (l *logFile) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.f.Close()
 }
 
 // systemdNotifier sends systemd's service notifications (sd_notify(3)): a

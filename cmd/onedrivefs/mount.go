@@ -39,8 +39,9 @@ when the unit sets WatchdogSec.
 
 Signals: SIGINT and SIGTERM send what can be sent and unmount. SIGHUP (a
 closed terminal) and SIGPIPE (a reader of the output gone) do not stop the
-mount: it keeps serving. A mount point left dead by a daemon that was killed
-("Transport endpoint is not connected") is cleared, and the mount goes on.
+mount: it keeps serving; SIGHUP also reopens --log-file (after logrotate).
+A mount point left dead by a daemon that was killed ("Transport endpoint is
+not connected") is cleared, and the mount goes on.
 
 Settings: the flags below, in this order of precedence: the command line,
 -o options (as mount(8) passes them: allow_other, ro, cache_size=20G,
@@ -163,7 +164,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if o.debugFuse && level > slog.LevelDebug {
 		level = slog.LevelDebug // the FUSE trace is logged at debug level
 	}
-	logOut, closeLog, err := openLog(e, o, ready != nil)
+	logOut, logFile, closeLog, err := openLog(e, o, ready != nil)
 	if err != nil {
 		return err
 	}
@@ -291,7 +292,12 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 		case <-ctx.Done():
 			stop = true
 		case <-hup:
-			logger.Info("SIGHUP ignored: the mount keeps serving (SIGTERM or 'fusermount3 -u' stops it)")
+			if logFile != nil {
+				if err := logFile.reopen(); err != nil {
+					logger.Warn("SIGHUP: reopening the log file failed; logging on to the old one", "err", err)
+				}
+			}
+			logger.Info("SIGHUP: the log file (if any) is reopened; the mount keeps serving (SIGTERM or 'fusermount3 -u' stops it)")
 		case <-statusC:
 			sd.notify("STATUS=" + statusLine(fsys.Status()))
 		case <-watchdogC:

@@ -96,10 +96,36 @@ func TestSIGHUPKeepsServing(t *testing.T) {
 	default:
 	}
 	assert.Equal(t, "mounted", mountState(env.dir))
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(env.stderr.String(), "SIGHUP ignored") },
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(env.stderr.String(), "the mount keeps serving") },
 		"the mount did not log the SIGHUP")
 	env.unmount()
 	requireOnDrive(t, env, files)
+}
+
+// logrotate moves the log file away and sends SIGHUP: the mount logs to a
+// new file at the same path, and serves on.
+func TestSIGHUPReopensLogFile(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	logFile := filepath.Join(t.TempDir(), "mount.log")
+	env.mount("--log-file", logFile)
+	env.sh("echo one > one.txt")
+	require.NoError(t, os.Rename(logFile, logFile+".1"))
+	require.NoError(t, env.cmd.Process.Signal(syscall.SIGHUP))
+	eventually(t, 10*time.Second, func() bool {
+		b, err := os.ReadFile(logFile)
+		return err == nil && strings.Contains(string(b), "the mount keeps serving")
+	}, "no new log file after SIGHUP")
+	env.sh("echo two > two.txt")
+	assert.Equal(t, "two\n", env.sh("cat two.txt"))
+	eventually(t, 10*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), "two.txt")
+	}, "the mount's lines after SIGHUP go to the new file")
+	old, err := os.ReadFile(logFile + ".1")
+	require.NoError(t, err)
+	assert.Contains(t, string(old), "serving")
+	assert.NotContains(t, string(old), "two.txt")
+	env.unmount()
 }
 
 // The mount's output goes into `head -c1`, which exits after one byte: every
