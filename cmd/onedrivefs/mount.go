@@ -79,6 +79,10 @@ type mountOptions struct {
 	logLevel, logFile    string
 	debugFuse, daemon    bool
 	options              []string // -o, comma-separated lists
+
+	// Read from the above by resolve.
+	level    slog.Level
+	maxBytes int64
 }
 
 func newMountCmd(e *env) *cobra.Command { return mountCmd(e, &mountOptions{}) }
@@ -150,17 +154,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
-	}
-	maxBytes, err := parseSize(o.cacheSize)
-	if err != nil {
-		return usagef("--cache-size: %v", err)
-	}
-	if o.pollInterval == 0 {
-		return usagef("--poll-interval must not be 0 (use a negative value to disable polling)")
-	}
+	level := o.level
 	if o.debugFuse && level > slog.LevelDebug {
 		level = slog.LevelDebug // the FUSE trace is logged at debug level
 	}
@@ -225,7 +219,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	}
 	defer unlock()
 
-	content, err := cache.OpenContent(cache.ContentOptions{Dir: filepath.Join(cdir, "content"), MaxBytes: maxBytes, Logger: logger})
+	content, err := cache.OpenContent(cache.ContentOptions{Dir: filepath.Join(cdir, "content"), MaxBytes: o.maxBytes, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -72,11 +71,10 @@ func (o *mountOptions) resolve(e *env, fset *pflag.FlagSet) error {
 	if err := applyConfigFile(filepath.Join(dir, configFileName), fset); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+	if err := o.level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return usagef("--log-level %q: use debug, info, warn or error", o.logLevel)
 	}
-	if _, err := parseSize(o.cacheSize); err != nil {
+	if o.maxBytes, err = parseSize(o.cacheSize); err != nil {
 		return usagef("--cache-size: %v", err)
 	}
 	if o.pollInterval == 0 {
