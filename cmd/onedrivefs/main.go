@@ -53,9 +53,12 @@ func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(form
 
 func main() {
 	// A reader of our output that goes away (`onedrivefs mount | head`, a
-	// closed terminal) must not kill a mount: with SIGPIPE ignored, a write
-	// to the broken pipe fails with EPIPE, which logging shrugs off.
-	signal.Ignore(syscall.SIGPIPE)
+	// closed terminal) must not kill a mount: with SIGPIPE caught (into a
+	// channel nobody reads; signals to a full channel are dropped), a write
+	// to the broken pipe fails with EPIPE, which logging shrugs off. Caught
+	// rather than ignored, so that the programs we run (fusermount3) start
+	// with the default disposition.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, e, os.Args[1:])
