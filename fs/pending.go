@@ -155,9 +155,9 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 	delete(f.pendingCopies, j.ID)
 	src := f.byID[j.SourceID]
 	f.mu.Unlock()
-	defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
 	if c != nil {
 		src = c.src
+		defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
 	}
 	if src != nil {
 		defer f.releaseSource(src)
