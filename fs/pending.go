@@ -149,12 +149,12 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 func (f *FS) settleServerCopy(j copyjob.Job) {
 	ctx := f.bg.ctx
 	f.startMu.Lock() // a copy being registered is registered
-	f.startMu.Unlock()
 	f.mu.Lock()
 	c := f.pendingCopies[j.ID]
 	delete(f.pendingCopies, j.ID)
 	src := f.byID[j.SourceID]
 	f.mu.Unlock()
+	f.startMu.Unlock()
 	if c != nil {
 		src = c.src
 		defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
