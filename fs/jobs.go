@@ -119,6 +119,10 @@ func (f *FS) addCopyWaiter(key string) {
 func (f *FS) doneCopyWaiter(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.copyWaiters[key] <= 1 {
+		delete(f.copyWaiters, key)
+		return
+	}
 	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
 		delete(f.copyWaiters, key)
 	}
