@@ -51,6 +51,7 @@ func TestUsageErrorsAreShortAndExit2(t *testing.T) {
 		{[]string{"jobs", "-n", "x", "/"}, "invalid argument \"x\""},
 		{[]string{"mont", "x"}, `unknown command "mont" (did you mean "mount"?)`},
 		{[]string{"status", "a", "b"}, "at most one MOUNTPOINT"},
+		{[]string{"help", "nosuch"}, `no command "nosuch"`},
 		{[]string{"mount", "--log-level", "loud", "/x"}, `--log-level "loud"`},
 		{[]string{"mount", "-o", "frobnicate", "/x"}, `unknown mount option "frobnicate"`},
 		{[]string{"mount", "-o", "cache_size", "/x"}, "mount option cache_size needs a value"},

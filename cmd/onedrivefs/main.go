@@ -147,6 +147,18 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 	root.SetErr(e.stderr)
 	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err.Error()} })
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show the help of a command",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 || (len(args) > 0 && target == c.Root()) {
+				return usagef("no command %q: 'onedrivefs help' lists them", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag()
+			return target.Help()
+		},
+	})
 	root.AddCommand(
 		newVersionCmd(e),
 		newLoginCmd(e),
