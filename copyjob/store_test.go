@@ -73,14 +73,9 @@ func TestPersistAndResume(t *testing.T) {
 func TestTerminalStateIsDurableBeforeOnDoneAndOnDoneIsRetriedAfterACrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir, crashDir := t.TempDir(), t.TempDir()
-		// OnDone copies the jobs file as it is on disk when OnDone runs: the
+		// OnDone copies the jobs files as they are on disk when OnDone runs: the
 		// state a crash at that moment would leave behind.
-		a := start(t, Config{Dir: dir, OnDone: func(Job) {
-			data, err := os.ReadFile(filepath.Join(dir, jobsFile))
-			if assert.NoError(t, err) {
-				assert.NoError(t, os.WriteFile(filepath.Join(crashDir, jobsFile), data, 0o600))
-			}
-		}})
+		a := start(t, Config{Dir: dir, OnDone: func(Job) { copyStore(t, dir, crashDir) }})
 		a.poller.script(monitorURL(1), completed("NEW1"))
 		j := a.add(t, 1)
 		_, err := a.tr.Wait(t.Context(), j.ID)
@@ -166,6 +161,7 @@ func TestAddReportsAWriteFailureButTracksTheJob(t *testing.T) {
 		h := newHarness(t, Config{Dir: dir})
 		require.NoError(t, os.RemoveAll(dir))
 		require.NoError(t, os.WriteFile(dir, nil, 0o600)) // the directory is now a file
+		require.NoError(t, h.tr.store.logFile.Close())    // and the open log fails its next write
 
 		j, err := h.tr.Add(specFor(1))
 		assert.ErrorIs(t, err, ErrNotPersisted)
