@@ -59,6 +59,23 @@ type monitorReply struct {
 	location string // Location, relative to the server ("" for none)
 }
 
+func TestJobStatusWords(t *testing.T) {
+	for word, want := range map[string]JobState{
+		"completed": JobCompleted, "Completed": JobCompleted,
+		"failed": JobFailed, "deleteFailed": JobFailed, "cancelled": JobFailed, "canceled": JobFailed,
+		"notStarted": JobRunning, "inProgress": JobRunning, "waiting": JobRunning, "updating": JobRunning,
+		"deletePending": JobRunning, "cancelPending": JobRunning, "somethingNew": JobRunning,
+	} {
+		w := wireJobStatus{Status: word}
+		st := w.toStatus()
+		assert.Equal(t, want, st.State, word)
+		assert.Equal(t, word, st.Status, "the service's word is kept")
+		if want == JobFailed {
+			assert.NotNil(t, st.Err, word)
+		}
+	}
+}
+
 func TestMonitorForms(t *testing.T) {
 	cases := map[string]struct {
 		reply monitorReply
