@@ -2,6 +2,7 @@ package copyjob
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,35 @@ func TestAddReportsAWriteFailureButTracksTheJob(t *testing.T) {
 		assert.Error(t, h.tr.Close(), "Close reports that the state could not be saved")
 		require.NoError(t, os.Remove(dir))
 		require.NoError(t, os.Mkdir(dir, 0o700)) // writable again: the cleanup's Close succeeds
+	})
+}
+
+func TestJobsLoadedFromADirectoryThatCannotBeWrittenAreKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		a := newHarness(t, Config{Dir: dir})
+		j1 := a.add(t, 1)
+		require.NoError(t, a.tr.Close())
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1)
+		var seq int
+		_, err := fmt.Sscanf(logs[0], "jobs-%d.log", &seq)
+		require.NoError(t, err)
+		// The next log's name is taken by a directory: no snapshot can be written.
+		blocker := filepath.Join(dir, fmt.Sprintf("jobs-%06d.log", seq+1))
+		require.NoError(t, os.Mkdir(blocker, 0o700))
+
+		b := newHarness(t, Config{Dir: dir})
+		_, ok := b.tr.Get(j1.ID)
+		assert.True(t, ok, "the loaded jobs are tracked anyway")
+		_, err = b.tr.Add(specFor(2))
+		assert.ErrorIs(t, err, ErrNotPersisted)
+
+		require.NoError(t, os.Remove(blocker))
+		j3, err := b.tr.Add(specFor(3))
+		require.NoError(t, err, "writable again: the next save writes everything")
+		assert.Len(t, readStore(t, dir), 3)
+		assert.Contains(t, readStore(t, dir), j3.ID)
 	})
 }
 

@@ -118,9 +118,11 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.restore(recs)
-	// Start from a clean log: the loaded state becomes the snapshot.
+	// Start from a clean log: the loaded state becomes the snapshot. If that
+	// cannot be written, the loaded jobs are still tracked; every save tries
+	// the snapshot again (and Add reports ErrNotPersisted until one succeeds).
 	if err := t.store.compact(t.snapshotLocked()); err != nil {
-		return nil, err
+		t.log.Error("copy jobs cannot be written; changes will not survive a restart until they can", "dir", cfg.Dir, "err", err)
 	}
 	return t, nil
 }
