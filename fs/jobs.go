@@ -116,6 +116,10 @@ func (f *FS) addCopyWaiter(key string) {
 func (f *FS) doneCopyWaiter(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.copyWaiters[key] <= 1 {
+		delete(f.copyWaiters, key)
+		return
+	}
 	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
 		delete(f.copyWaiters, key)
 	}
@@ -134,19 +138,15 @@ func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
 // lock; it may do I/O (on the background context) but must not notify the
 // kernel directly.
 func (f *FS) copyJobDone(j copyjob.Job) {
+	if j.Origin == originCP {
+		f.settleServerCopy(j)
+		return
+	}
 	if j.Origin == originXattr {
 		defer f.releaseDest(j.DestParentID, j.DestName)
 	}
 	if j.State != copyjob.StateCompleted {
 		return // the tracker logs the failure; the status attribute shows it
-	}
-	if j.Origin == originCP {
-		f.mu.Lock()
-		waited := f.copyWaitedFSLocked(j.DestParentID, j.DestName)
-		f.mu.Unlock()
-		if waited {
-			return
-		}
 	}
 	it, err := f.copiedItem(f.bg.ctx, j)
 	if err != nil {
