@@ -84,9 +84,8 @@ type Config struct {
 	// so whoever sees "completed" sees OnDone's effects too. If the process
 	// dies before OnDone returns, the next Tracker calls it again for that job
 	// (at least once across crashes; exactly once within a process).
-	// OnDone may call Get, Jobs, LatestForSource, Pending and Amend (which
-	// refuses the job it is given: ErrNotified); it must not call Close, nor
-	// Wait on the job it is given.
+	// OnDone may call Get, Jobs, LatestForSource, Pending and Amend; it must
+	// not call Close, nor Wait on the job it is given.
 	OnDone func(Job)
 }
 

@@ -73,22 +73,35 @@ func TestAmendIsDurableAndReachesOnDone(t *testing.T) {
 	})
 }
 
-func TestAmendWhileOnDoneRunsIsRefused(t *testing.T) {
+func TestAmendWhileOnDoneRuns(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		dir, crashDir := t.TempDir(), t.TempDir()
 		inDone, release := make(chan struct{}), make(chan struct{})
-		h := start(t, Config{OnDone: func(Job) {
+		h := start(t, Config{Dir: dir, OnDone: func(Job) {
 			close(inDone)
 			<-release
 		}})
 		h.poller.script(monitorURL(1), completed("NEW1"))
 		j := h.add(t, 1)
 		<-inDone
-		_, err := h.tr.Amend(j.ID, func(*Spec) { t.Error("fn called for a job OnDone already has") })
-		assert.ErrorIs(t, err, ErrNotified, "OnDone's argument can no longer change")
+		_, err := h.tr.Amend(j.ID, func(s *Spec) { s.Then.Name = "late.bin" })
+		require.NoError(t, err, "OnDone has not returned: the change is stored")
+		assert.Equal(t, "late.bin", readStore(t, dir)[j.ID].Then.Name)
+		copyStore(t, dir, crashDir) // a crash now: OnDone runs again after it
+
 		close(release)
 		got, err := h.tr.Wait(t.Context(), j.ID)
 		require.NoError(t, err)
-		assert.True(t, got.Then.IsZero())
+		assert.Empty(t, h.doneJobs()[0].Then.Name, "the running OnDone's argument cannot change")
+		assert.Equal(t, "late.bin", got.Then.Name)
+		_, err = h.tr.Amend(j.ID, func(*Spec) { t.Error("fn called for a notified job") })
+		assert.ErrorIs(t, err, ErrNotified)
+
+		b := start(t, Config{Dir: crashDir})
+		_, err = b.tr.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+		require.Len(t, b.doneJobs(), 1)
+		assert.Equal(t, "late.bin", b.doneJobs()[0].Then.Name, "the OnDone a restart repeats has it")
 	})
 }
 

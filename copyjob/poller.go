@@ -33,9 +33,8 @@ var (
 var (
 	// ErrNotFound: no job with that id (never added, or dropped from history).
 	ErrNotFound = errors.New("copyjob: no such job")
-	// ErrNotified: the job's outcome has already been handed to OnDone, so
-	// Amend can no longer change what OnDone sees; the caller applies the
-	// change itself.
+	// ErrNotified: the job's OnDone has returned, so Amend can no longer
+	// change what it applies; the caller applies the change itself.
 	ErrNotified = errors.New("copyjob: job already handed to OnDone")
 	// ErrClosed: the tracker has been closed.
 	ErrClosed = errors.New("copyjob: tracker closed")

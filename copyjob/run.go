@@ -331,7 +331,6 @@ func (t *Tracker) notify(ctx context.Context) {
 		}
 		e := t.pending[0]
 		final := *e.final
-		e.handed = true // Amend can no longer change what OnDone sees
 		t.mu.Unlock()
 		if t.cfg.OnDone != nil {
 			t.cfg.OnDone(final)

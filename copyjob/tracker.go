@@ -81,8 +81,6 @@ type entry struct {
 	waiters int // GUARDED_BY(Tracker.mu)
 	// dirty: the job changed since it was last written (Tracker.dirty).
 	dirty bool // GUARDED_BY(Tracker.mu)
-	// handed: OnDone has been called with final; Amend can no longer reach it.
-	handed bool // GUARDED_BY(Tracker.mu)
 
 	// sched is owned by the Run goroutine: Add sets it before the entry is
 	// published through Tracker.incoming; only Run reads or writes it after.
@@ -227,13 +225,16 @@ func validateMonitorURL(raw string) error {
 // tracker's lock held and must not call the tracker. The MonitorURL cannot be
 // changed (fn's change to it is ignored).
 //
-// OnDone sees the amended Spec (and so does the OnDone a restart repeats).
-// Once the job has been handed to OnDone, Amend returns the job and
-// ErrNotified without calling fn: the caller applies the change itself, to
-// the item OnDone has revealed (the caller orders the two, e.g. with its own
-// lock that OnDone takes too). It returns ErrNotFound for an unknown id and
-// ErrClosed after Close. A failed write leaves the change in memory and
-// returns an error wrapping ErrNotPersisted.
+// Amend works until the job's OnDone has returned: OnDone is given the Spec
+// as amended so far, and the OnDone a restart repeats (after a crash before
+// it returned) is given every amendment made before the crash. An Amend made
+// while OnDone runs is stored but cannot reach that OnDone's argument: the
+// caller hands such a change over itself (e.g. through its own state, under a
+// lock OnDone takes too). Once OnDone has returned, Amend returns the job and
+// ErrNotified without calling fn, and the caller applies the change to the new
+// item itself. It returns ErrNotFound for an unknown id and ErrClosed after
+// Close. A failed write leaves the change in memory and returns an error
+// wrapping ErrNotPersisted.
 func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
 	t.mu.Lock()
 	if t.closed {
@@ -245,7 +246,7 @@ func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
 		t.mu.Unlock()
 		return Job{}, ErrNotFound
 	}
-	if e.handed || (e.final == nil && e.job.State.Terminal()) {
+	if e.final == nil && e.job.State.Terminal() {
 		j := e.job
 		t.mu.Unlock()
 		return j, ErrNotified
