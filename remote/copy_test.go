@@ -261,6 +261,11 @@ func TestItemIDFromURL(t *testing.T) {
 		"https://api.onedrive.com/v1.0/drive/items(01QQ)":                         "01QQ",
 		"https://api.onedrive.com/v1.0/drive/items('')":                           "",
 		"https://api.onedrive.com/v1.0/drive/root":                                "",
+		// Cases copyjob tested when it parsed these URLs itself.
+		"https://graph.microsoft.com/v1.0/drives/d/items/01XYZ/children": "01XYZ",
+		"https://api.onedrive.com/v1.0/drive/items/a%20b":                "a b",
+		"https://api.onedrive.com/v1.0/drive/root:/a/b":                  "",
+		"::not a url": "",
 	}
 	for in, want := range cases {
 		assert.Equal(t, want, itemIDFromURL(in), in)
