@@ -153,10 +153,13 @@ func TestPendingListsJobsNotHandedOver(t *testing.T) {
 		for _, j := range h.tr.Pending() {
 			assert.False(t, j.State.Terminal(), "reported running until OnDone returned")
 		}
+		fromSRC3 := func(j *Job) bool { return j.SourceID == "SRC3" }
+		assert.Equal(t, []string{j3.ID}, ids(h.tr.PendingWhere(fromSRC3)))
 		close(release)
 		_, err = h.tr.Wait(t.Context(), j3.ID)
 		require.NoError(t, err)
 		assert.Equal(t, []string{j1.ID}, ids(h.tr.Pending()))
+		assert.Empty(t, h.tr.PendingWhere(fromSRC3), "settled")
 	})
 }
 

@@ -274,11 +274,17 @@ func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
 // unfinished ones, and the finished ones whose OnDone has not returned
 // (reported as running until it has), oldest first. A caller uses it to find
 // the copies still pending from a source or into a folder.
-func (t *Tracker) Pending() []Job {
+func (t *Tracker) Pending() []Job { return t.PendingWhere(nil) }
+
+// PendingWhere is Pending restricted to the jobs keep accepts (all when keep
+// is nil), e.g. those taken from one source id. keep runs with the tracker's
+// lock held, once per pending job; it must not keep or change the job it is
+// shown, nor call the tracker. Nothing is copied for jobs it refuses.
+func (t *Tracker) PendingWhere(keep func(*Job) bool) []Job {
 	t.mu.Lock()
 	var out []Job
 	for _, e := range t.jobs {
-		if e.final != nil || !e.job.State.Terminal() {
+		if (e.final != nil || !e.job.State.Terminal()) && (keep == nil || keep(&e.job)) {
 			out = append(out, e.job)
 		}
 	}
