@@ -98,6 +98,32 @@ func TestCompletesWith303Location(t *testing.T) {
 	})
 }
 
+// The remote client's errors, as the service's replies produce them, are
+// taken as the package doc says: a 429 with Retry-After pauses polling, a
+// 404 from the monitor means it is gone.
+func TestRemoteClientErrorsAreMapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		throttled := reply(http.StatusTooManyRequests,
+			`{"error":{"code":"activityLimitReached","message":"Too many requests"}}`, "Retry-After", "3")
+		gone := reply(http.StatusNotFound, `{"error":{"code":"itemNotFound","message":"Item not found"}}`)
+		rt := &monitorTransport{replies: []*http.Response{throttled, gone}}
+		client, err := remote.New(remote.Config{GraphURL: "https://graph.microsoft.com/v1.0", Transport: rt,
+			Tokens: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "GRAPHTOKEN"})})
+		require.NoError(t, err)
+		h := start(t, Config{Poller: client, FirstInterval: 100 * ms, MaxGonePolls: 3})
+
+		j := h.add(t, 1)
+		got, err := h.tr.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateFailed, got.State)
+		require.NotNil(t, got.Error)
+		assert.Equal(t, CodeMonitorGone, got.Error.Code)
+		assert.Contains(t, got.Error.Message, "404")
+		assert.Equal(t, 4, got.Polls, "the throttled poll, then MaxGonePolls gone answers")
+		assert.GreaterOrEqual(t, time.Since(j.Created), 100*ms+3*time.Second, "the Retry-After was honoured")
+	})
+}
+
 func TestFailedJobs(t *testing.T) {
 	cases := []struct {
 		name string
