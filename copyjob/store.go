@@ -83,6 +83,7 @@ type store struct {
 	logSize   int64    // bytes in the current log
 	snapSize  int64    // bytes in the last snapshot written
 	needsSnap bool     // an append failed: the log may end in a partial line, so compact next
+	closed    bool     // Tracker.Close has run: a later write leaves no log open
 }
 
 // openStore creates dir (0700) if needed and removes temporary files a crash
@@ -239,6 +240,10 @@ func (s *store) compact(recs []record) (err error) {
 		_ = s.logFile.Close()
 	}
 	s.seq, s.logFile, s.logSize, s.snapSize, s.needsSnap = seq, lf, 0, size, false
+	if s.closed {
+		_ = lf.Close()
+		s.logFile = nil
+	}
 	if old, err := filepath.Glob(filepath.Join(s.dir, logGlob)); err == nil {
 		for _, p := range old {
 			if filepath.Base(p) != name {
@@ -290,8 +295,10 @@ func (s *store) writeSnapshot(f fileFormat) (size int64, err error) {
 	return int64(buf.Len()), nil
 }
 
-// close closes the log file.
+// close closes the log file. Writes after it (a change that raced with
+// Tracker.Close) are compactions, which leave no file open.
 func (s *store) close() {
+	s.closed = true
 	if s.logFile != nil {
 		_ = s.logFile.Close()
 		s.logFile = nil

@@ -378,3 +378,23 @@ func TestLoadingTheLog(t *testing.T) {
 		assert.Contains(t, c.logs.String(), "damaged record")
 	})
 }
+
+func TestCloseWritesOnceAndLeavesNoLogOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		h := newHarness(t, Config{Dir: dir})
+		h.add(t, 1)
+		require.NoError(t, h.tr.Close())
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1)
+		snap, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.Nil(t, h.tr.store.logFile, "Close closes the log")
+
+		require.NoError(t, h.tr.Close())
+		assert.Equal(t, logs, logFiles(t, dir), "a second Close writes nothing")
+		again, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.Equal(t, snap, again)
+	})
+}

@@ -446,7 +446,7 @@ func (t *Tracker) save(final bool) error {
 	st := t.store // its fields are guarded by saveMu, held
 	compact := st != nil && (st.wantsCompaction() || (final && st.logSize > 0))
 	t.mu.Lock()
-	if t.gen == t.savedGen && !compact {
+	if t.gen == t.savedGen && (!compact || st.closed) {
 		t.mu.Unlock()
 		return nil
 	}
