@@ -68,8 +68,8 @@ type Config struct {
 	// running. Defaults 10 and 10 minutes.
 	MaxConsecutiveErrors int
 	MaxErrorDuration     time.Duration
-	// MaxGonePolls is how many ErrMonitorGone answers in a row fail a job with
-	// CodeMonitorGone. Default 3.
+	// MaxGonePolls is how many "monitor gone" answers (404, 410, 401, 403) in
+	// a row fail a job with CodeMonitorGone. Default 3.
 	MaxGonePolls int
 	// SaveDelay debounces writes of progress (status words, percentages):
 	// such changes reach disk within SaveDelay. Add and terminal states are
