@@ -375,6 +375,7 @@ func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
 		return nil
 	}
 	err := f.uploadLocked(ctx, e, fl)
+	wasFailed := fl.failed
 	fl.failed = err != nil
 	if err == nil {
 		return nil
@@ -383,7 +384,9 @@ func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
 		f.log.Error("upload failed and the change could not be journaled", "path", f.pathOf(e), "err", err, "journal_err", cerr)
 		return errors.Join(err, cerr)
 	}
-	f.kickWriteback()
+	if !wasFailed {
+		f.kickWriteback() // new to the sender; a retry's failure keeps its back-off
+	}
 	if transient(err) {
 		f.log.Warn("upload failed; the change is kept in the journal and will be sent again", "path", f.pathOf(e), "err", err)
 		return nil

@@ -149,12 +149,12 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 func (f *FS) settleServerCopy(j copyjob.Job) {
 	ctx := f.bg.ctx
 	f.startMu.Lock() // a copy being registered is registered
-	f.startMu.Unlock()
 	f.mu.Lock()
 	c := f.pendingCopies[j.ID]
 	delete(f.pendingCopies, j.ID)
 	src := f.byID[j.SourceID]
 	f.mu.Unlock()
+	f.startMu.Unlock()
 	if c != nil {
 		src = c.src
 		defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
@@ -572,4 +572,76 @@ func (f *FS) sendDeferredDeletes(ctx context.Context) (left int) {
 		f.saveDeferredDeletes()
 	}
 	return left
+}
+
+// pendingSummary is what is still to reach the service under a path: the
+// value of the user.onedrive.pending attribute (`onedrivefs wait`).
+type pendingSummary struct {
+	Copies      int   `json:"copies"`      // server-side copies not completed
+	CopyBytes   int64 `json:"copyBytes"`   // their sizes
+	Uploads     int   `json:"uploads"`     // files with changes not on the service
+	UploadBytes int64 `json:"uploadBytes"` // their sizes
+}
+
+// pendingUnder sums what is pending at e or beneath it.
+func (f *FS) pendingUnder(e *entry) pendingSummary {
+	var s pendingSummary
+	f.mu.Lock()
+	for _, c := range f.pendingCopies {
+		if !c.dst.unlinked && f.isUnderFSLocked(c.dst, e) {
+			s.Copies++
+			s.CopyBytes += c.size
+		}
+	}
+	var files []*file
+	for _, je := range f.journaled {
+		if !je.unlinked && je.file != nil && f.isUnderFSLocked(je, e) {
+			files = append(files, je.file)
+		}
+	}
+	f.mu.Unlock()
+	for _, fl := range files {
+		if size, _, ok := fl.localAttr(); ok {
+			s.Uploads++
+			s.UploadBytes += size
+		}
+	}
+	return s
+}
+
+// waitPendingUnder waits for the copies pending at or beneath dir, then
+// sends the journaled changes there at once; it fails if some could not be
+// sent (`sync DIR`).
+func (f *FS) waitPendingUnder(ctx context.Context, dir *entry) error {
+	if err := f.waitCopiesUnder(ctx, dir); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	var todo []*entry
+	for _, je := range f.journaled {
+		if !je.unlinked && f.isUnderFSLocked(je, dir) {
+			todo = append(todo, je)
+		}
+	}
+	f.mu.Unlock()
+	var errs []error
+	for _, e := range todo {
+		fl := f.fileOf(e)
+		if fl == nil {
+			continue
+		}
+		fl.mu.Lock()
+		var err error
+		if fl.dirty && fl.holds == 0 {
+			err = f.syncLocked(ctx, e, fl)
+			if err == nil && fl.dirty {
+				err = fmt.Errorf("%s: the change could not be sent yet; it is kept in the journal", f.pathOf(e))
+			}
+		}
+		fl.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -52,11 +52,11 @@ func (f *FS) runWriteback(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-f.wbWake:
-			if !armed {
-				delay = writebackMin
-				timer.Reset(delay)
-				armed = true
-			}
+			// Something new to send (or a hold released): soon, whatever
+			// the back-off had grown to.
+			delay = writebackMin
+			timer.Reset(delay)
+			armed = true
 			continue
 		case <-tick:
 			armed = false
