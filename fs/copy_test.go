@@ -5,9 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
-	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
@@ -404,35 +400,6 @@ func TestXattrCopyRevealsResult(t *testing.T) {
 	assert.Contains(t, string(buf[:got]), `"status":"completed"`)
 	_, errno = n.Getxattr(ctx, xattrCopyJobs, nil)
 	assert.Equal(t, syscall.ENODATA, errno)
-}
-
-func TestPollErrorMapping(t *testing.T) {
-	for _, code := range []int{http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden} {
-		err := pollError(&remote.Error{StatusCode: code})
-		assert.ErrorIs(t, err, copyjob.ErrMonitorGone, "%d", code)
-	}
-	var te *copyjob.ThrottledError
-	err := pollError(&remote.Error{StatusCode: 429, RetryAfter: 3 * time.Second})
-	require.ErrorAs(t, err, &te)
-	assert.Equal(t, 3*time.Second, te.RetryAfter)
-	err = pollError(&remote.Error{StatusCode: 503, RetryAfter: time.Second})
-	require.ErrorAs(t, err, &te)
-	err = pollError(&remote.Error{StatusCode: 429})
-	assert.False(t, errors.As(err, &te), "no Retry-After: an ordinary error, retried with back-off")
-	err = pollError(fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
-	assert.NotErrorIs(t, err, copyjob.ErrMonitorGone)
-}
-
-func TestJobStatusOf(t *testing.T) {
-	st := jobStatusOf(&remote.JobStatus{State: remote.JobRunning, Status: "inProgress", Percent: 27.5, RetryAfter: time.Second})
-	assert.Equal(t, copyjob.Status{State: copyjob.StateRunning, Raw: "inProgress", Percent: 27.5, RetryAfter: time.Second}, st)
-	st = jobStatusOf(&remote.JobStatus{State: remote.JobCompleted, Status: "completed", Percent: 100, ResourceID: "X!1", ResourceURL: "https://h/items/X!1"})
-	assert.Equal(t, copyjob.StateCompleted, st.State)
-	assert.Equal(t, "X!1", st.ResourceID)
-	st = jobStatusOf(&remote.JobStatus{State: remote.JobFailed, Status: "failed", Err: &remote.Error{Code: "nameAlreadyExists", Message: "Name already exists"}})
-	assert.Equal(t, copyjob.StateFailed, st.State)
-	assert.Equal(t, "nameAlreadyExists", st.ErrorCode)
-	assert.Equal(t, "Name already exists", st.ErrorMessage)
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
