@@ -44,11 +44,12 @@ func TestNetworkRefuse(t *testing.T) {
 
 	require.NoError(t, h.srv.SetNetwork(graphtest.NetworkRefuse))
 	assert.Equal(t, graphtest.NetworkRefuse, h.srv.Network())
-	start := time.Now()
-	_, err = getRoot(ctx, h, hc)
+	// A deadline far away: refused, not left waiting.
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = getRoot(waitCtx, h, hc)
 	require.Error(t, err)
 	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "want connection refused, got %v", err)
-	assert.Less(t, time.Since(start), time.Second, "a refused connection fails at once")
 	// Refusing twice is no change.
 	require.NoError(t, h.srv.SetNetwork(graphtest.NetworkRefuse))
 
