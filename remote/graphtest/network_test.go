@@ -62,7 +62,9 @@ func TestNetworkRefuse(t *testing.T) {
 
 func TestNetworkRefuseClosesOpenConnections(t *testing.T) {
 	h := startFake(t, graphtest.Options{})
-	h.put("/big.bin", strings.Repeat("x", 4<<20), time.Time{})
+	// Far larger than the socket buffers, so the server is still writing.
+	_, err := h.srv.SparseFile("/big.bin", 256<<20, []byte("end"))
+	require.NoError(t, err)
 	r := h.api("GET", "/me/drive/root:/big.bin:/content", nil)
 	require.Equal(t, http.StatusFound, r.status)
 	resp, err := http.Get(r.header.Get("Location"))

@@ -84,6 +84,7 @@ type Server struct {
 	auth        authState
 	faults      faultState
 	delta       deltaState // cursors of multi-page delta rounds (delta.go)
+	changes     changeLog  // stamps by sequence number (changelog.go)
 	stats       statsState
 	dirty       bool   // metadata changed since the last save
 	grantKey    []byte // signs download grants (content.go); set by load
