@@ -278,3 +278,45 @@ func TestOpenRefusals(t *testing.T) {
 	_, err = Open(notADB)
 	assert.Error(t, err)
 }
+
+// Readers see whole transactions: the delta link and the items it goes
+// with, never a page half applied, while a writer applies page after page.
+func TestReadersSeeWholeTransactions(t *testing.T) {
+	s := openTemp(t)
+	require.NoError(t, s.ApplyDelta([]*remote.Item{root()}, "link-0"))
+	const pages, perPage = 40, 25
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= pages; i++ {
+			var page []*remote.Item
+			for j := range perPage {
+				page = append(page, file(fmt.Sprintf("P!%d.%d", i, j), "R!1", fmt.Sprintf("p%03d-%03d", i, j)))
+			}
+			if err := s.ApplyDelta(page, fmt.Sprintf("link-%d", i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	reads := 0
+	for finished := false; !finished; {
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+			finished = true
+		default:
+		}
+		require.NoError(t, s.View(func(tx *ReadTx) error {
+			var n int
+			_, err := fmt.Sscanf(tx.DeltaLink(), "link-%d", &n)
+			require.NoError(t, err)
+			kids := 0
+			require.NoError(t, tx.EachChild("R!1", func(*remote.Item) error { kids++; return nil }))
+			assert.Equal(t, n*perPage, kids, "link %d", n)
+			return nil
+		}))
+		reads++
+	}
+	t.Logf("%d consistent reads during %d pages", reads, pages)
+}

@@ -34,13 +34,13 @@ service is unreachable: PUT /_fake/network {"mode":"refuse"} closes the API
 port (connections refused, open ones closed), "blackhole" accepts
 connections and answers nothing, "up" serves again on the same port. While
 the API port is down the control API on it is down too: --control-addr
-serves the control API on a listener of its own that stays up (or start
-with --network refuse|blackhole and switch from there).
+serves the control API on a listener of its own that stays up, and
+--network refuse|blackhole starts with the API port down.
 
 --generate folders=N,files=M builds a drive of N folders of M small files
 each in memory (all sharing one blob), for scale tests: 10,000 folders of
 100 files take a few seconds and about 500 MB. Such a drive is not saved:
---data cannot be given with it.`
+--data and --seed cannot be given with it.`
 
 // runFakeServer serves a graphtest fake until ctx is cancelled.
 func runFakeServer(ctx context.Context, e *env, args []string) error {
