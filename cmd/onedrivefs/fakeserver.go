@@ -184,7 +184,11 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	closeFake := func() error {
-		if err := fake.Close(); err != nil {
+		err := fake.Close()
+		switch {
+		case err != nil && dir == "":
+			return fmt.Errorf("closing the fake: %w", err)
+		case err != nil:
 			return fmt.Errorf("saving the drive to %s: %w", dir, err)
 		}
 		return nil
@@ -222,6 +226,9 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		go func() { _ = ctl.Serve(ln) }() // ends at ctl.Shutdown below
 	}
 	if err := fake.SetNetwork(mode); err != nil {
+		if ctl != nil {
+			_ = ctl.Close()
+		}
 		_ = closeFake()
 		return err
 	}
