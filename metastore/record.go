@@ -10,12 +10,12 @@ import (
 )
 
 // The on-disk form of an item: a compact binary record (about half the size
-// of JSON, and no reflection), versioned by its first byte. The id is the
-// record's key and is not repeated inside. Only encode and decode know the
-// layout.
+// of JSON, and no reflection), versioned by its first byte. The id and the
+// parent's id are in the record's key (store.go) and are not repeated
+// inside. Only encode and decode know the layout.
 //
 //	version (1 byte) | flags (uvarint) | size (varint) | childCount (uvarint)
-//	name | driveId | parentId | eTag | cTag | quickXorHash | sha256 |
+//	name | driveId | eTag | cTag | quickXorHash | sha256 |
 //	mimeType | package | webUrl          (each: uvarint length, bytes)
 //	created | modified | fsCreated | fsModified
 //	                                     (each: 0, or 1 + varint seconds + uvarint nanoseconds)
@@ -43,7 +43,7 @@ func encode(buf []byte, it *remote.Item) []byte {
 	buf = binary.AppendUvarint(buf, flags)
 	buf = binary.AppendVarint(buf, it.Size)
 	buf = binary.AppendUvarint(buf, uint64(max(it.ChildCount, 0)))
-	for _, s := range []string{it.Name, it.DriveID, it.ParentID, it.ETag, it.CTag, it.QuickXorHash,
+	for _, s := range []string{it.Name, it.DriveID, it.ETag, it.CTag, it.QuickXorHash,
 		it.SHA256, it.MimeType, it.Package, it.WebURL} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
@@ -133,8 +133,8 @@ func (d *decoder) time() time.Time {
 	return time.Time{}
 }
 
-// decode reads the record of the item id.
-func decode(id string, b []byte) (*remote.Item, error) {
+// decode reads the record of the item id, child of parentID.
+func decode(id, parentID string, b []byte) (*remote.Item, error) {
 	if len(b) == 0 || b[0] != recordVersion {
 		return nil, fmt.Errorf("%w %q: unknown version", ErrCorrupt, id)
 	}
@@ -142,12 +142,13 @@ func decode(id string, b []byte) (*remote.Item, error) {
 	flags := d.uvarint()
 	it := &remote.Item{
 		ID:         id,
+		ParentID:   parentID,
 		IsFolder:   flags&flagFolder != 0,
 		IsRoot:     flags&flagRoot != 0,
 		Size:       d.varint(),
 		ChildCount: int(d.uvarint()),
 	}
-	for _, p := range []*string{&it.Name, &it.DriveID, &it.ParentID, &it.ETag, &it.CTag, &it.QuickXorHash,
+	for _, p := range []*string{&it.Name, &it.DriveID, &it.ETag, &it.CTag, &it.QuickXorHash,
 		&it.SHA256, &it.MimeType, &it.Package, &it.WebURL} {
 		*p = d.str()
 	}

@@ -13,12 +13,17 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// Buckets, and keys of the meta bucket.
+// Buckets, and keys of the meta bucket. Items are clustered by parent: the
+// tree bucket holds each item's record under parentID NUL foldedName NUL
+// id, so the children of a folder are one contiguous run of keys in name
+// order (a listing reads a few neighbouring pages, even right after a
+// remount), and the ids bucket finds an item's key from its id. Item ids
+// and names never contain a NUL byte, so the key splits without ambiguity.
 var (
-	bucketItems    = []byte("items")    // id → record (record.go)
-	bucketChildren = []byte("children") // parentID 0x00 foldedName → child id
-	bucketMeta     = []byte("meta")     // keyVersion, keyRoot, keyDeltaLink
-	bucketValues   = []byte("values")   // the users' small key/values
+	bucketTree   = []byte("tree")   // treeKey → record (record.go)
+	bucketIDs    = []byte("ids")    // id → treeKey
+	bucketMeta   = []byte("meta")   // keyVersion, keyRoot, keyDeltaLink
+	bucketValues = []byte("values") // the users' small key/values
 )
 
 var (
@@ -91,7 +96,7 @@ func checkVersion(tx *bolt.Tx, path string) error {
 
 // initialise creates the buckets and records the schema version.
 func initialise(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketItems, bucketChildren, bucketMeta, bucketValues} {
+	for _, name := range [][]byte{bucketTree, bucketIDs, bucketMeta, bucketValues} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -127,11 +132,11 @@ func (s *Store) View(fn func(tx *ReadTx) error) error {
 func (s *Store) Update(fn func(tx *Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error {
 		// Pages split when this full: bbolt's default (half) suits
-		// random inserts; item ids and children keys mostly arrive in
-		// order (a folder's children together, ids counting up), where
-		// fuller pages make the file half the size.
-		btx.Bucket(bucketItems).FillPercent = fillPercent
-		btx.Bucket(bucketChildren).FillPercent = fillPercent
+		// random inserts; tree keys and ids mostly arrive in order (a
+		// folder's children together, ids counting up), where fuller
+		// pages make the file much smaller.
+		btx.Bucket(bucketTree).FillPercent = fillPercent
+		btx.Bucket(bucketIDs).FillPercent = fillPercent
 		return fn(&Tx{ReadTx{tx: btx}})
 	})
 }
@@ -201,18 +206,36 @@ func (s *Store) ApplyDelta(items []*remote.Item, link string) error {
 // package's.
 func foldName(name string) string { return strings.ToLower(name) }
 
-// childKey is the children-index key of name under parentID. Item ids and
-// names never contain a NUL byte, so the NUL separates them without
-// ambiguity, and every child of a parent shares the prefix parentID+NUL.
-func childKey(parentID, name string) []byte {
-	k := make([]byte, 0, len(parentID)+1+len(name))
+// treeKey is the tree-bucket key of an item: parentID NUL foldedName NUL
+// id.
+func treeKey(parentID, name, id string) []byte {
+	k := make([]byte, 0, len(parentID)+len(name)+len(id)+2)
 	k = append(k, parentID...)
 	k = append(k, 0)
-	return append(k, foldName(name)...)
+	k = append(k, foldName(name)...)
+	k = append(k, 0)
+	return append(k, id...)
 }
 
-func childPrefix(parentID string) []byte {
-	return append([]byte(parentID), 0)
+// childPrefix starts the keys of every child of parentID.
+func childPrefix(parentID string) []byte { return append([]byte(parentID), 0) }
+
+// splitTreeKey returns the parent id and the id of a tree key.
+func splitTreeKey(k []byte) (parentID, id string, err error) {
+	first, last := bytes.IndexByte(k, 0), bytes.LastIndexByte(k, 0)
+	if first < 0 || first == last {
+		return "", "", fmt.Errorf("%w: tree key %q", ErrCorrupt, k)
+	}
+	return string(k[:first]), string(k[last+1:]), nil
+}
+
+// decodeEntry decodes a tree entry.
+func decodeEntry(k, v []byte) (*remote.Item, error) {
+	parentID, id, err := splitTreeKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return decode(id, parentID, v)
 }
 
 // ReadTx is a read-only transaction (View). Do not use it after the
@@ -221,44 +244,51 @@ type ReadTx struct {
 	tx *bolt.Tx
 }
 
+// key returns the tree key of the item id (a copy), or nil.
+func (t *ReadTx) key(id string) []byte {
+	k := t.tx.Bucket(bucketIDs).Get([]byte(id))
+	if k == nil {
+		return nil
+	}
+	return bytes.Clone(k)
+}
+
 // Item returns the item with the given id, or ErrNotFound.
 func (t *ReadTx) Item(id string) (*remote.Item, error) {
-	v := t.tx.Bucket(bucketItems).Get([]byte(id))
-	if v == nil {
+	k := t.key(id)
+	if k == nil {
 		return nil, fmt.Errorf("%w: item %s", ErrNotFound, id)
 	}
-	return decode(id, v)
+	v := t.tx.Bucket(bucketTree).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("%w: item %s has no record", ErrCorrupt, id)
+	}
+	return decodeEntry(k, v)
 }
 
 // Child returns the child of parentID called name (case-insensitively), or
-// ErrNotFound.
+// ErrNotFound. (While two children share a folded name, which happens only
+// between the changes of one delta round, it returns one of them.)
 func (t *ReadTx) Child(parentID, name string) (*remote.Item, error) {
-	id := t.tx.Bucket(bucketChildren).Get(childKey(parentID, name))
-	if id == nil {
+	prefix := treeKey(parentID, name, "")
+	k, v := t.tx.Bucket(bucketTree).Cursor().Seek(prefix)
+	if k == nil || !bytes.HasPrefix(k, prefix) {
 		return nil, fmt.Errorf("%w: %q in %s", ErrNotFound, name, parentID)
 	}
-	return t.Item(string(id))
+	return decodeEntry(k, v)
 }
 
 // EachChild calls fn with every child of parentID, ordered by folded name
 // (byte order), until fn returns an error, which EachChild returns.
 func (t *ReadTx) EachChild(parentID string, fn func(it *remote.Item) error) error {
-	return t.eachChildID(parentID, func(id []byte) error {
-		it, err := t.Item(string(id))
+	prefix := childPrefix(parentID)
+	c := t.tx.Bucket(bucketTree).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		it, err := decodeEntry(k, v)
 		if err != nil {
 			return err
 		}
-		return fn(it)
-	})
-}
-
-// eachChildID calls fn with the id of every child of parentID. The slice is
-// only valid during the call.
-func (t *ReadTx) eachChildID(parentID string, fn func(id []byte) error) error {
-	prefix := childPrefix(parentID)
-	c := t.tx.Bucket(bucketChildren).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if err := fn(v); err != nil {
+		if err := fn(it); err != nil {
 			return err
 		}
 	}
@@ -281,7 +311,7 @@ func (t *ReadTx) Value(key string) []byte {
 }
 
 // Count is the number of items in the store.
-func (t *ReadTx) Count() int { return t.tx.Bucket(bucketItems).Stats().KeyN }
+func (t *ReadTx) Count() int { return t.tx.Bucket(bucketIDs).Stats().KeyN }
 
 // Walk visits the tree from the root, depth first, parents before their
 // children and children in name order, calling fn with each item and its
@@ -327,53 +357,34 @@ type Tx struct {
 }
 
 // Put stores it (the item as the service describes it now), replacing the
-// stored item of the same id, and keeps the children index in step: a
-// renamed or moved item leaves its old place. Its DownloadURL and Deleted
-// flag are not stored. An item of the root also records the root's id.
+// stored item of the same id; a renamed or moved item leaves its old place.
+// Its DownloadURL and Deleted flag are not stored. An item of the root also
+// records the root's id.
 //
-// When another item holds the same folded name under the same parent (the
-// service renamed one and reused the name, and the other's change has not
-// arrived yet), the index points to it, the latest put; the other remains
-// by id, and its own change will put it where it belongs.
+// Another item may hold the same folded name under the same parent for a
+// while (the service renamed one and reused its name, and the other's
+// change has not arrived yet): both are kept, and its own change will put
+// the other where it belongs.
 func (t *Tx) Put(it *remote.Item) error {
 	if it.ID == "" {
 		return errors.New("metastore: an item without an id")
 	}
-	id := []byte(it.ID)
-	items := t.tx.Bucket(bucketItems)
-	children := t.tx.Bucket(bucketChildren)
-	if old := items.Get(id); old != nil {
-		prev, err := decode(it.ID, old)
-		if err != nil {
-			return err
-		}
-		if prev.ParentID != "" && (prev.ParentID != it.ParentID || foldName(prev.Name) != foldName(it.Name)) {
-			if err := t.unindex(prev); err != nil {
-				return err
-			}
-		}
-	}
-	if it.ParentID != "" && !it.IsRoot {
-		if err := children.Put(childKey(it.ParentID, it.Name), id); err != nil {
+	tree, ids := t.tx.Bucket(bucketTree), t.tx.Bucket(bucketIDs)
+	k := treeKey(it.ParentID, it.Name, it.ID)
+	if old := t.key(it.ID); old != nil && !bytes.Equal(old, k) {
+		if err := tree.Delete(old); err != nil {
 			return err
 		}
 	}
 	if it.IsRoot {
-		if err := t.tx.Bucket(bucketMeta).Put(keyRoot, id); err != nil {
+		if err := t.tx.Bucket(bucketMeta).Put(keyRoot, []byte(it.ID)); err != nil {
 			return err
 		}
 	}
-	return items.Put(id, encode(nil, it))
-}
-
-// unindex removes it's children-index entry, if the entry is still its.
-func (t *Tx) unindex(it *remote.Item) error {
-	children := t.tx.Bucket(bucketChildren)
-	k := childKey(it.ParentID, it.Name)
-	if v := children.Get(k); v != nil && string(v) == it.ID {
-		return children.Delete(k)
+	if err := tree.Put(k, encode(nil, it)); err != nil {
+		return err
 	}
-	return nil
+	return ids.Put([]byte(it.ID), k)
 }
 
 // Delete removes the item id and, for a folder, everything below it.
@@ -388,32 +399,17 @@ func (t *Tx) Delete(id string) error {
 
 func (t *Tx) deleteTree(it *remote.Item) error {
 	if it.IsFolder {
-		var kids []string
-		if err := t.eachChildID(it.ID, func(id []byte) error {
-			kids = append(kids, string(id))
+		var kids []*remote.Item
+		if err := t.EachChild(it.ID, func(c *remote.Item) error {
+			kids = append(kids, c)
 			return nil
 		}); err != nil {
 			return err
 		}
-		for _, kid := range kids {
-			c, err := t.Item(kid)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if c.ParentID != it.ID {
-				continue // an index entry left by a move not yet seen
-			}
+		for _, c := range kids {
 			if err := t.deleteTree(c); err != nil {
 				return err
 			}
-		}
-	}
-	if it.ParentID != "" {
-		if err := t.unindex(it); err != nil {
-			return err
 		}
 	}
 	if it.IsRoot {
@@ -421,7 +417,10 @@ func (t *Tx) deleteTree(it *remote.Item) error {
 			return err
 		}
 	}
-	return t.tx.Bucket(bucketItems).Delete([]byte(it.ID))
+	if err := t.tx.Bucket(bucketTree).Delete(treeKey(it.ParentID, it.Name, it.ID)); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketIDs).Delete([]byte(it.ID))
 }
 
 // SetDeltaLink saves the delta link ("" forgets it: the next sync
@@ -451,7 +450,7 @@ func (t *Tx) SetValue(key string, v []byte) error {
 // Reset removes every item, the root and the delta link (a resync from
 // scratch, after the service answered resyncRequired). Values stay.
 func (t *Tx) Reset() error {
-	for _, name := range [][]byte{bucketItems, bucketChildren} {
+	for _, name := range [][]byte{bucketTree, bucketIDs} {
 		if err := t.tx.DeleteBucket(name); err != nil {
 			return err
 		}

@@ -56,13 +56,13 @@ func TestRecordRoundTrip(t *testing.T) {
 		FSModified: time.Unix(0, 0).UTC(),                                     // the epoch itself is not "zero"
 	}
 	for _, it := range []*remote.Item{full, {ID: "x"}, root(), {ID: "n", Size: -5, IsFolder: true, ChildCount: 7, Package: "oneNote"}} {
-		got, err := decode(it.ID, encode(nil, it))
+		got, err := decode(it.ID, it.ParentID, encode(nil, it))
 		require.NoError(t, err)
 		assert.Equal(t, it, got)
 	}
 	rec := encode(nil, full)
 	for _, bad := range [][]byte{nil, {9}, rec[:len(rec)-1], append(append([]byte{}, rec...), 0)} {
-		_, err := decode("x", bad)
+		_, err := decode("x", "p", bad)
 		assert.ErrorIs(t, err, ErrCorrupt, "%v", bad)
 	}
 }
