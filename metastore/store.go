@@ -310,7 +310,8 @@ func (t *ReadTx) Value(key string) []byte {
 	return bytes.Clone(v)
 }
 
-// Count is the number of items in the store.
+// Count is the number of items in the store. It reads every page of the
+// ids bucket, so its cost grows with the store: not for hot paths.
 func (t *ReadTx) Count() int { return t.tx.Bucket(bucketIDs).Stats().KeyN }
 
 // Walk visits the tree from the root, depth first, parents before their
