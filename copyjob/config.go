@@ -16,8 +16,6 @@ type Config struct {
 	Poller Poller
 	// Logger receives the tracker's logs; nil discards them.
 	Logger *slog.Logger
-	// Clock is the source of time; nil is RealClock.
-	Clock Clock
 
 	// FirstInterval is the delay from Add to the first poll. Jobs resumed from
 	// disk are polled as soon as Run starts (within the rate bound). It is
@@ -47,8 +45,7 @@ type Config struct {
 	MaxPollsPerSecond float64
 	// MaxConcurrentPolls bounds the polls in flight. Default 8.
 	MaxConcurrentPolls int
-	// PollTimeout bounds one poll. Default 30s. It bounds real I/O, so it is
-	// a context deadline (package time), not measured on Clock.
+	// PollTimeout bounds one poll. Default 30s.
 	PollTimeout time.Duration
 
 	// MaxHistory is how many finished jobs are kept (in memory and on disk);
@@ -105,9 +102,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Clock == nil {
-		c.Clock = RealClock{}
 	}
 	setDur := func(p *time.Duration, def time.Duration) {
 		if *p == 0 {

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Tests run inside testing/synctest bubbles: package time (and so RealClock,
+// Tests run inside testing/synctest bubbles: package time (and so the tracker,
 // context deadlines and the fake poller's records) runs on a virtual clock that
 // advances only when every goroutine of the test is blocked. Schedules are
 // therefore exact and nothing waits for real; synctest.Test also fails a test
@@ -33,9 +33,6 @@ type step struct {
 func running(raw string, pct float64) step { return step{st: Status{Raw: raw, Percent: pct}} }
 func completed(id string) step {
 	return step{st: Status{Raw: "completed", Percent: 100, ResourceID: id}}
-}
-func fails(code, msg string) step {
-	return step{st: Status{Raw: "failed", ErrorCode: code, ErrorMessage: msg}}
 }
 func errs(err error) step { return step{err: err} }
 

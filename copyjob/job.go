@@ -78,6 +78,22 @@ type Spec struct {
 	Size       int64  `json:"size,omitempty"` // bytes to copy, if known
 	IsFolder   bool   `json:"isFolder,omitempty"`
 	Origin     string `json:"origin,omitempty"` // "cp" or "xattr"
+	// The source version copied: a failed job is completed from it, and a
+	// reader of the destination is served it until the job completes.
+	SourceCTag string `json:"sourceCTag,omitempty"`
+	SourceETag string `json:"sourceETag,omitempty"`
+	SourceHash string `json:"sourceHash,omitempty"` // quickXorHash
+	// Then holds the changes made to the destination while the job ran,
+	// applied by the caller when it completes (Amend records them).
+	Then Then `json:"then,omitzero"`
+}
+
+// Then is what happened to a copy's destination while its job ran.
+type Then struct {
+	Name     string    `json:"name,omitempty"`     // renamed to
+	ParentID string    `json:"parentId,omitempty"` // moved into
+	ModTime  time.Time `json:"modTime,omitzero"`   // times set
+	Delete   bool      `json:"delete,omitempty"`   // deleted
 }
 
 // JobError is why a job failed: the service's code and message, or one of the

@@ -82,7 +82,7 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 	inflight := 0
 	for {
 		t.takeIncoming(q)
-		now := t.clock.Now()
+		now := time.Now()
 		for inflight < t.cfg.MaxConcurrentPolls && q.Len() > 0 {
 			e := (*q)[0]
 			if e.sched.next.After(now) || now.Before(nextSlot) {
@@ -109,11 +109,11 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		if due, ok := t.saveDue(); ok && (wake.IsZero() || due.Before(wake)) {
 			wake = due
 		}
-		var timer Timer
+		var timer *time.Timer
 		var timerC <-chan time.Time
 		if !wake.IsZero() {
-			timer = t.clock.NewTimer(wake.Sub(now))
-			timerC = timer.C()
+			timer = time.NewTimer(wake.Sub(now))
+			timerC = timer.C
 		}
 
 		select {
@@ -122,7 +122,7 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		case r := <-results:
 			inflight--
 			if pause := t.apply(r, q); pause > 0 {
-				if until := t.clock.Now().Add(pause); until.After(nextSlot) {
+				if until := time.Now().Add(pause); until.After(nextSlot) {
 					nextSlot = until
 				}
 			}
@@ -135,7 +135,7 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		if ctx.Err() != nil || isClosed(t.closing) {
 			return
 		}
-		if due, ok := t.saveDue(); ok && !t.clock.Now().Before(due) {
+		if due, ok := t.saveDue(); ok && !time.Now().Before(due) {
 			if err := t.save(); err != nil {
 				t.log.Warn("copy jobs progress not saved; will retry", "err", err)
 			}
@@ -188,7 +188,7 @@ func (t *Tracker) takeIncoming(q *queue) {
 // must pause (a throttled answer), or 0.
 func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	e, s := r.e, &r.e.sched
-	now := t.clock.Now()
+	now := time.Now()
 
 	t.mu.Lock()
 	j := e.job // work on a copy; e.job changes only if the job goes on
@@ -341,7 +341,7 @@ func (t *Tracker) publish(e *entry) {
 	close(e.done)
 	t.history = append(t.history, e)
 	t.trimHistoryLocked()
-	t.changedLocked(t.clock.Now())
+	t.changedLocked(time.Now())
 	j := e.job
 	t.mu.Unlock()
 	nudge(t.wake) // the loop writes the notified flag, debounced

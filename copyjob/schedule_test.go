@@ -136,24 +136,3 @@ func TestConcurrentPollsAreBounded(t *testing.T) {
 		assert.Len(t, p.allTimes(), 10)
 	})
 }
-
-func TestCustomClockIsUsed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		clk := offsetClock{offset: 1000 * time.Hour}
-		h := start(t, Config{Clock: clk, FirstInterval: 100 * ms, BackoffFactor: 2, MaxInterval: time.Second})
-		j := h.add(t, 1)
-		assert.WithinDuration(t, time.Now().Add(clk.offset), j.Created, 0, "timestamps come from the Clock")
-		time.Sleep(time.Second)
-		got := gaps(j.Created.Add(-clk.offset), h.poller.times(monitorURL(1)))
-		require.GreaterOrEqual(t, len(got), 3)
-		assert.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms}, got[:3],
-			"the schedule reads the same Clock throughout")
-	})
-}
-
-// offsetClock runs ahead of package time by a fixed offset; its timers are
-// package time's.
-type offsetClock struct{ offset time.Duration }
-
-func (c offsetClock) Now() time.Time                 { return time.Now().Add(c.offset) }
-func (c offsetClock) NewTimer(d time.Duration) Timer { return RealClock{}.NewTimer(d) }

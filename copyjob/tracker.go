@@ -18,7 +18,6 @@ import (
 type Tracker struct {
 	cfg   Config // immutable after New, defaults applied
 	log   *slog.Logger
-	clock Clock
 	store *store // nil when Config.Dir is ""
 
 	// saveMu serialises writes of the jobs file. Lock order: saveMu, then mu.
@@ -90,7 +89,6 @@ func New(cfg Config) (*Tracker, error) {
 	t := &Tracker{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		clock:      cfg.Clock,
 		jobs:       make(map[string]*entry),
 		changed:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
@@ -128,7 +126,7 @@ func (t *Tracker) restore(recs []record) {
 		case !j.State.Terminal():
 			if e.monitorURL == "" { // cannot be polled: fail it rather than wait forever
 				failed := j
-				failed.State, failed.Finished = StateFailed, t.clock.Now()
+				failed.State, failed.Finished = StateFailed, time.Now()
 				failed.Error = &JobError{Code: CodeMonitorGone, Message: "the stored job has no monitor URL"}
 				e.job, e.final = j, &failed
 				t.pending = append(t.pending, e)
@@ -173,7 +171,7 @@ func (t *Tracker) Add(spec Spec) (Job, error) {
 		t.mu.Unlock()
 		return Job{}, ErrClosed
 	}
-	now := t.clock.Now()
+	now := time.Now()
 	e := &entry{monitorURL: spec.MonitorURL, done: make(chan struct{})}
 	e.id = t.ids.next(now)
 	e.job = Job{ID: e.id, Spec: spec, State: StateQueued, Created: now, Updated: now}
@@ -203,6 +201,37 @@ func validateMonitorURL(raw string) error {
 		return errors.New("copyjob: Spec.MonitorURL is not an absolute http(s) URL")
 	}
 	return nil
+}
+
+// Amend changes the Spec of job id (its MonitorURL excepted) with fn and
+// makes the change durable before returning. It fails with ErrNotFound for
+// an unknown job, and with ErrClosed once the job's OnDone has returned: the
+// caller then applies the change itself.
+func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
+	t.mu.Lock()
+	e, ok := t.jobs[id]
+	if !ok {
+		t.mu.Unlock()
+		return Job{}, ErrNotFound
+	}
+	select {
+	case <-e.done:
+		t.mu.Unlock()
+		return Job{}, ErrClosed
+	default:
+	}
+	mon := e.job.MonitorURL
+	fn(&e.job.Spec)
+	e.job.MonitorURL = mon
+	if e.final != nil {
+		mon := e.final.MonitorURL
+		fn(&e.final.Spec)
+		e.final.MonitorURL = mon
+	}
+	j := e.job
+	t.changedLocked(time.Now())
+	t.mu.Unlock()
+	return j, t.save()
 }
 
 // Get returns the job with that id.
@@ -360,14 +389,14 @@ func (t *Tracker) save() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
-		t.dirtySince = t.clock.Now() // the loop retries after SaveDelay, not at once
+		t.dirtySince = time.Now() // the loop retries after SaveDelay, not at once
 		return err
 	}
 	t.savedGen = gen
 	if t.gen == gen {
 		t.dirtySince = time.Time{}
 	} else {
-		t.dirtySince = t.clock.Now()
+		t.dirtySince = time.Now()
 	}
 	return nil
 }

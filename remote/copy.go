@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// Server-side copy (graph-contract.md §4): StartCopy POSTs …/items/{id}/copy
-// and returns the monitor URL from the 202's Location; Monitor polls it once.
-// The monitor URL is pre-authenticated and often on another host: it is
-// fetched with the plain client (no Authorization header, which some hosts
-// refuse) and redirects are not followed (a 303 is itself an answer).
+// Server-side copy (docs/graph-contract.md §4): StartCopy POSTs
+// …/items/{id}/copy and returns the monitor URL from the 202's Location;
+// Monitor polls it once. The monitor URL is pre-authenticated and often on
+// another host: it is fetched with the plain client (no Authorization header,
+// which some hosts refuse) and redirects are not followed (a 303 is itself an
+// answer).
 
 // CopyRequest says where a copy goes. Zero fields keep the source's: an
 // empty DestParentID copies into the same folder, an empty Name keeps the
@@ -201,7 +202,7 @@ func (w *wireJobStatus) jobError() *Error {
 	if w.Error != nil {
 		e.addDetail(w.Error)
 		// SharePoint reports multi-item failures with no top-level code,
-		// only details[] (graph-contract.md §4): the first says why.
+		// only details[] (docs/graph-contract.md §4): the first says why.
 		for _, d := range w.Error.Details {
 			if e.Code == "" && d.Code != "" {
 				e.Code = d.Code
