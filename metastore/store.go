@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/onedrivefs/onedrivefs/remote"
 )
@@ -62,7 +63,7 @@ type Store struct {
 func Open(path string) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
 		return nil, fmt.Errorf("metastore: opening %s: %w", path, err)
@@ -317,7 +318,7 @@ func (t *ReadTx) Count() int { return t.tx.Bucket(bucketIDs).Stats().KeyN }
 // Walk visits the tree from the root, depth first, parents before their
 // children and children in name order, calling fn with each item and its
 // path below the root ("" for the root, "/a/b" below it). When fn returns
-// SkipChildren for a folder its children are not visited; any other error
+// ErrSkipChildren for a folder its children are not visited; any other error
 // stops the walk and is returned. Items not reachable from the root (a
 // parent not yet received) are not visited.
 func (t *ReadTx) Walk(fn func(path string, it *remote.Item) error) error {
@@ -332,13 +333,13 @@ func (t *ReadTx) Walk(fn func(path string, it *remote.Item) error) error {
 	return t.walk("", it, fn)
 }
 
-// SkipChildren, returned by a Walk function for a folder, skips its
-// children.
-var SkipChildren = errors.New("metastore: skip children")
+// ErrSkipChildren, returned by a Walk function for a folder, skips its
+// children (as fs.SkipDir does for fs.WalkDir).
+var ErrSkipChildren = errors.New("metastore: skip children")
 
 func (t *ReadTx) walk(path string, it *remote.Item, fn func(string, *remote.Item) error) error {
 	switch err := fn(path, it); {
-	case errors.Is(err, SkipChildren):
+	case errors.Is(err, ErrSkipChildren):
 		return nil
 	case err != nil:
 		return err

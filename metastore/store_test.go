@@ -220,7 +220,7 @@ func TestWalk(t *testing.T) {
 		return tx.Walk(func(path string, it *remote.Item) error {
 			paths = append(paths, path)
 			if it.Name == "skip" {
-				return SkipChildren
+				return ErrSkipChildren
 			}
 			return nil
 		})
