@@ -177,3 +177,25 @@ func TestStatusAndRunningJobs(t *testing.T) {
 	assert.Contains(t, out, "copy jobs:       2 running")
 	assert.Contains(t, out, "/src.bin -> /copy1.bin")
 }
+
+func TestStatusOfflineAndBack(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.mount()
+	home := t.TempDir()
+	status := func() string {
+		code, out, errOut := runCLI(t, home, "status", env.dir)
+		require.Equal(t, 0, code, errOut)
+		return out
+	}
+	assert.Contains(t, status(), env.dir+": online")
+
+	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
+	eventually(t, 30*time.Second, func() bool { return strings.Contains(status(), ": offline") },
+		"the mount did not notice the service was gone")
+	out := status()
+	assert.Regexp(t, `last poll:\s+\d+s ago: `, out, "the failed poll and its error")
+
+	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkUp))
+	eventually(t, 30*time.Second, func() bool { return strings.Contains(status(), ": online") },
+		"the mount did not notice the service was back")
+}
