@@ -39,6 +39,7 @@ const (
 	xattrCopy       = "user.onedrive.copy"
 	xattrCopyStatus = "user.onedrive.copy.status"
 	xattrCopyJobs   = "user.onedrive.copy.jobs"
+	xattrPending    = "user.onedrive.pending"
 )
 
 // jobPollInterval is how often waiting commands read a job's status.

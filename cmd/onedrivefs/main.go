@@ -177,6 +177,7 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 		newStatusCmd(e),
 		newCpCmd(e),
 		newJobsCmd(e),
+		newWaitCmd(e),
 		newDemoCmd(e),
 		newFakeServerCmd(e),
 		newGenManCmd(e),
