@@ -31,14 +31,15 @@ import (
 //
 // One subtest per fault kind of the fake: none, connection resets, replies
 // dropped after the request was served, 429 on every 5th request
-// (Retry-After 1 s, the smallest the fake sends), slow answers, and a
-// remote delete or rename made by another device while the file is open
-// with unsent writes (the content is then expected at the new name, or at
-// the original name after a delete).
+// (Retry-After 1 s, the smallest the fake sends), slow answers, failing
+// copy jobs, new items hidden from path lookups for a while (eventual
+// consistency), and a remote delete or rename made by another device while
+// the file is open with unsent writes (the content is then expected at the
+// new name, or at the original name after a delete).
 //
 // ONEDRIVEFS_FSX_SEED sets the seed (random otherwise; always logged) and
 // ONEDRIVEFS_FSX_OPS the number of operations of every subtest (default
-// 1500, and 120 under 429, whose pauses cost a second each). A divergence
+// 1500, and 100 under 429, whose pauses cost a second each). A divergence
 // is reported with the seed, the operation's index and the last 20
 // operations. The long run of issue 9, 20,000 operations while every 5th
 // request is throttled, is made by hand:
@@ -52,7 +53,7 @@ func TestMountFSX(t *testing.T) {
 		require.NoError(t, err, "ONEDRIVEFS_FSX_SEED")
 		seed = v
 	}
-	ops, ops429 := 1500, 120
+	ops, ops429 := 1500, 100
 	if s := os.Getenv("ONEDRIVEFS_FSX_OPS"); s != "" {
 		v, err := strconv.Atoi(s)
 		require.NoError(t, err, "ONEDRIVEFS_FSX_OPS")
@@ -71,6 +72,8 @@ func TestMountFSX(t *testing.T) {
 		{"dropped_replies", graphtest.FaultOptions{DropReplyEvery: 7}, ops, false},
 		{"throttle429", graphtest.FaultOptions{ThrottleEvery: 5, ThrottleStatus: 429, RetryAfter: time.Second}, ops429, false},
 		{"slow", graphtest.FaultOptions{SlowBy: 10 * time.Millisecond}, ops, false},
+		{"copy_failures", graphtest.FaultOptions{FailCopyEvery: 2}, ops, false},
+		{"visibility_delay", graphtest.FaultOptions{VisibilityDelay: 2 * time.Second}, ops, false},
 		{"remote_delete_or_rename", graphtest.FaultOptions{}, ops, true},
 	}
 	for _, k := range kinds {
