@@ -104,6 +104,14 @@ func TestPosixNameTooLong(t *testing.T) {
 	}{
 		{"stat", func() error { var st unix.Stat_t; return unix.Lstat(at, &st) }},
 		{"stat in a folder", func() error { var st unix.Stat_t; return unix.Lstat(env.path("d/"+long), &st) }},
+		// 128 characters, 256 bytes: the limit is in bytes.
+		{"stat of a multibyte name", func() error {
+			var st unix.Stat_t
+			return unix.Lstat(env.path(strings.Repeat("é", 128)), &st)
+		}},
+		{"open O_CREAT of a multibyte name", func() error {
+			return openClose(env.path(strings.Repeat("é", 128)), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY)
+		}},
 		{"open", func() error { return openClose(at, unix.O_RDONLY) }},
 		{"open O_CREAT", func() error { return openClose(at, unix.O_CREAT|unix.O_WRONLY) }},
 		{"open O_CREAT in a folder", func() error { return openClose(env.path("d/"+long), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY) }},
