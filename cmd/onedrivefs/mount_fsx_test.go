@@ -87,8 +87,12 @@ func TestMountFSX(t *testing.T) {
 					x.remote.deletes, x.remote.renames, x.remote.polled)
 			}
 			st := x.env.srv.Stats()
-			t.Logf("seed %d: %d operations in %v (%d answered EINTR); fake: %d requests, %d throttled, %d resets, %d replies dropped, %d copy jobs",
-				seed, k.ops, time.Since(start).Round(time.Millisecond), x.interrupted, st.RequestsTotal, st.Throttled, st.Resets, st.RepliesDropped, st.CopyJobsStarted)
+			if k.name == "none" && st.CopyJobsStarted < int64(x.copies) {
+				t.Errorf("%d whole-file copies started %d server-side copy jobs: the exerciser missed the server-side path", x.copies, st.CopyJobsStarted)
+			}
+			t.Logf("seed %d: %d operations in %v (%d answered EINTR, %d whole-file copies); fake: %d requests, %d throttled, %d resets, %d replies dropped, %d copy jobs",
+				seed, k.ops, time.Since(start).Round(time.Millisecond), x.interrupted, x.copies,
+				st.RequestsTotal, st.Throttled, st.Resets, st.RepliesDropped, st.CopyJobsStarted)
 		})
 	}
 }
