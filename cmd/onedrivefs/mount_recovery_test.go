@@ -139,6 +139,28 @@ func TestRecoveryJournaledIntoDeletedFolder(t *testing.T) {
 	})
 }
 
+// A new file written into a folder that was deleted on the service (the
+// mount has not heard of it: polling is off) closes with 0 and reaches the
+// service at its path; nothing stays in the journal, and the unmount does
+// not report it as lost.
+func TestRecoveryNewFileInRemotelyDeletedFolder(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	_, err := env.srv.MkdirAll("/gone")
+	require.NoError(t, err)
+	env.mount("--poll-interval", "-1s")
+	env.sh("ls gone")
+	env.remoteDelete("/gone")
+
+	content := []byte("written into a folder deleted elsewhere\n")
+	assert.NoError(t, os.WriteFile(env.path("gone/new.txt"), content, 0o644), "write and close")
+	env.waitRemoteContent("/gone/new.txt", content, 10*time.Second, "sent at its path")
+	assert.True(t, env.remoteItem("/gone").IsFolder)
+	eventually(t, 5*time.Second, func() bool { return len(env.journalRecords()) == 0 }, "a journal record is left")
+	env.unmount()
+	assert.Empty(t, env.journalRecords())
+	assert.NotRegexp(t, `(?i)not journaled`, env.stderr.String())
+}
+
 // With polling off, a journaled file (its upload failed) is retried in the
 // background while mounted and lands once the service answers.
 func TestRecoveryJournalRetriedWithoutPolling(t *testing.T) {
