@@ -19,6 +19,9 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
+// raceReport starts a report of the race detector.
+const raceReport = "WARNING: DATA RACE"
+
 // testedWithRace reports whether this test binary was built with the race
 // detector (go test -race).
 func testedWithRace() bool {
@@ -88,7 +91,7 @@ func TestMountRaceFailingUploadsVsDeltaRenames(t *testing.T) {
 	require.NoError(t, err)
 	// Logging little: every log line takes the log handler's lock, which
 	// orders the two sides for the race detector and hides the race.
-	env.mount("--poll-interval", "100ms", "--log-level", "error")
+	env.mount("--poll-interval", "25ms", "--log-level", "error")
 	env.sh("ls race")
 
 	fd, err := unix.Open(env.path("race/doc-0.txt"), unix.O_RDWR, 0)
@@ -113,7 +116,7 @@ func TestMountRaceFailingUploadsVsDeltaRenames(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(30 * time.Millisecond):
+			case <-time.After(15 * time.Millisecond):
 			}
 			next := fmt.Sprintf("doc-%d.txt", i)
 			if r.err = renameOnFake(env.srv, id, next); r.err != nil {
@@ -125,10 +128,17 @@ func TestMountRaceFailingUploadsVsDeltaRenames(t *testing.T) {
 
 	var content []byte
 	sends := 0
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); sends++ {
+	// Up to 6 s; a race report ends it early (the detector sees a race
+	// only when the two accesses meet with nothing ordering them, which
+	// takes a few tries).
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
+		sends++
 		content = []byte(fmt.Sprintf("version %06d\n", sends))
 		pwriteAll(t, fd, content, 0)
 		_ = unix.Fsync(fd) // refused: journaled or failed, logged either way
+		if sends%20 == 0 && strings.Contains(env.stderr.String(), raceReport) {
+			break
+		}
 	}
 	close(stop)
 	r := <-done
@@ -142,8 +152,8 @@ func TestMountRaceFailingUploadsVsDeltaRenames(t *testing.T) {
 	fd = -1
 	env.waitRemoteContent("/race/"+r.name, content, 15*time.Second, "the last content at the last name")
 	assert.Equal(t, []string{r.name}, env.remoteNames("/race"), "nothing under an older name, no conflict copy")
-	if log := env.stderr.String(); strings.Contains(log, "WARNING: DATA RACE") {
-		i := strings.Index(log, "WARNING: DATA RACE")
+	if log := env.stderr.String(); strings.Contains(log, raceReport) {
+		i := strings.Index(log, raceReport)
 		t.Errorf("the mount's race detector reports a data race:\n%s", log[i:min(len(log), i+2500)])
 	}
 }
