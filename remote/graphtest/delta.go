@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Delta (graph-contract.md §6).
+// Delta (docs/graph-contract.md §6).
 //
 // A delta token is the change sequence number the client has seen: a
 // request with token T reports every item of the scope whose Seq > T in its

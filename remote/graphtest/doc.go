@@ -3,8 +3,8 @@
 // net/http/httptest. Every test, benchmark and the demo of onedrivefs run
 // against it, because the build machines cannot reach Microsoft.
 //
-// It is faithful to ../shared/graph-contract.md and strict where the service
-// is strict: Bearer tokens are required on API paths and rejected on
+// It is faithful to docs/graph-contract.md and strict where the service is
+// strict: Bearer tokens are required on API paths and rejected on
 // pre-authenticated paths (download, upload-session and monitor URLs), names
 // are validated, uniqueness is case-insensitive, upload fragments follow the
 // service's rules, and copies are asynchronous jobs whose result appears only
@@ -15,7 +15,7 @@
 // between the client and the service shows up in tests.
 //
 // Where the service answers the same request in more than one form
-// (graph-contract.md lists them), the fake answers in one by default and
+// (docs/graph-contract.md lists them), the fake answers in one by default and
 // can be switched to each of the others: FormOptions (downloads, error
 // bodies, delta links, upload statuses), the Monitor* knobs of CopyOptions
 // (the copy monitor) and FaultOptions.RetryAfterForm. FaultOptions also

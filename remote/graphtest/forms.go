@@ -7,12 +7,12 @@ import (
 	"net/http"
 )
 
-// FormOptions choose, where the service answers the same request in more
-// than one form (graph-contract.md: "the client must accept every form
-// listed and the fake should be able to produce each"), which form the fake
-// produces. The zero value is the fake's default form for each. Set them in
-// Options.Forms, with SetForms, or at run time with `PUT /_fake/forms`
-// (JSON, field names as in the tags below; PUT merges).
+// FormOptions choose, where the service answers the same request in more than
+// one form (docs/graph-contract.md: the client accepts every form listed
+// there, and the fake can produce each), which form the fake produces. The
+// zero value is the fake's default form for each. Set them in Options.Forms,
+// with SetForms, or at run time with `PUT /_fake/forms` (JSON, field names as
+// in the tags below; PUT merges).
 //
 // The forms of the copy monitor are CopyOptions (MonitorStyle and the
 // Monitor* fields) and the form of Retry-After is FaultOptions.RetryAfterForm,

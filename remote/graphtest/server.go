@@ -45,7 +45,7 @@ type Options struct {
 	Copy   CopyOptions
 	Faults FaultOptions
 	// Forms choose among the forms the service answers in where it varies
-	// (graph-contract.md); the zero value is the fake's default forms.
+	// (docs/graph-contract.md); the zero value is the fake's default forms.
 	Forms FormOptions
 
 	// Clock returns the current time; nil → time.Now.

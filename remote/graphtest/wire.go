@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// The fake's own wire structs for Graph resources (graph-contract.md §2, §3).
-// They are written independently of the client's (package remote), so that a
-// disagreement between the two shows up in tests.
+// The fake's own wire structs for Graph resources (docs/graph-contract.md §2,
+// §3). They are written independently of the client's (package remote), so
+// that a disagreement between the two shows up in tests.
 
 // wireItem is a driveItem as the service renders it.
 type wireItem struct {
