@@ -150,6 +150,19 @@ func firstDiff(got, want []byte) string {
 	return "equal"
 }
 
-// recreatedInLog matches a mount log line that says content was re-created
-// on the service after its item (or folder) was deleted there.
-var recreatedInLog = regexp.MustCompile(`(?i)re-?creat`)
+// recreatedWords matches words that say content was re-created on the
+// service after its item (or folder) was deleted there, in the usual
+// wordings ("re-created", "recreating", "creating it again", "created a
+// folder again").
+var recreatedWords = regexp.MustCompile(`(?i)re-?creat|creat\w*\b.{0,40}\bagain`)
+
+// mentionsRecreation reports whether a line of the mount's log says that
+// content was re-created (an attribute recreated=false does not).
+func mentionsRecreation(log string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		if recreatedWords.MatchString(strings.ReplaceAll(line, "recreated=false", "")) {
+			return true
+		}
+	}
+	return false
+}
