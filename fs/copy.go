@@ -150,13 +150,20 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 // startCopyTimeout bounds a copy request, which an interrupt does not cancel.
 const startCopyTimeout = 30 * time.Second
 
-// startCopy sends the copy request on a context that an interrupt of the
+// startCopy waits for a start slot of the tracker, then sends the copy
+// request on a context that an interrupt of the
 // FUSE request does not cancel (bounded by startCopyTimeout): once the
 // request is sent the service may accept it, and a job the mount does not
 // track would be a copy nobody watches. So an interrupted setxattr or cp
 // either started nothing (EINTR came earlier, and the caller may simply try
 // again) or started a job the tracker follows.
 func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) (string, error) {
+	// The rate of copy requests is bounded (a cp -r of thousands of files
+	// must not trip the service's throttling); waiting for a slot is
+	// interruptible, the request itself is not.
+	if err := f.copies.WaitStartSlot(ctx); err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
 	defer cancel()
 	return f.remote.StartCopy(ctx, srcID, r)

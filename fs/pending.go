@@ -413,7 +413,7 @@ func (f *FS) waitCopiesUnder(ctx context.Context, dir *entry) error {
 		f.mu.Lock()
 		var c *serverCopy
 		for _, pc := range f.pendingCopies {
-			if !pc.dst.unlinked && f.isUnderFSLocked(pc.dst, dir) {
+			if f.isUnderFSLocked(pc.dst, dir) { // unlinked ones too: their deletion is still to land
 				c = pc
 				break
 			}
@@ -529,10 +529,8 @@ func (f *FS) copiedFrom(id string) bool {
 	if f.copies == nil || id == "" {
 		return false
 	}
-	for _, j := range f.copies.Jobs() {
-		if j.SourceID == id && j.Origin == originCP && !j.State.Terminal() {
-			return true
-		}
+	if len(f.copies.PendingWhere(func(j *copyjob.Job) bool { return j.SourceID == id && j.Origin == originCP })) > 0 {
+		return true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
