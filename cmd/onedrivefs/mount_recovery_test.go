@@ -193,7 +193,7 @@ func TestRecoveryInterruptedCpLeavesNoConflict(t *testing.T) {
 	cases := []struct {
 		after  time.Duration
 		exists bool // cp onto an existing file
-	}{{100 * time.Millisecond, false}, {500 * time.Millisecond, false}, {500 * time.Millisecond, true}}
+	}{{100 * time.Millisecond, false}, {500 * time.Millisecond, true}}
 	for _, c := range cases {
 		dst := "dst-" + c.after.String()
 		if c.exists {
