@@ -458,9 +458,13 @@ func (f *FS) commitLocked(e *entry, fl *file) error {
 func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
+	gone := e.removed && e.item != nil
 	f.mu.Unlock()
 	if t.parentID == "" && t.itemID == "" {
 		return errRemoved
+	}
+	if gone {
+		f.log.Warn("a file changed here was deleted on OneDrive; creating it again", "name", t.name, "folder", "/"+t.dirPath)
 	}
 	size, mtime, _ := fl.localAttr()
 	res, err := f.send(ctx, fl.staged.File(), size, mtime, t)

@@ -13,6 +13,9 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
+// maxPrefetches bounds the folder listings prefetched at once (tree.go).
+const maxPrefetches = 4
+
 // Defaults of Config.
 const (
 	DefaultListingTTL   = time.Minute
@@ -85,6 +88,8 @@ type FS struct {
 	bg    *background
 	// wbWake wakes the journal's background sender (writeback.go).
 	wbWake chan struct{}
+	// prefetchSlots bounds the listing prefetches running at once.
+	prefetchSlots chan struct{}
 
 	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
 	// by start (it reads the jobs a previous mount left) and never changed;
@@ -123,6 +128,9 @@ type FS struct {
 	// copies taken from them.
 	pendingCopies   map[string]*serverCopy
 	deferredDeletes map[string]bool
+	// listingsInFlight: folders being listed (by item id), closed when done,
+	// so that a lookup joins a prefetch instead of repeating it.
+	listingsInFlight map[string]chan struct{}
 	// copyDests holds the destinations (copyWaiterKey) of xattr copies
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
@@ -178,6 +186,7 @@ func New(cfg Config) (*FS, error) {
 	f.notes = newNotifier()
 	f.bg = newBackground()
 	f.wbWake = make(chan struct{}, 1)
+	f.prefetchSlots = make(chan struct{}, maxPrefetches)
 	return f, nil
 }
 

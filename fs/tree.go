@@ -263,8 +263,31 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			f.mu.Unlock()
 			return l, nil
 		}
+		if wait := f.listingsInFlight[dir.item.ID]; wait != nil {
+			// Another caller (a prefetch, say) is listing it: share that.
+			f.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return f.listing(ctx, dir, false)
+		}
 	}
 	id := dir.item.ID
+	if f.listingsInFlight == nil {
+		f.listingsInFlight = make(map[string]chan struct{})
+	}
+	if _, busy := f.listingsInFlight[id]; !busy {
+		done := make(chan struct{})
+		f.listingsInFlight[id] = done
+		defer func() {
+			f.mu.Lock()
+			delete(f.listingsInFlight, id)
+			f.mu.Unlock()
+			close(done)
+		}()
+	}
 	f.mu.Unlock()
 
 	for attempt := 0; ; attempt++ {
@@ -437,4 +460,46 @@ func (f *FS) invalidateListing(id string) {
 // keyOf returns the content-cache key of a file's server version.
 func keyOf(it *remote.Item) cache.Key {
 	return cache.Key{ID: it.ID, CTag: it.CTag}
+}
+
+// prefetchListings lists, in the background and a few at a time, the
+// subfolders of dir whose listing is not cached: a folder's st_nlink needs
+// its listing (attr.go), and `ls -l` looks up every subfolder right after
+// listing their parent. The listings cost the requests a walk of the tree
+// (ls -R, find, a file manager opening a subfolder) makes anyway.
+func (f *FS) prefetchListings(dir *entry) {
+	f.mu.Lock()
+	l := f.listingFSLocked(dir)
+	var todo []*entry
+	if l != nil {
+		for _, c := range l.children {
+			if c.isDir && !c.removed && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.ID] == nil {
+				todo = append(todo, c)
+			}
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range todo {
+		c := c
+		f.bg.Go(func(ctx context.Context) {
+			select {
+			case f.prefetchSlots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-f.prefetchSlots }()
+			if _, err := f.listing(ctx, c, false); err != nil && ctx.Err() == nil {
+				f.log.Debug("prefetching a folder listing failed", "err", err)
+			}
+		})
+	}
+}
+
+// dirLinks makes sure folder e's listing is known, so that its st_nlink is
+// exact (2 + subfolders); without it (the service unreachable) stat shows
+// 1, which Linux tools read as "unknown".
+func (f *FS) dirLinks(ctx context.Context, e *entry) {
+	if e.isDir {
+		_, _ = f.listing(ctx, e, false)
+	}
 }
