@@ -183,6 +183,11 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request, rt route) {
 		errInvalid("Delta is only supported on folders.").write(w, r)
 		return
 	}
+	if scope.ParentID != "" && s.isBusiness(d) {
+		// Business and SharePoint drives track changes for the whole drive only.
+		errInvalid("Delta is only supported on the root folder of this drive.").write(w, r)
+		return
+	}
 	scopeID := ""
 	if scope.ParentID != "" {
 		scopeID = scope.ID
@@ -233,7 +238,9 @@ func (s *Server) renderDeltaEntryLocked(r *http.Request, d *drive, id string) an
 		if s.hiddenLocked(it) {
 			return nil
 		}
-		return s.renderItem(r, d, it, true)
+		// Personal drives have been seen sending parentReference.path in
+		// delta too (FormOptions.DeltaParentPath); Business drives do not.
+		return s.renderItem(r, d, it, !formsOf(r).DeltaParentPath || s.isBusiness(d))
 	}
 	if t := d.Tombstones[id]; t != nil {
 		w := s.renderTombstone(d, t)

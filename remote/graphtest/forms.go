@@ -54,6 +54,11 @@ type FormOptions struct {
 	// content of an existing file: 200 (the default) or 201 (the documents
 	// show 201 even for a replace, §3).
 	UploadReplacedStatus int `json:"uploadReplacedStatus"`
+	// DeltaParentPath makes delta items of Personal drives carry
+	// parentReference.path, as real Personal drives were seen doing.
+	// Default: no path in delta (the documented form, and what Business
+	// drives always send).
+	DeltaParentPath bool `json:"deltaParentPath"`
 }
 
 // Values of the FormOptions string knobs.

@@ -182,7 +182,7 @@ func TestFormsControl(t *testing.T) {
 	h := startFake(t, graphtest.Options{})
 	r := h.plain("GET", "/_fake/forms", nil)
 	require.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, []string{"deltaLinkForm", "downloadIgnoresRange", "downloadUrlAnnotation", "innerErrorSpelling",
+	assert.Equal(t, []string{"deltaLinkForm", "deltaParentPath", "downloadIgnoresRange", "downloadUrlAnnotation", "innerErrorSpelling",
 		"nestedInnerErrors", "uploadCreatedStatus", "uploadReplacedStatus"}, keys(r.object(t)))
 
 	r = h.plain("PUT", "/_fake/forms", `{"downloadIgnoresRange":true,"deltaLinkForm":"path"}`)

@@ -82,8 +82,9 @@ type Server struct {
 	faults      faultState
 	delta       deltaState // cursors of multi-page delta rounds (delta.go)
 	stats       statsState
-	dirty       bool   // metadata changed since the last save
-	grantKey    []byte // signs download grants (content.go); set by load
+	sharing     sharingState // users, sites, drive owners, shares (users.go)
+	dirty       bool         // metadata changed since the last save
+	grantKey    []byte       // signs download grants (content.go); set by load
 	closed      bool
 	saveStop    chan struct{}
 	saveStopped chan struct{}
@@ -189,6 +190,7 @@ func (s *Server) applyDefaults() {
 		o.DownloadURLLifetime = time.Hour
 	}
 	o.Auth.applyDefaults()
+	businessCopyForms(o)
 	o.Copy.applyDefaults()
 }
 
