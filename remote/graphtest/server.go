@@ -82,14 +82,16 @@ type Server struct {
 	faults      faultState
 	delta       deltaState // cursors of multi-page delta rounds (delta.go)
 	stats       statsState
-	sharing     sharingState // users, sites, drive owners, shares (users.go)
-	dirty       bool         // metadata changed since the last save
-	grantKey    []byte       // signs download grants (content.go); set by load
+	dirty       bool   // metadata changed since the last save
+	grantKey    []byte // signs download grants (content.go); set by load
 	closed      bool
 	saveStop    chan struct{}
 	saveStopped chan struct{}
 
 	saveMu sync.Mutex // serialises Save (persist.go); taken before mu
+
+	// sharing: users, sites, drive owners and shares (users.go); guarded by mu.
+	sharing sharingState
 }
 
 // NewServer starts a fake server on a loopback port. It panics if the
