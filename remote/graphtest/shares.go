@@ -428,7 +428,9 @@ func (s *Server) handleCreateLink(w http.ResponseWriter, r *http.Request, rt rou
 	}
 	var expires time.Time
 	if in.ExpirationDateTime != nil {
-		expires = in.ExpirationDateTime.UTC()
+		// Kept to the millisecond, as rendered, so that a client sending
+		// back the expiry it was given asks for the same link.
+		expires = in.ExpirationDateTime.UTC().Truncate(time.Millisecond)
 		if !expires.After(s.now()) {
 			errInvalid("expirationDateTime must be in the future.").write(w, r)
 			return
