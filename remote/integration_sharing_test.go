@@ -24,7 +24,7 @@ import (
 // sharedEnv: the default user (the owner) has /Team/notes.txt and
 // /Team/Docs/plan.txt; "bob" is a second user with a client of his own.
 type sharedEnv struct {
-	*env // the owner's client
+	*env   // the owner's client
 	bob    *remote.Client
 	bobID  string
 	teamID string
