@@ -66,6 +66,7 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	createdStatus := fset.Int("upload-created-status", http.StatusCreated, "status of an upload (simple or last fragment) that created a file: 201 or 200")
 	replacedStatus := fset.Int("upload-replaced-status", http.StatusOK, "status of an upload that replaced a file's content: 200 or 201")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
+	sharing := addSharingFlags(fset) // --user, --site, --share, … (fakeserver_sharing.go)
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -129,6 +130,10 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
 		},
 	}
+	sharing.configure(&opts)
+	if err := sharing.validate(); err != nil {
+		return usage("%v", err)
+	}
 	// The fake checks its knobs itself (monitor forms, throttle status,
 	// answer forms, negative counts); a refusal here is a usage error.
 	if err := opts.Validate(); err != nil {
@@ -160,6 +165,11 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	sharingNotes, err := sharing.apply(fake)
+	if err != nil {
+		_ = closeFake()
+		return err
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -170,6 +180,9 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", base)
 	fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", base)
 	fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", base)
+	for _, note := range sharingNotes {
+		fmt.Fprintln(e.stdout, note)
+	}
 	fmt.Fprintf(e.stdout, "Data: %s\n", dir)
 
 	// No write timeout: downloads of large files take as long as they take.

@@ -462,6 +462,12 @@ func (s *Server) Share(o ShareOptions) (Share, error) {
 	p := s.grantLocked(d, it, ou.ID, to.ID, o.Role)
 	sh := Share{PermissionID: p.ID, DriveID: d.ID, ItemID: it.ID, Role: p.Role, With: to.ID}
 	if o.Shortcut != "" {
+		ud := s.drives[strings.ToLower(to.DriveID)]
+		if ex := ud.child(ud.Items[ud.RootID], o.Shortcut); ex != nil && ex.Remote != nil &&
+			ex.Remote.ItemID == it.ID && strings.EqualFold(ex.Remote.DriveID, d.ID) {
+			sh.ShortcutID = ex.ID // already there (a repeated set-up)
+			return sh, nil
+		}
 		sc, aerr := s.addShortcutLocked(to.ID, o.Shortcut, d, it, "fail")
 		if aerr != nil {
 			return sh, fmt.Errorf("shortcut: %s", aerr.message)
