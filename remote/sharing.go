@@ -180,7 +180,9 @@ func (c *Client) SharedWithMe(ctx context.Context) ([]*Item, error) {
 
 // AddShortcut adds, in folder parentID of this drive, a shortcut named name
 // to the item remoteID of drive remoteDriveID ("Add shortcut to My files").
-// An empty name keeps the item's own.
+// An empty name keeps the item's own. The service accepts shortcuts only
+// in the root of the user's own drive, and only to items shared with the
+// user by invitation (not through a link).
 func (c *Client) AddShortcut(ctx context.Context, parentID, name, remoteDriveID, remoteID string, cb ConflictBehavior) (*Item, error) {
 	if name != "" {
 		if err := checkName("add shortcut", name); err != nil {

@@ -12,8 +12,10 @@ import (
 // Shares, shortcuts and sharing links (docs/graph-contract.md §11):
 //   - a shortcut ("Add shortcut to My files") is an item of the user's own
 //     drive whose remoteItem names a folder (or file) of another drive. It
-//     is created with POST …/children and a body carrying remoteItem {id,
-//     parentReference {driveId}} instead of a folder facet. It has no file
+//     is created with POST …/children of the drive's root (only there, as
+//     the service documents; elsewhere 400) and a body carrying remoteItem
+//     {id, parentReference {driveId}} instead of a folder facet; the caller
+//     needs a grant on the item (a link is not enough). It has no file
 //     or folder facet of its own (they are in remoteItem), its children are
 //     an empty collection and its content cannot be read: clients go to
 //     /drives/{remoteItem.parentReference.driveId}/items/{remoteItem.id}.
@@ -136,8 +138,8 @@ func (s *Server) handleCreateShortcut(w http.ResponseWriter, r *http.Request, rt
 		errAccessDenied("Shortcuts can only be added to the caller's own drive.").write(w, r)
 		return
 	}
-	if !parent.Folder || parent.Remote != nil {
-		errInvalid("The parent of a shortcut must be a folder.").write(w, r)
+	if parent.ParentID != "" {
+		errInvalid("A shared folder can only be added to the root of a drive.").write(w, r)
 		return
 	}
 	td := s.drives[strings.ToLower(ri.ParentReference.DriveID)]

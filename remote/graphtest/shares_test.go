@@ -234,6 +234,11 @@ func TestShortcutsAndSharedWithMe(t *testing.T) {
 	info, ok := ss.alice.s.ItemByPathIn(carol.DriveID, "/Proj")
 	require.True(t, ok)
 	assert.Equal(t, sh.ShortcutID, info.ID)
+	// Shortcuts go in the root only.
+	body["name"] = "Elsewhere"
+	sub := bob.mkdir(bob.obj("GET", "/me/drive/root", nil, http.StatusOK)["id"].(string), "Sub")
+	bob.graphErr(bob.req("POST", "/me/drive/items/"+url.PathEscape(sub["id"].(string))+"/children", body),
+		http.StatusBadRequest, "invalidRequest", "")
 }
 
 func TestCreateLinkAndShares(t *testing.T) {
