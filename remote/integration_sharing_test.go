@@ -301,6 +301,10 @@ func TestSharingSitesAndBusinessLibraries(t *testing.T) {
 	drives, err := se.bob.Drives(se.ctx)
 	require.NoError(t, err)
 	assert.Len(t, drives, 2)
+	followed, err := se.bob.FollowedSites(se.ctx)
+	require.NoError(t, err)
+	require.Len(t, followed, 1)
+	assert.Equal(t, sites[0].ID, followed[0].ID)
 
 	lc := se.bob.OnDrive(lib.ID)
 	got, err := lc.ItemByPath(se.ctx, "/Specs/a.txt")

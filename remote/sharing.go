@@ -143,6 +143,16 @@ func (c *Client) SearchSites(ctx context.Context, text string) ([]*Site, error) 
 	return sites, err
 }
 
+// FollowedSites lists the SharePoint sites the signed-in user follows
+// (GET /me/followedSites).
+func (c *Client) FollowedSites(ctx context.Context) ([]*Site, error) {
+	var sites []*Site
+	err := collect(ctx, c, "followed sites", c.graphBase.String()+"/me/followedSites", func(w *wireSite) {
+		sites = append(sites, &Site{ID: w.ID, Name: w.Name, DisplayName: w.DisplayName, WebURL: w.WebURL})
+	})
+	return sites, err
+}
+
 // SiteDrive returns a site's default document library.
 func (c *Client) SiteDrive(ctx context.Context, siteID string) (*Drive, error) {
 	var w wireDrive

@@ -332,6 +332,10 @@ func TestSitesAndBusinessForms(t *testing.T) {
 	assert.Len(t, ss.bob.obj("GET", "/sites/"+url.PathEscape(site.ID)+"/drives", nil, http.StatusOK)["value"], 2)
 	assert.Len(t, ss.bob.obj("GET", "/me/drives", nil, http.StatusOK)["value"], 3, "own drive and two libraries")
 	assert.Len(t, ss.alice.obj("GET", "/me/drives", nil, http.StatusOK)["value"], 1)
+	followed := ss.bob.obj("GET", "/me/followedSites", nil, http.StatusOK)["value"].([]any)
+	require.Len(t, followed, 1)
+	assert.Equal(t, site.ID, followed[0].(map[string]any)["id"])
+	assert.Empty(t, ss.alice.obj("GET", "/me/followedSites", nil, http.StatusOK)["value"])
 
 	// Members read and write; others do not reach the library.
 	libRoot := "/drives/" + url.PathEscape(site.DriveIDs[0]) + "/root"
@@ -402,7 +406,9 @@ func TestUsersSitesAndSharesSurviveARestart(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
-	s2, err := New(Options{DataDir: dir})
+	// Restarted as a Business drive: the default drive follows the option,
+	// bob's drive (created without a type) too.
+	s2, err := New(Options{DataDir: dir, DriveType: "business"})
 	require.NoError(t, err)
 	defer s2.Close()
 	assert.Len(t, s2.Users(), 2)
@@ -414,4 +420,6 @@ func TestUsersSitesAndSharesSurviveARestart(t *testing.T) {
 	defer s2.mu.Unlock()
 	d := s2.drives[strings.ToLower(s2.defaultID)]
 	assert.Equal(t, roleWrite, s2.roleLocked(u.ID, d, d.lookupID(sh.ItemID)))
+	assert.Equal(t, "business", s2.driveType(d))
+	assert.Equal(t, "business", s2.driveType(s2.drives[u.DriveID]))
 }

@@ -14,6 +14,7 @@ import (
 //	GET /me                       the caller: id, displayName, mail, userPrincipalName
 //	GET /me/drives                the caller's own drive, then the libraries of the sites they are a member of
 //	GET /me/drive/sharedWithMe    shares.go
+//	GET /me/followedSites         the sites the caller follows (in the fake: those they are a member of)
 //	GET /sites?search=TEXT        sites whose name or title contains TEXT (case-insensitively); no search: 400
 //	GET /sites/{id}               one site (404 if unknown)
 //	GET /sites/{id}/drive         its default library (a drive of type documentLibrary)
@@ -26,28 +27,30 @@ import (
 
 // Directory endpoints, as route.directory.
 const (
-	dirMe           = "me"
-	dirMyDrives     = "me/drives"
-	dirSharedWithMe = "me/drive/sharedWithMe"
-	dirSiteSearch   = "sites"
-	dirSite         = "site"
-	dirSiteDrive    = "site/drive"
-	dirSiteDrives   = "site/drives"
-	dirShareItem    = "shares"
+	dirMe            = "me"
+	dirMyDrives      = "me/drives"
+	dirSharedWithMe  = "me/drive/sharedWithMe"
+	dirSiteSearch    = "sites"
+	dirFollowedSites = "me/followedSites"
+	dirSite          = "site"
+	dirSiteDrive     = "site/drive"
+	dirSiteDrives    = "site/drives"
+	dirShareItem     = "shares"
 )
 
 // Operation names of the directory endpoints (counters, faults).
 const (
-	opMe           = "me.get"
-	opDrivesList   = "drives.list"
-	opSharedWithMe = "sharedWithMe"
-	opSitesSearch  = "sites.search"
-	opSiteGet      = "site.get"
-	opSiteDrive    = "site.drive"
-	opSharesGet    = "shares.get"
-	opPermissions  = "permissions"
-	opInvite       = "invite"
-	opCreateLink   = "createLink"
+	opMe            = "me.get"
+	opDrivesList    = "drives.list"
+	opSharedWithMe  = "sharedWithMe"
+	opSitesSearch   = "sites.search"
+	opFollowedSites = "sites.followed"
+	opSiteGet       = "site.get"
+	opSiteDrive     = "site.drive"
+	opSharesGet     = "shares.get"
+	opPermissions   = "permissions"
+	opInvite        = "invite"
+	opCreateLink    = "createLink"
 )
 
 // parseDirectoryPath recognises the directory endpoints in the escaped
@@ -59,6 +62,8 @@ func parseDirectoryPath(p string) (rt route, ok bool) {
 		return route{directory: dirMe, op: opMe}, true
 	case "me/drives":
 		return route{directory: dirMyDrives, op: opDrivesList}, true
+	case "me/followedSites":
+		return route{directory: dirFollowedSites, op: opFollowedSites}, true
 	case "me/drive/sharedWithMe", "drive/sharedWithMe":
 		return route{directory: dirSharedWithMe, op: opSharedWithMe}, true
 	case "sites":
@@ -140,6 +145,14 @@ func (s *Server) serveDirectory(w http.ResponseWriter, r *http.Request, rt route
 				if d := s.drives[strings.ToLower(id)]; d != nil {
 					page.Value = append(page.Value, applySelect(r, s.buildDrive(d)))
 				}
+			}
+		}
+		writeJSON(w, http.StatusOK, page)
+	case dirFollowedSites:
+		page := wireCollection{Value: []any{}}
+		for _, site := range s.sortedSitesLocked() {
+			if s.isSiteMember(rt.user, &driveMeta{Site: site.ID}) {
+				page.Value = append(page.Value, applySelect(r, s.renderSite(r, site)))
 			}
 		}
 		writeJSON(w, http.StatusOK, page)

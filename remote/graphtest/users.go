@@ -85,7 +85,7 @@ type fakeSite struct {
 }
 
 type driveMeta struct {
-	Type  string `json:"type"`
+	Type  string `json:"type,omitempty"` // "": Options.DriveType
 	Name  string `json:"name"`
 	Owner string `json:"owner,omitempty"` // user id; "" for a site's library
 	Site  string `json:"site,omitempty"`  // site id of a library
@@ -134,16 +134,10 @@ func (s *Server) ensureDefaultUserLocked() {
 	if s.sharing.Users[id] == nil {
 		s.sharing.Users[id] = &fakeUser{ID: id, DisplayName: "Fake User", Email: "user@example.com", DriveID: s.defaultID}
 	}
-	s.setDriveMetaLocked(s.defaultID, &driveMeta{Type: s.opts.DriveType, Name: "OneDrive", Owner: id})
-	for _, other := range s.opts.OtherDriveIDs {
-		s.setDriveMetaLocked(other, &driveMeta{Type: s.opts.DriveType, Name: "OneDrive", Owner: id})
-	}
-}
-
-// setDriveMetaLocked records m for a drive unless one is recorded already.
-func (s *Server) setDriveMetaLocked(driveID string, m *driveMeta) {
-	if s.sharing.Drives[strings.ToLower(driveID)] == nil {
-		s.sharing.Drives[strings.ToLower(driveID)] = m
+	// These drives report Options.DriveType (an empty Type), whatever it
+	// was when the state was saved.
+	for _, d := range append([]string{s.defaultID}, s.opts.OtherDriveIDs...) {
+		s.sharing.Drives[strings.ToLower(d)] = &driveMeta{Name: "OneDrive", Owner: id}
 	}
 }
 
@@ -154,7 +148,7 @@ func (s *Server) driveMetaLocked(d *drive) *driveMeta {
 	if m := s.sharing.Drives[strings.ToLower(d.ID)]; m != nil {
 		return m
 	}
-	return &driveMeta{Type: s.opts.DriveType, Owner: s.defaultUserID()}
+	return &driveMeta{Owner: s.defaultUserID()}
 }
 
 // driveType is the driveType the service reports for d.
@@ -309,7 +303,8 @@ type UserOptions struct {
 	DisplayName string `json:"displayName"`
 	// Email, the address invitations name; empty: {id}@example.com.
 	Email string `json:"email"`
-	// DriveType of their drive: personal or business; empty: Options.DriveType.
+	// DriveType of their drive: personal or business; empty: whatever
+	// Options.DriveType says.
 	DriveType string `json:"driveType"`
 }
 
@@ -326,10 +321,7 @@ var errUnknownUser = errors.New("unknown user")
 // AddUser adds a user with an empty drive of their own and returns them.
 // An id or email already taken is an error.
 func (s *Server) AddUser(o UserOptions) (User, error) {
-	if o.DriveType == "" {
-		o.DriveType = s.opts.DriveType
-	}
-	if o.DriveType != drivePersonal && o.DriveType != driveBusiness {
+	if o.DriveType != "" && o.DriveType != drivePersonal && o.DriveType != driveBusiness {
 		return User{}, fmt.Errorf("drive type must be personal or business, not %q", o.DriveType)
 	}
 	s.mu.Lock()
