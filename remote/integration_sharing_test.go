@@ -179,6 +179,22 @@ func TestSharingWriteShareAndFolderDelta(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(big, got))
 
+	// The other item operations, through the shared folder.
+	dir, err := team.CreateFolder(se.ctx, se.teamID, "Bob's folder", remote.ConflictFail)
+	require.NoError(t, err)
+	moved, err := team.Update(se.ctx, up.ID, remote.ItemUpdate{Name: "moved.txt", ParentID: dir.ID})
+	require.NoError(t, err)
+	assert.Equal(t, dir.ID, moved.ParentID)
+	var part bytes.Buffer
+	n, err := team.Download(se.ctx, up.ID, 1, 2, &part)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), n)
+	assert.Equal(t, "ob", part.String())
+	require.NoError(t, team.Delete(se.ctx, dir.ID, ""))
+	_, ok := se.fake.ItemByPath("/Team/Bob's folder")
+	assert.False(t, ok)
+	se.rec.requireNoAuthOnPreauth(t)
+
 	// Bob's own drive's delta knows nothing of it.
 	own, err := se.bob.Delta(se.ctx, "")
 	require.NoError(t, err)
