@@ -272,6 +272,9 @@ func (s *Server) resolveUploadTarget(d *drive, rt route) (uploadTarget, *item, *
 	tgt := uploadTarget{driveID: d.ID}
 	if rt.hasPath && len(rt.path) > 0 {
 		base, aerr := s.resolveBase(d, rt)
+		if aerr == nil {
+			aerr = s.authorizeLocked(s.routeUser(rt), d, base, false) // paths start where the caller can read
+		}
 		if aerr != nil {
 			return tgt, nil, aerr
 		}

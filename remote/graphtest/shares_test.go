@@ -89,8 +89,10 @@ func TestReadShareIsEnforcedOnEveryWrite(t *testing.T) {
 	page := bob.obj("GET", ss.aliceItem(ss.projID)+"/children", nil, http.StatusOK)
 	assert.Len(t, page["value"], 2)
 	assert.Equal(t, "beta", string(readAll(t, bob.plain("GET", bob.location(ss.aliceItem(ss.projID)+":/Sub/b.txt:/content"), nil))))
-	// Outside it, and the drive itself: no access.
+	// Outside it, and the drive itself: no access. Paths start from an item
+	// bob can read, even when they end inside the share.
 	bob.graphErr(bob.req("GET", "/drives/"+ss.aliceDrive+"/root:/Private/p.txt", nil), http.StatusNotFound, "itemNotFound", "")
+	bob.graphErr(bob.req("GET", "/drives/"+ss.aliceDrive+"/root:/Proj/a.txt", nil), http.StatusNotFound, "itemNotFound", "")
 	bob.graphErr(bob.req("GET", "/drives/"+ss.aliceDrive, nil), http.StatusForbidden, "accessDenied", "")
 	bob.graphErr(bob.req("GET", "/drives/"+ss.aliceDrive+"/root/delta", nil), http.StatusNotFound, "itemNotFound", "")
 

@@ -105,11 +105,18 @@ func (d *drive) lookupID(id string) *item {
 // followed by a case-insensitive walk of its `:/path:` segments. A route
 // without an item address is a 400; a missing item (or a path through a
 // file) is a 404. The caller's access to the item is checked (users.go):
-// none is a 404 too, a write with read access only a 403.
+// none is a 404 too, a write with read access only a 403. A path is only
+// followed from a base the caller may read: another user's root:/path: is
+// a 404 even where the path ends inside a share.
 func (s *Server) resolve(d *drive, rt route) (*item, *apiError) {
 	base, aerr := s.resolveBase(d, rt)
 	if aerr != nil {
 		return nil, aerr
+	}
+	if len(rt.path) > 0 {
+		if aerr := s.authorizeLocked(s.routeUser(rt), d, base, false); aerr != nil {
+			return nil, aerr
+		}
 	}
 	it, aerr := s.walkVisible(d, base, rt.path)
 	if aerr != nil {
