@@ -22,6 +22,11 @@
 // injects the service's bad days, including replies lost after the service
 // acted (DropReplyEvery, DropNextReplies).
 //
+// Besides the default user and drive it can hold further users with drives
+// and tokens of their own, SharePoint sites with document libraries, and
+// shares, shortcuts and sharing links between them, with access checked on
+// every request (users.go, shares.go, sites.go).
+//
 // State is held in memory and, when Options.DataDir is set, persisted there
 // (metadata as JSON, content as immutable blob files shared by copies).
 // Every absolute URL handed out is built from the request's scheme and Host
