@@ -1,7 +1,10 @@
 package graphtest
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -424,4 +427,64 @@ func TestUsersSitesAndSharesSurviveARestart(t *testing.T) {
 	assert.Equal(t, roleWrite, s2.roleLocked(u.ID, d, d.lookupID(sh.ItemID)))
 	assert.Equal(t, "business", s2.driveType(d))
 	assert.Equal(t, "business", s2.driveType(s2.drives[u.DriveID]))
+}
+
+func TestDirectoryControlEndpoints(t *testing.T) {
+	c := newCore(t, Options{})
+	ctl := func(method, path string, body any, want int) map[string]any {
+		t.Helper()
+		return c.decode(c.plain(method, c.s.URL+"/_fake/"+path, toReader(t, body)), want)
+	}
+	u := ctl("POST", "users", map[string]any{"id": "bob", "email": "bob@example.com"}, http.StatusCreated)
+	assert.Equal(t, "bob", u["driveId"])
+	ctl("POST", "users", map[string]any{"id": "bob"}, http.StatusBadRequest)
+	assert.Len(t, ctl("GET", "users", nil, http.StatusOK)["users"], 2)
+
+	ctl("POST", "folders?drive=bob&path=/Team/Docs", nil, http.StatusCreated)
+	ctl("PUT", "files?drive=bob&path=/Team/Docs/a.txt", "from bob", http.StatusCreated)
+	ctl("PUT", "files?drive=nope&path=/a.txt", "x", http.StatusBadRequest)
+	sh := ctl("POST", "shares", map[string]any{"owner": "bob", "path": "/Team", "with": "me@nowhere", "role": "read"}, http.StatusBadRequest)
+	assert.Contains(t, sh["error"], "unknown user")
+	sh = ctl("POST", "shares", map[string]any{"owner": "bob", "path": "/Team", "with": c.s.DefaultDriveID(), "role": "read", "shortcut": "Team"}, http.StatusCreated)
+	assert.NotEmpty(t, sh["shortcutId"])
+
+	// The default user reads bob's folder through the shortcut's target.
+	kids := c.obj("GET", "/drives/bob/items/"+url.PathEscape(sh["itemId"].(string))+":/Docs:/children", nil, http.StatusOK)["value"].([]any)
+	require.Len(t, kids, 1)
+	assert.Equal(t, "a.txt", kids[0].(map[string]any)["name"])
+
+	// Bob's token works; the share can be removed.
+	tok := ctl("POST", "users/bob/tokens", nil, http.StatusOK)["access_token"].(string)
+	bob := *c
+	bob.token = tok
+	assert.Equal(t, "bob", bob.obj("GET", "/me", nil, http.StatusOK)["id"])
+	ctl("POST", "users/nobody/tokens", nil, http.StatusNotFound)
+	resp := c.plain("DELETE", c.s.URL+"/_fake/shares/"+sh["permissionId"].(string), nil)
+	require.Equal(t, http.StatusNoContent, resp.StatusCode)
+	resp.Body.Close()
+	c.graphErr(c.req("GET", "/drives/bob/items/"+url.PathEscape(sh["itemId"].(string)), nil), http.StatusNotFound, "itemNotFound", "")
+
+	site := ctl("POST", "sites", map[string]any{"name": "eng", "members": []string{"bob"}}, http.StatusCreated)
+	assert.Len(t, site["driveIds"], 1)
+	assert.Len(t, ctl("GET", "sites", nil, http.StatusOK)["sites"], 1)
+	ctl("DELETE", "sites", nil, http.StatusMethodNotAllowed)
+	eps := ctl("GET", "", nil, http.StatusOK)["endpoints"].([]any)
+	var paths []string
+	for _, e := range eps {
+		paths = append(paths, e.(map[string]any)["path"].(string))
+	}
+	assert.Contains(t, paths, "/_fake/shares")
+}
+
+func toReader(t *testing.T, body any) io.Reader {
+	t.Helper()
+	switch b := body.(type) {
+	case nil:
+		return nil
+	case string:
+		return strings.NewReader(b)
+	}
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	return bytes.NewReader(raw)
 }
