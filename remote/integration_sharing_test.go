@@ -359,3 +359,44 @@ func TestSharingDeltaParentPathForm(t *testing.T) {
 		}
 	}
 }
+
+func TestSharingFindSiteAndReachableDrives(t *testing.T) {
+	se := newSharedEnv(t, graphtest.Options{})
+	eng, err := se.fake.AddSite(graphtest.SiteOptions{Name: "eng", DisplayName: "Engineering", Members: []string{"bob@example.com"},
+		Libraries: []string{"Documents", "Archive"}})
+	require.NoError(t, err)
+	_, err = se.fake.AddSite(graphtest.SiteOptions{Name: "eng-ops", DisplayName: "Engineering Ops"})
+	require.NoError(t, err)
+	_, err = se.fake.AddSite(graphtest.SiteOptions{Name: "hr", DisplayName: "Engineering", Members: []string{"bob@example.com"}})
+	require.NoError(t, err)
+
+	site, lib, err := se.bob.FindSiteDrive(se.ctx, "ENG")
+	require.NoError(t, err)
+	assert.Equal(t, eng.ID, site.ID)
+	assert.Equal(t, eng.DriveIDs[0], lib.ID)
+	_, _, err = se.bob.FindSiteDrive(se.ctx, "Engineering")
+	var choice *remote.SiteChoiceError
+	require.ErrorAs(t, err, &choice)
+	assert.Len(t, choice.Candidates, 2)
+	_, _, err = se.bob.FindSiteDrive(se.ctx, "finance")
+	assert.ErrorIs(t, err, remote.ErrNotFound)
+	_, _, err = se.bob.FindSiteDrive(se.ctx, "eng-ops")
+	assert.ErrorIs(t, err, remote.ErrForbidden, "bob is no member of eng-ops")
+
+	all, err := se.bob.ReachableDrives(se.ctx, "eng")
+	require.NoError(t, err)
+	var got []string
+	for _, rd := range all {
+		name := rd.Drive.ID
+		if rd.Site != nil {
+			name = rd.Site.Name + "/" + rd.Drive.Name
+		}
+		got = append(got, name)
+	}
+	assert.Equal(t, []string{se.bobID, "eng/Documents", "eng/Archive", "hr/Documents"}, got,
+		"own drive, then followed sites' libraries, each once; eng-ops is out of reach")
+	mine, err := se.client.ReachableDrives(se.ctx, "")
+	require.NoError(t, err)
+	require.Len(t, mine, 1)
+	assert.Nil(t, mine[0].Site)
+}

@@ -384,3 +384,107 @@ func collect[T any](ctx context.Context, c *Client, op, u string, fn func(*T)) e
 	}
 	return nil
 }
+
+// ReachableDrive is a drive the signed-in user can open, and the site whose
+// library it is (nil for the user's own drives).
+type ReachableDrive struct {
+	Drive *Drive
+	Site  *Site
+}
+
+// ReachableDrives lists the drives the signed-in user can open: their own
+// (/me/drives), then the libraries of the sites they follow, then those of
+// the sites a search for siteSearch finds ("" for no search). Each drive
+// appears once. Sites whose libraries the user may not open are left out.
+func (c *Client) ReachableDrives(ctx context.Context, siteSearch string) ([]ReachableDrive, error) {
+	own, err := c.Drives(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []ReachableDrive
+	add := func(d *Drive, s *Site) {
+		if k := strings.ToLower(d.ID); !seen[k] {
+			seen[k] = true
+			out = append(out, ReachableDrive{Drive: d, Site: s})
+		}
+	}
+	sites, err := c.FollowedSites(ctx)
+	if err != nil && !errors.Is(err, ErrNotFound) { // Personal accounts have no sites
+		return nil, err
+	}
+	if siteSearch != "" {
+		found, err := c.SearchSites(ctx, siteSearch)
+		if err != nil {
+			return nil, err
+		}
+		sites = append(sites, found...)
+	}
+	// Libraries first mark their drives as a site's, then the user's own
+	// drives that are not libraries are added.
+	for _, s := range sites {
+		libs, err := c.SiteDrives(ctx, s.ID)
+		switch {
+		case errors.Is(err, ErrForbidden), errors.Is(err, ErrNotFound):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		for _, d := range libs {
+			add(d, s)
+		}
+	}
+	var mine []ReachableDrive
+	for _, d := range own {
+		if k := strings.ToLower(d.ID); !seen[k] {
+			seen[k] = true
+			mine = append(mine, ReachableDrive{Drive: d})
+		}
+	}
+	return append(mine, out...), nil
+}
+
+// SiteChoiceError is FindSiteDrive's answer when the name matches several
+// sites: the caller should ask for one of Candidates by id.
+type SiteChoiceError struct {
+	Name       string
+	Candidates []*Site
+}
+
+func (e *SiteChoiceError) Error() string {
+	names := make([]string, len(e.Candidates))
+	for i, s := range e.Candidates {
+		names[i] = fmt.Sprintf("%s (%s)", s.DisplayName, s.ID)
+	}
+	return fmt.Sprintf("remote: %d sites are called %q: %s", len(e.Candidates), e.Name, strings.Join(names, ", "))
+}
+
+// FindSiteDrive finds the SharePoint site called name (its URL name, title
+// or id, compared case-insensitively) and returns it with its default
+// document library. No such site is an error matching ErrNotFound; several
+// are a *SiteChoiceError; a site whose library the user may not open,
+// ErrForbidden.
+func (c *Client) FindSiteDrive(ctx context.Context, name string) (*Site, *Drive, error) {
+	found, err := c.SearchSites(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var matches []*Site
+	for _, s := range found {
+		if strings.EqualFold(s.Name, name) || strings.EqualFold(s.DisplayName, name) || strings.EqualFold(s.ID, name) {
+			matches = append(matches, s)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return nil, nil, fmt.Errorf("%w: no SharePoint site is called %q", ErrNotFound, name)
+	case 1:
+	default:
+		return nil, nil, &SiteChoiceError{Name: name, Candidates: matches}
+	}
+	d, err := c.SiteDrive(ctx, matches[0].ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return matches[0], d, nil
+}

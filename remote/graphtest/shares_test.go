@@ -330,6 +330,8 @@ func TestSitesAndBusinessForms(t *testing.T) {
 	assert.Empty(t, ss.alice.obj("GET", "/sites?search=finance", nil, http.StatusOK)["value"])
 	ss.alice.graphErr(ss.alice.req("GET", "/sites", nil), http.StatusBadRequest, "invalidRequest", "")
 	ss.alice.graphErr(ss.alice.req("GET", "/sites/nope/drive", nil), http.StatusNotFound, "itemNotFound", "")
+	ss.alice.graphErr(ss.alice.req("GET", "/sites/"+url.PathEscape(site.ID)+"/drive", nil), http.StatusForbidden, "accessDenied", "")
+	assert.Equal(t, "marketing", ss.alice.obj("GET", "/sites/"+url.PathEscape(site.ID), nil, http.StatusOK)["name"])
 
 	lib := ss.bob.obj("GET", "/sites/"+url.PathEscape(site.ID)+"/drive", nil, http.StatusOK)
 	assert.Equal(t, site.DriveIDs[0], lib["id"])

@@ -22,8 +22,10 @@ import (
 //	GET /shares/{id}/driveItem[/content]   shares.go
 //
 // Sites are visible to every user (search results are not filtered by
-// membership, as sites of an organisation are discoverable), but the items
-// of a library are readable only by the site's members (users.go).
+// membership, as sites of an organisation are discoverable), but their
+// libraries (/sites/{id}/drive, /drives) are 403 accessDenied to others, and
+// the items of a library are readable only by the site's members
+// (users.go).
 
 // Directory endpoints, as route.directory.
 const (
@@ -174,6 +176,10 @@ func (s *Server) serveDirectory(w http.ResponseWriter, r *http.Request, rt route
 		site := s.sharing.Sites[strings.ToLower(rt.rest)]
 		if site == nil {
 			errNotFound().write(w, r)
+			return
+		}
+		if rt.directory != dirSite && !s.isSiteMember(rt.user, &driveMeta{Site: site.ID}) {
+			errAccessDenied("Only the site's members can open its libraries.").write(w, r)
 			return
 		}
 		switch rt.directory {
