@@ -88,6 +88,7 @@ func TestSharingReadOnlyShareThroughShortcut(t *testing.T) {
 	assert.False(t, shared[0].Shortcut)
 	assert.Equal(t, se.fake.DefaultDriveID(), shared[0].RemoteDriveID)
 	assert.Equal(t, se.teamID, shared[0].RemoteID)
+	assert.NotEqual(t, se.teamID, shared[0].ID, "an entry's own id is not the item's")
 
 	// Add it to bob's drive as a shortcut and follow it.
 	bobRoot, err := se.bob.Root(se.ctx)

@@ -39,7 +39,7 @@ type Item struct {
 	// Shared-in items (a remoteItem facet, docs/graph-contract.md §11): the
 	// item lives in drive RemoteDriveID as RemoteID, under RemoteParentID
 	// (when the service says). Shortcut is set for a shortcut in this drive
-	// ("Add shortcut to My files"), whose own ID differs from RemoteID; its
+	// ("Add shortcut to My files"), whose own ID is not RemoteID; its
 	// content and children are reached through RemoteDriveID and RemoteID
 	// (OnDrive), not through ID. Role is the signed-in user's role on the
 	// remote item when known (RemoteTarget fills it in), "" otherwise.

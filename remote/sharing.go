@@ -179,11 +179,16 @@ func (c *Client) driveList(ctx context.Context, op, u string) ([]*Drive, error) 
 
 // SharedWithMe lists the items others shared with the signed-in user
 // (GET /me/drive/sharedWithMe), whether or not they were added as
-// shortcuts. Each has RemoteDriveID and RemoteID set.
+// shortcuts. Each has RemoteDriveID and RemoteID set: use those, not ID
+// (the entry's own id, which is not the item's). Microsoft deprecated this
+// endpoint and announced it would stop returning data after November 2026:
+// an empty list does not mean that nothing is shared.
 func (c *Client) SharedWithMe(ctx context.Context) ([]*Item, error) {
 	var items []*Item
 	err := collect(ctx, c, "shared with me", c.graphBase.String()+"/me/drive/sharedWithMe", func(w *wireItem) {
-		items = append(items, w.toItem())
+		it := w.toItem()
+		it.Shortcut = false // an entry of the list, not an item of the user's drive
+		items = append(items, it)
 	})
 	return items, err
 }

@@ -344,9 +344,9 @@ func (w *wireItem) toItem() *Item {
 			it.RemoteDriveID = r.ParentReference.DriveID
 			it.RemoteParentID = r.ParentReference.ID
 		}
-		// A shortcut has an id of its own in this drive; an entry of
-		// sharedWithMe is the remote item itself.
-		it.Shortcut = r.ID != "" && !strings.EqualFold(r.ID, w.ID)
+		// An item of a drive with a remoteItem facet is a shortcut to it
+		// (SharedWithMe, whose entries are in no drive, clears this).
+		it.Shortcut = true
 		if it.Size == 0 {
 			it.Size = r.Size
 		}

@@ -23,7 +23,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type sharingFlags struct {
 	users, userSeeds, sites, shares listFlag
-	deltaParentPath                 *bool
+	deltaParentPath, sharedRetired  *bool
 }
 
 func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
@@ -32,6 +32,7 @@ func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
 	fset.Var(&sf.userSeeds, "user-seed", "import the local tree into a user's drive when it is empty: `ID=DIR` (repeatable)")
 	fset.Var(&sf.sites, "site", "add a SharePoint site with one document library: `NAME[:MEMBER,MEMBER…]` (members: user ids or emails; repeatable)")
 	fset.Var(&sf.shares, "share", "share a folder or file: `OWNER:PATH:WITH:ROLE[:SHORTCUT]` (OWNER and WITH: \"me\" (the default user), a user id or an email; PATH in the owner's drive; ROLE read or write, SHORTCUT the name of a shortcut added to WITH's root; repeatable)")
+	sf.sharedRetired = fset.Bool("shared-with-me-retired", false, "GET /me/drive/sharedWithMe answers an empty list, as Microsoft announced for after November 2026")
 	sf.deltaParentPath = fset.Bool("delta-parent-path", false, "delta items of Personal drives carry parentReference.path (as real Personal drives were seen doing; Business drives never do)")
 	return sf
 }
@@ -39,6 +40,7 @@ func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
 // configure applies the flags that are options of the fake.
 func (sf *sharingFlags) configure(o *graphtest.Options) {
 	o.Forms.DeltaParentPath = *sf.deltaParentPath
+	o.Forms.SharedWithMeRetired = *sf.sharedRetired
 }
 
 // validate checks the flags' syntax before anything starts.

@@ -59,6 +59,10 @@ type FormOptions struct {
 	// Default: no path in delta (the documented form, and what Business
 	// drives always send).
 	DeltaParentPath bool `json:"deltaParentPath"`
+	// SharedWithMeRetired makes GET /me/drive/sharedWithMe answer an empty
+	// list: Microsoft deprecated it and announced it would stop returning
+	// data after November 2026. Default: it lists what was shared.
+	SharedWithMeRetired bool `json:"sharedWithMeRetired"`
 }
 
 // Values of the FormOptions string knobs.

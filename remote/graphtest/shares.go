@@ -36,8 +36,10 @@ import (
 //     to its item, …/driveItem/content to a 302 to the content; an expired
 //     link is 403 accessDenied, an unknown one 404.
 //   - GET /me/drive/sharedWithMe lists the items granted to the caller, as
-//     items with a remoteItem facet (whether or not they were added as
-//     shortcuts), in one page.
+//     entries with ids of their own and a remoteItem facet (whether or not
+//     they were added as shortcuts), in one page. Microsoft retired it after
+//     November 2026; FormOptions.SharedWithMeRetired makes it answer an
+//     empty list, as the retired endpoint does.
 
 // remoteRef is what a shortcut points at.
 type remoteRef struct {
@@ -538,6 +540,9 @@ func (s *Server) handleSharedWithMe(w http.ResponseWriter, r *http.Request, rt r
 	}
 	var entries []entry
 	for _, p := range s.sharing.Perms {
+		if formsOf(r).SharedWithMeRetired {
+			break // the retired endpoint answers, with nothing in it
+		}
 		if p.Link != nil || !strings.EqualFold(p.GrantedTo, rt.user) {
 			continue
 		}
@@ -552,8 +557,10 @@ func (s *Server) handleSharedWithMe(w http.ResponseWriter, r *http.Request, rt r
 		ri := s.remoteItemLocked(r, remoteRef{DriveID: d.ID, ItemID: it.ID})
 		ri.Shared.SharedBy = &s.identityLocked(p.GrantedBy).User
 		ri.Shared.SharedDateTime = wireTime(p.Created)
+		// The entry has an id of its own, not the item's (as documented):
+		// clients must go through remoteItem.
 		entries = append(entries, entry{foldName(it.Name) + "\x00" + it.ID, &wireItem{
-			ID: it.ID, Name: it.Name, Size: it.Size, WebURL: ri.WebURL,
+			ID: "S" + strings.ToUpper(p.ID), Name: it.Name, Size: it.Size, WebURL: ri.WebURL,
 			CreatedDateTime: ri.CreatedDateTime, LastModifiedDateTime: ri.LastModifiedDateTime,
 			RemoteItem: ri,
 		}})

@@ -203,7 +203,11 @@ func TestShortcutsAndSharedWithMe(t *testing.T) {
 	assert.Equal(t, ss.projID, str(e, "remoteItem", "id"))
 	assert.NotNil(t, e["remoteItem"].(map[string]any)["folder"])
 	assert.Nil(t, e["folder"], "the facets of a shared item are in remoteItem")
+	assert.NotEqual(t, ss.projID, e["id"], "an entry has an id of its own")
 	assert.Empty(t, ss.alice.obj("GET", "/me/drive/sharedWithMe", nil, http.StatusOK)["value"])
+	require.NoError(t, ss.alice.s.SetForms(FormOptions{SharedWithMeRetired: true}))
+	assert.Empty(t, bob.obj("GET", "/me/drive/sharedWithMe", nil, http.StatusOK)["value"], "retired: empty")
+	require.NoError(t, ss.alice.s.SetForms(FormOptions{}))
 
 	// "Add shortcut to My files".
 	body := map[string]any{"name": "Alice's Proj", "remoteItem": map[string]any{
