@@ -131,6 +131,7 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		},
 	}
 	sharing.configure(&opts)
+	businessMonitorForms(fset, &opts)
 	if err := sharing.validate(); err != nil {
 		return usage("%v", err)
 	}

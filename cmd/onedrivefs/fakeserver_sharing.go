@@ -155,3 +155,24 @@ func (sf *sharingFlags) apply(fake *graphtest.Server) ([]string, error) {
 	}
 	return notes, errors.Join(errs...)
 }
+
+// businessMonitorForms leaves the monitor's forms to the fake's Business
+// defaults (200 on every poll, the SharePoint-shaped body) when the drive
+// is a Business one and no --monitor-style, --monitor-running-status or
+// --monitor-body flag was given: their defaults are the Personal forms.
+func businessMonitorForms(fset *flag.FlagSet, o *graphtest.Options) {
+	if o.DriveType != "business" {
+		return
+	}
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["monitor-style"] {
+		o.Copy.MonitorStyle = ""
+	}
+	if !set["monitor-running-status"] {
+		o.Copy.MonitorRunningStatus = 0
+	}
+	if !set["monitor-body"] {
+		o.Copy.MonitorBody = ""
+	}
+}

@@ -145,3 +145,28 @@ func TestFakeServerSharingFlagErrors(t *testing.T) {
 		assert.NotEmpty(t, stderr.String(), "%v", args)
 	}
 }
+
+func TestFakeServerBusinessMonitorForms(t *testing.T) {
+	knobs := func(args ...string) map[string]any {
+		t.Helper()
+		base, _, stop := startFakeInProcess(t, append([]string{"--data", t.TempDir()}, args...)...)
+		defer stop()
+		resp, err := http.Get(base + "/_fake/copy")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var m map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
+		return m
+	}
+	b := knobs("--drive-type", "business")
+	assert.EqualValues(t, 200, b["monitorRunningStatus"])
+	assert.Equal(t, "200", b["monitorStyle"])
+	assert.Equal(t, "sharepoint", b["monitorBody"])
+	b = knobs("--drive-type", "business", "--monitor-running-status", "202", "--monitor-style", "303")
+	assert.EqualValues(t, 202, b["monitorRunningStatus"], "an explicit flag wins")
+	assert.Equal(t, "303", b["monitorStyle"])
+	assert.Equal(t, "sharepoint", b["monitorBody"])
+	p := knobs()
+	assert.EqualValues(t, 202, p["monitorRunningStatus"])
+	assert.Equal(t, "graph", p["monitorBody"])
+}
