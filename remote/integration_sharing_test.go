@@ -401,3 +401,38 @@ func TestSharingFindSiteAndReachableDrives(t *testing.T) {
 	require.Len(t, mine, 1)
 	assert.Nil(t, mine[0].Site)
 }
+
+func TestSharingCopyFromLibraryOnBusiness(t *testing.T) {
+	// A Business account: the monitor answers 200 on every poll with the
+	// SharePoint body; a library of a site the user belongs to is copied
+	// into the user's own drive server-side.
+	e := newEnv(t, envConfig{fake: graphtest.Options{DriveType: "business"}})
+	me, err := e.client.Me(e.ctx)
+	require.NoError(t, err)
+	site, err := e.fake.AddSite(graphtest.SiteOptions{Name: "legal", Members: []string{me.ID}})
+	require.NoError(t, err)
+	_, err = e.fake.PutFileIn(site.DriveIDs[0], "/Contracts/c1.pdf", pattern(3000, 3), time.Time{})
+	require.NoError(t, err)
+	_, lib, err := e.client.FindSiteDrive(e.ctx, "legal")
+	require.NoError(t, err)
+	src, err := e.client.OnDrive(lib.ID).ItemByPath(e.ctx, "/Contracts")
+	require.NoError(t, err)
+	root, err := e.client.Root(e.ctx)
+	require.NoError(t, err)
+	mon, err := e.client.OnDrive(lib.ID).StartCopy(e.ctx, src.ID, remote.CopyRequest{DestDriveID: root.DriveID, DestParentID: root.ID})
+	require.NoError(t, err)
+	var st *remote.JobStatus
+	for i := 0; i < 50; i++ {
+		if st, err = e.client.Monitor(e.ctx, mon); err != nil || st.State != remote.JobRunning {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, err)
+	require.Equal(t, remote.JobCompleted, st.State, "%+v", st)
+	got, err := e.client.Item(e.ctx, st.ResourceID)
+	require.NoError(t, err)
+	assert.Equal(t, "Contracts", got.Name)
+	assert.Equal(t, root.DriveID, got.DriveID)
+	e.rec.requireNoAuthOnPreauth(t)
+}
