@@ -39,8 +39,14 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 		"application (client) `ID` of your app registration, a public client (default: a placeholder only the fake server accepts)")
 	driveID := fset.String("drive-id", "",
 		"`ID` of the drive to mount; empty means your own drive (/me/drive)")
+	site := fset.String("site", "",
+		"mount the default document library of the SharePoint site `NAME` (its URL name, title or id; see 'onedrivefs drives')")
 	if err := parseFlags(fset, args); err != nil {
 		return err
+	}
+	if *site != "" && *driveID != "" {
+		fmt.Fprintln(e.stderr, "onedrivefs login: --site and --drive-id both name the drive to mount: give one")
+		return errUsage
 	}
 	if fset.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "onedrivefs login: unexpected argument %q\n", fset.Arg(0))
@@ -97,6 +103,16 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 	store := remote.NewTokenStore(dir, logger)
 	if err := store.Save(tok); err != nil {
 		return err
+	}
+	if *site != "" {
+		tokens := remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger)
+		client, err := remote.New(remote.Config{GraphURL: p.GraphURL, Tokens: tokens, Logger: logger})
+		if err != nil {
+			return err
+		}
+		if p.DriveID, err = siteDriveID(ctx, client, *site, e.stdout); err != nil {
+			return fmt.Errorf("signed in, but the profile was not changed: %w", err)
+		}
 	}
 	if err := remote.SaveProfile(dir, p, logger); err != nil {
 		return err

@@ -47,6 +47,7 @@ func commands() map[string]command {
 		"fake-server": {"run the fake OneDrive (Graph + OAuth) server", runFakeServer},
 		"login":       {"sign in (device code) and store the token", runLogin},
 		"logout":      {"delete the stored token", runLogout},
+		"drives":      {"list the drives and SharePoint libraries the account can reach", runDrives},
 		"mount":       {"mount the drive (foreground; Ctrl-C unmounts)", runMount},
 		"cp":          {"copy a file or folder inside a mount, server-side", runCp},
 		"jobs":        {"list the server-side copy jobs of a mount", runJobs},
