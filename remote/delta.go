@@ -59,23 +59,33 @@ func (c *Client) DeltaPages(ctx context.Context, link string, fn func(items []*I
 // instead, or the whole drive's delta where the user may read its root).
 // A saved deltaLink (link) resumes, as for Delta.
 func (c *Client) FolderDelta(ctx context.Context, folderID, link string) (*DeltaPage, error) {
-	u, err := c.deltaURL(c.itemURL(folderID)+"/delta", link)
-	if err != nil {
-		return nil, err
-	}
 	var items []*Item
-	dl, err := c.deltaPages(ctx, u, func(page []*Item) error {
+	dl, err := c.FolderDeltaPages(ctx, folderID, link, func(page []*Item) error {
 		items = append(items, page...)
 		return nil
 	})
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.StatusCode == http.StatusBadRequest && e.hasCode("invalidRequest") {
-			return nil, fmt.Errorf("%w: delta of a folder: %w", ErrNotSupported, err)
-		}
 		return nil, err
 	}
 	return &DeltaPage{Items: items, DeltaLink: dl}, nil
+}
+
+// FolderDeltaPages is FolderDelta calling fn with each page's items
+// instead of collecting them. It returns the deltaLink.
+func (c *Client) FolderDeltaPages(ctx context.Context, folderID, link string, fn func(items []*Item) error) (string, error) {
+	u, err := c.deltaURL(c.itemURL(folderID)+"/delta", link)
+	if err != nil {
+		return "", err
+	}
+	dl, err := c.deltaPages(ctx, u, fn)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.StatusCode == http.StatusBadRequest && e.hasCode("invalidRequest") {
+			return "", fmt.Errorf("%w: delta of a folder: %w", ErrNotSupported, err)
+		}
+		return "", err
+	}
+	return dl, nil
 }
 
 func (c *Client) deltaPages(ctx context.Context, u string, fn func(items []*Item) error) (string, error) {
