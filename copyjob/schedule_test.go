@@ -1,11 +1,11 @@
 package copyjob
 
 import (
-	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,7 +45,7 @@ func TestRetryAfterOnAnswerDelaysThatJob(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{FirstInterval: 100 * ms, BackoffFactor: 2, MaxInterval: time.Second})
 		h.poller.script(monitorURL(1),
-			step{st: Status{Raw: "inProgress", RetryAfter: 7 * time.Second}},
+			step{st: remote.JobStatus{State: remote.JobRunning, Status: "inProgress", RetryAfter: 7 * time.Second}},
 			running("inProgress", 20))
 		j1 := h.add(t, 1)
 		j2 := h.add(t, 2) // unscripted, no Retry-After
@@ -67,7 +67,7 @@ func TestThrottlingPausesAllPolls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{})
 		h.poller.script(monitorURL(1),
-			errs(&ThrottledError{RetryAfter: 3 * time.Second, Err: errors.New("HTTP 429")}),
+			errs(&remote.Error{Op: "copy monitor", StatusCode: 429, RetryAfter: 3 * time.Second}),
 			completed("NEW1"))
 		h.poller.script(monitorURL(2), completed("NEW2"))
 		j1 := h.add(t, 1)
@@ -122,7 +122,7 @@ func TestConcurrentPollsAreBounded(t *testing.T) {
 		p := newFakePoller()
 		h := start(t, Config{Poller: p, MaxConcurrentPolls: 3, MaxPollsPerSecond: -1})
 		for n := range 10 {
-			p.script(monitorURL(n), step{block: release, st: Status{Raw: "completed"}})
+			p.script(monitorURL(n), step{block: release, st: remote.JobStatus{State: remote.JobCompleted, Status: "completed"}})
 			h.add(t, n)
 		}
 		time.Sleep(10 * time.Second) // less than PollTimeout: the polls hang all along

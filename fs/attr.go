@@ -59,6 +59,9 @@ func (f *FS) attrOf(e *entry) attr {
 			a.mtime = e.mtime
 		}
 	}
+	if !e.isDir && e.item == nil && !e.mtime.IsZero() {
+		a.mtime = e.mtime // a pending copy's
+	}
 	if e.isDir {
 		if e.mtime.After(a.mtime) {
 			a.mtime = e.mtime

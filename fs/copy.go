@@ -11,7 +11,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
 	"github.com/onedrivefs/onedrivefs/cache"
-	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -20,16 +19,6 @@ import (
 // the size stat shows, callers that stop early, the fallback to copying
 // bytes, never ENOSYS, interrupts) are written once, in
 // docs/copy-semantics.md.
-
-// serverCopy marks a file whose content is a server-side copy of src (size
-// bytes, its item the file's), of which a copy_file_range caller has been
-// answered the first answered bytes. It lives in file.copyIn, under
-// file.mu.
-type serverCopy struct {
-	src      *entry
-	size     int64
-	answered int64
-}
 
 // copyRange is one copy_file_range request.
 type copyRange struct {
@@ -143,10 +132,10 @@ func (f *FS) serverCopyCandidate(r copyRange) bool {
 	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item != nil
 }
 
-// serverCopyInto has the service copy r.src to r.dst's folder and name,
-// waits for the job and binds r.dst to the new item. fallback tells whether
-// an error came before anything happened to the destination, so that the
-// bytes may be copied instead.
+// serverCopyInto has the service copy r.src to r.dst's folder and name and
+// returns once the job is accepted (pending.go). fallback tells whether an
+// error came before anything happened to the destination, so that the bytes
+// may be copied instead.
 func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallback bool, err error) {
 	it, err := f.sourceForCopy(ctx, r.src)
 	if err != nil {
@@ -155,72 +144,26 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 	if it.Size == 0 {
 		return 0, true, errors.New("the source is empty")
 	}
-	f.mu.Lock()
-	parent, name := r.dst.parent, r.dst.name
-	if r.dst.removed || parent == nil || parent.item == nil {
-		f.mu.Unlock()
-		return 0, true, errRemoved
-	}
-	parentID := parent.item.ID
-	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
-	f.mu.Unlock()
-
-	key := copyWaiterKey(parentID, name)
-	f.addCopyWaiter(key)
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			f.doneCopyWaiter(key)
-		}
-	}()
-	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
-		DestParentID: parentID, Name: name, Conflict: remote.ConflictReplace})
-	if err != nil {
-		return 0, true, fmt.Errorf("starting the copy: %w", err)
-	}
-	job, err := f.copies.Add(copyjob.Spec{
-		SourceID: it.ID, SourcePath: srcPath, DestParentID: parentID, DestName: name, DestPath: dstPath,
-		MonitorURL: monitor, Size: it.Size, Origin: originCP,
-	})
-	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
-		// The service copies anyway; with nobody waiting, the tracker's
-		// OnDone (or the next listing) shows the result.
-		return 0, true, fmt.Errorf("tracking the copy: %w", err)
-	}
-	job, err = f.copies.Wait(ctx, job.ID)
-	if err != nil {
-		if ctx.Err() != nil {
-			handedOff = f.adoptLater(job.ID, r.src, r.dst, parent, key)
-			f.log.Info("copy_file_range interrupted; the server-side copy goes on and its result will replace the destination",
-				"job", job.ID, "destination", dstPath)
-			return 0, false, ctx.Err()
-		}
-		return 0, false, err
-	}
-	if job.State != copyjob.StateCompleted {
-		if job.Error != nil {
-			return 0, true, job.Error
-		}
-		return 0, true, fmt.Errorf("the copy job ended %s", job.State)
-	}
-	got, err = f.adoptCopy(ctx, r.src, r.dst, parent, job, r.n)
-	if err != nil && ctx.Err() != nil {
-		handedOff = f.adoptLater(job.ID, r.src, r.dst, parent, key)
-		return 0, false, ctx.Err()
-	}
-	return got, false, err
+	return f.startPendingCopy(ctx, r, it)
 }
 
 // startCopyTimeout bounds a copy request, which an interrupt does not cancel.
 const startCopyTimeout = 30 * time.Second
 
-// startCopy sends the copy request on a context that an interrupt of the
+// startCopy waits for a start slot of the tracker, then sends the copy
+// request on a context that an interrupt of the
 // FUSE request does not cancel (bounded by startCopyTimeout): once the
 // request is sent the service may accept it, and a job the mount does not
 // track would be a copy nobody watches. So an interrupted setxattr or cp
 // either started nothing (EINTR came earlier, and the caller may simply try
 // again) or started a job the tracker follows.
 func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) (string, error) {
+	// The rate of copy requests is bounded (a cp -r of thousands of files
+	// must not trip the service's throttling); waiting for a slot is
+	// interruptible, the request itself is not.
+	if err := f.copies.WaitStartSlot(ctx); err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
 	defer cancel()
 	return f.remote.StartCopy(ctx, srcID, r)
@@ -236,6 +179,11 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 		if c := st.copyIn; c != nil && c.answered < c.size {
 			st.mu.Unlock()
 			return nil, errors.New("the source is a copy still being made")
+		}
+		if c := pendingCopyLocked(st); c != nil {
+			// A copy of a pending copy is a copy of the version it copies.
+			st.mu.Unlock()
+			return c.srcItem, nil
 		}
 		var err error
 		if st.dirty {
@@ -258,130 +206,53 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 	return src.item, nil
 }
 
-// errNotAdopted: a finished copy's item could not be bound to the
-// destination's entry, which changed meanwhile; it is revealed as a new
-// entry instead.
-var errNotAdopted = errors.New("the destination changed while it was being copied")
-
-// adoptCopy binds dst, a file of folder parent, to the item job j created:
-// dst's local placeholder (staged content, journal record) is dropped, and
-// an item it replaced forgotten. answer ≥ 0 is a waiting caller's request
-// length: dst is marked as a server copy of src answered that much (at most
-// the size), which is returned. answer < 0 is the background adoption
-// after an interrupted caller: dst becomes the whole copy.
-func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.Job, answer int64) (int64, error) {
-	it, err := f.copiedItem(ctx, j)
-	if err != nil {
-		return 0, fmt.Errorf("reading the copied item: %w", err)
-	}
-	st := f.ensureFile(dst)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	size, _, _ := st.localAttr()
-	f.mu.Lock()
-	if answer >= 0 && dst.removed && !parent.removed {
-		// The kernel holds dst's lock during the call, so nobody unlinked
-		// it: the delta poll saw the replaced item go. It is still here.
-		dst.removed, dst.parent = false, parent
-	}
-	removed, old := dst.removed, dst.item
-	f.mu.Unlock()
-	if removed || (st.dirty && size > 0) || (answer < 0 && st.copyIn != nil) {
-		return 0, errNotAdopted
-	}
-	f.discardLocalLocked(st)
-	f.mu.Lock()
-
-	f.bindFSLocked(dst, it)
-	name := dst.name
-	f.mu.Unlock()
-	st.baseCTag, st.baseETag = it.CTag, it.ETag
-	if old != nil && old.ID != it.ID {
-		f.content.Remove(old.ID)
-	}
-	if answer < 0 {
-		f.notes.aliases(parent, name)
-		f.notes.content(dst)
-		return 0, nil
-	}
-	got := min(answer, it.Size)
-	st.copyIn = &serverCopy{src: src, size: it.Size, answered: got}
-	st.setCopiedAttr(true, got)
-	return got, nil
-}
-
-// adoptLater hands a job whose caller was interrupted to a background
-// goroutine, which binds the result to dst when the job completes (or
-// reveals it beside a dst changed meanwhile). It reports whether the
-// goroutine took over the waiter registration key.
-func (f *FS) adoptLater(id string, src, dst, parent *entry, key string) bool {
-	fl := f.ensureFile(dst)
-	fl.mu.Lock()
-	fl.copiesPending++
-	fl.mu.Unlock()
-	started := f.bg.Go(func(ctx context.Context) {
-		defer f.doneCopyWaiter(key)
-		defer func() {
-			// The empty placeholder waited for the copy; if the copy did not
-			// replace it, it is sent now (when nobody has it open).
-			fl.mu.Lock()
-			fl.copiesPending--
-			if fl.copiesPending == 0 && fl.dirty && fl.handles.Load() == 0 {
-				if err := f.finishLocked(ctx, dst, fl); err != nil && ctx.Err() == nil {
-					f.log.Warn("sending a file after an interrupted copy failed", "path", f.pathOf(dst), "err", err)
-				}
-			}
-			fl.mu.Unlock()
-		}()
-		j, err := f.copies.Wait(ctx, id)
-		if err != nil || j.State != copyjob.StateCompleted {
-			return
-		}
-		_, err = f.adoptCopy(ctx, src, dst, parent, j, -1)
-		if errors.Is(err, errNotAdopted) {
-			var it *remote.Item
-			if it, err = f.copiedItem(ctx, j); err == nil {
-				f.revealItem(it)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			f.log.Warn("showing the result of an interrupted copy failed; it shows up at the next listing",
-				"job", id, "err", err)
-			f.forgetDestination(j.DestParentID, j.DestName)
-		}
-	})
-	if !started {
-		fl.mu.Lock()
-		fl.copiesPending--
-		fl.mu.Unlock()
-	}
-	return started
-}
-
-// dropCopyLocked forgets that st is a partly answered server copy. Caller
-// holds st.mu.
-func (f *FS) dropCopyLocked(st *file) {
-	if st.copyIn != nil {
-		st.copyIn = nil
-		st.setCopiedAttr(false, 0)
+// dropCopyLocked forgets fl's server-copy mark. Requires fl.mu.
+func (f *FS) dropCopyLocked(fl *file) {
+	if fl.copyIn != nil {
+		fl.copyIn = nil
+		fl.setCopiedAttr(false, 0)
 	}
 }
 
 // settleCopyLocked ends a server-copy mark before the file is sent,
-// written or truncated: a copy answered whole is just the file; one
-// answered in part is cut to the answered bytes, staged (downloaded from
-// the copy) and marked dirty, so that the service's item ends as exactly
-// what the caller copied. Caller holds st.mu.
-func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *file) error {
-	c := st.copyIn
+// written or truncated: it waits for a pending copy first; then a copy
+// answered whole is just the file; one answered in part is cut to the
+// answered bytes (staged from the copy, or cut in the staged bytes of a
+// copy completed by bytes) and marked dirty, so that the service's item
+// ends as exactly what the caller copied. Requires fl.mu.
+func (f *FS) settleCopyLocked(ctx context.Context, e *entry, fl *file) error {
+	if err := f.waitCopyLocked(ctx, fl); err != nil {
+		return err
+	}
+	return f.trimCopyLocked(ctx, e, fl)
+}
+
+// trimCopyLocked is settleCopyLocked once no copy is pending. Requires
+// fl.mu.
+func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
+	c := fl.copyIn
 	if c == nil {
+		return nil
+	}
+	if c.answered >= c.size {
+		f.dropCopyLocked(fl)
+		return nil
+	}
+	if fl.staged != nil {
+		if err := fl.staged.File().Truncate(c.answered); err != nil {
+			return err
+		}
+		_, mtime, _ := fl.localAttr()
+		fl.dirty = true
+		fl.setLocalAttr(true, c.answered, mtime)
+		f.dropCopyLocked(fl)
 		return nil
 	}
 	f.mu.Lock()
 	it := e.item
 	f.mu.Unlock()
-	if c.answered >= c.size || it == nil || st.staged != nil {
-		f.dropCopyLocked(st)
+	if it == nil {
+		f.dropCopyLocked(fl)
 		return nil
 	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
@@ -392,12 +263,12 @@ func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *file) error {
 		f.abandonStaged(sf)
 		return err
 	}
-	st.staged, st.committed, st.dirty = sf, false, true
-	st.baseCTag, st.baseETag = it.CTag, it.ETag
-	st.setLocalAttr(true, c.answered, itemMtime(it))
+	fl.staged, fl.committed, fl.dirty = sf, false, true
+	fl.baseCTag, fl.baseETag = it.CTag, it.ETag
+	fl.setLocalAttr(true, c.answered, itemMtime(it))
 	f.log.Info("a copy_file_range caller copied only the start of the file; the destination keeps exactly those bytes",
 		"path", f.pathOf(e), "copied", c.answered, "size", c.size)
-	f.dropCopyLocked(st)
+	f.dropCopyLocked(fl)
 	return nil
 }
 

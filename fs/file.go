@@ -49,11 +49,10 @@ type file struct {
 	// a copy_file_range caller that has been answered part of it (copy.go).
 	// GUARDED_BY(mu)
 	copyIn *serverCopy
-	// copiesPending counts server-side copies into this file whose caller
-	// was interrupted and whose result will replace it: meanwhile its empty
-	// placeholder is not sent (it would only end as a conflict copy).
+	// holds counts the server-side copies taken from this file that have
+	// not completed: its uploads wait in the journal meanwhile (pending.go).
 	// GUARDED_BY(mu)
-	copiesPending int
+	holds int
 
 	// handles counts open handles; changed without mu so that open never
 	// waits for an upload.
@@ -184,7 +183,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st := f.ensureFile(e)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.copyIn != nil && size == 0 {
+	if st.copyIn != nil && size == 0 && pendingCopyLocked(st) == nil {
 		f.dropCopyLocked(st) // all of it goes: no need to cut it first
 	}
 	if err := f.settleCopyLocked(ctx, e, st); err != nil {
@@ -283,6 +282,9 @@ func (h *handle) flush(ctx context.Context) error {
 	f, fl := h.f, h.st
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
+	if pendingCopyLocked(fl) != nil {
+		return nil // a pending copy has nothing to send; close never waits for it
+	}
 	if err := f.settleCopyLocked(ctx, h.e, fl); err != nil {
 		return err
 	}
@@ -290,9 +292,6 @@ func (h *handle) flush(ctx context.Context) error {
 		return nil
 	}
 	if size, _, _ := fl.localAttr(); size == 0 {
-		if fl.copiesPending > 0 {
-			return nil // the copy's result replaces this empty placeholder
-		}
 		return f.commitLocked(h.e, fl)
 	}
 	return f.syncLocked(ctx, h.e, fl)
@@ -338,6 +337,9 @@ func (f *FS) unlinked(e *entry) bool {
 // finishLocked sends unsent changes of a file no handle has open and drops
 // its staged copy when clean (or unlinked). Requires fl.mu.
 func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
+	if pendingCopyLocked(fl) != nil {
+		return nil // the copy's completion settles it
+	}
 	if f.unlinked(e) {
 		if fl.handles.Load() == 0 {
 			f.discardLocalLocked(fl)
@@ -363,10 +365,17 @@ func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
 	if !fl.dirty || fl.staged == nil || f.unlinked(e) {
 		return nil
 	}
-	if size, _, _ := fl.localAttr(); size == 0 && fl.copiesPending > 0 {
-		return nil // the copy's result replaces this empty placeholder
+	if fl.holds > 0 {
+		// A copy taken from this file is running: its upload waits in the
+		// journal until the copy has the version the caller saw.
+		if err := f.commitLocked(e, fl); err != nil {
+			return err
+		}
+		fl.failed = true
+		return nil
 	}
 	err := f.uploadLocked(ctx, e, fl)
+	wasFailed := fl.failed
 	fl.failed = err != nil
 	if err == nil {
 		return nil
@@ -375,7 +384,9 @@ func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
 		f.log.Error("upload failed and the change could not be journaled", "path", f.pathOf(e), "err", err, "journal_err", cerr)
 		return errors.Join(err, cerr)
 	}
-	f.kickWriteback()
+	if !wasFailed {
+		f.kickWriteback() // new to the sender; a retry's failure keeps its back-off
+	}
 	if transient(err) {
 		f.log.Warn("upload failed; the change is kept in the journal and will be sent again", "path", f.pathOf(e), "err", err)
 		return nil

@@ -95,6 +95,10 @@ type FS struct {
 	// "" when not mounted.
 	mountDir string
 
+	// startMu is held while a cp copy is started and registered, so that its
+	// binder cannot run before (pending.go).
+	startMu sync.Mutex
+
 	mu sync.Mutex
 	// The fields below are guarded by mu.
 	byIno   map[uint64]*entry
@@ -113,6 +117,11 @@ type FS struct {
 	// server copies this process is waiting for: their results are bound to
 	// the destination's entry by the waiter, not revealed by copyJobDone.
 	copyWaiters map[string]int
+	// pendingCopies are the cp copies whose jobs have not ended, by job id
+	// (pending.go); deferredDeletes the items whose deletion waits for
+	// copies taken from them.
+	pendingCopies   map[string]*serverCopy
+	deferredDeletes map[string]bool
 	// copyDests holds the destinations (copyWaiterKey) of xattr copies
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
@@ -189,10 +198,11 @@ func (f *FS) start(ctx context.Context) error {
 	if err := f.refreshQuota(ctx); err != nil {
 		f.log.Warn("reading the drive quota failed; df shows nothing until it succeeds", "err", err)
 	}
-	f.replayJournal(ctx)
 	if err := f.openCopyJobs(); err != nil {
 		return err
 	}
+	f.loadDeferredDeletes()
+	f.replayJournal(ctx)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -12,9 +11,8 @@ import (
 
 // The mount's copy jobs: the copyjob.Tracker that polls the monitors of the
 // server-side copies started by copy_file_range (copy.go) and by the
-// user.onedrive.copy attribute (copyxattr.go), the Poller that reads a
-// monitor through the remote client, and what a finished job does to the
-// tree.
+// user.onedrive.copy attribute (copyxattr.go), polling their monitors
+// through the remote client, and what a finished job does to the tree.
 //
 // The tracker runs on the filesystem's background context (a FUSE interrupt
 // never stops a job) and keeps its jobs under the cache dir, so a job still
@@ -40,8 +38,7 @@ const (
 // left in its directory. A jobs file it cannot use costs those jobs, not the
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
-	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone,
-		Poller: monitorPoller{remote: f.remote}}
+	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote}
 	t, err := copyjob.New(cfg)
 	if err != nil && cfg.Dir != "" {
 		f.log.Error("the copy jobs of an earlier mount cannot be read; copy jobs are kept in memory only",
@@ -119,6 +116,10 @@ func (f *FS) addCopyWaiter(key string) {
 func (f *FS) doneCopyWaiter(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.copyWaiters[key] <= 1 {
+		delete(f.copyWaiters, key)
+		return
+	}
 	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
 		delete(f.copyWaiters, key)
 	}
@@ -137,19 +138,15 @@ func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
 // lock; it may do I/O (on the background context) but must not notify the
 // kernel directly.
 func (f *FS) copyJobDone(j copyjob.Job) {
+	if j.Origin == originCP {
+		f.settleServerCopy(j)
+		return
+	}
 	if j.Origin == originXattr {
 		defer f.releaseDest(j.DestParentID, j.DestName)
 	}
 	if j.State != copyjob.StateCompleted {
 		return // the tracker logs the failure; the status attribute shows it
-	}
-	if j.Origin == originCP {
-		f.mu.Lock()
-		waited := f.copyWaitedFSLocked(j.DestParentID, j.DestName)
-		f.mu.Unlock()
-		if waited {
-			return
-		}
 	}
 	it, err := f.copiedItem(f.bg.ctx, j)
 	if err != nil {
@@ -276,61 +273,4 @@ func (f *FS) forgetDestination(parentID, name string) {
 	parent := f.byID[parentID]
 	f.mu.Unlock()
 	f.notes.aliases(parent, name)
-}
-
-// monitorPoller reads a monitor URL for the tracker through the remote
-// client (which polls with no Authorization header and follows no
-// redirect), mapping its answers as copyjob's Poller contract asks.
-type monitorPoller struct{ remote *remote.Client }
-
-var _ copyjob.Poller = monitorPoller{}
-
-// Poll implements copyjob.Poller.
-func (p monitorPoller) Poll(ctx context.Context, monitorURL string) (copyjob.Status, error) {
-	st, err := p.remote.Monitor(ctx, monitorURL)
-	if err != nil {
-		return copyjob.Status{}, pollError(err)
-	}
-	return jobStatusOf(st), nil
-}
-
-// jobStatusOf maps one poll of the remote client to the tracker's Status.
-func jobStatusOf(st *remote.JobStatus) copyjob.Status {
-	out := copyjob.Status{
-		Raw:         st.Status,
-		Percent:     st.Percent,
-		ResourceID:  st.ResourceID,
-		ResourceURL: st.ResourceURL,
-		RetryAfter:  st.RetryAfter,
-	}
-	switch st.State {
-	case remote.JobCompleted:
-		out.State = copyjob.StateCompleted
-	case remote.JobFailed:
-		out.State = copyjob.StateFailed
-		if st.Err != nil {
-			out.ErrorCode, out.ErrorMessage = st.Err.Code, st.Err.Message
-		}
-	default:
-		out.State = copyjob.StateRunning
-	}
-	return out
-}
-
-// pollError maps a failed poll: a monitor that no longer knows the job (or
-// no longer accepts its URL) is gone; a throttled poll with a Retry-After
-// pauses polling; anything else is retried with back-off.
-func pollError(err error) error {
-	var re *remote.Error
-	if !errors.As(err, &re) {
-		return err
-	}
-	switch re.StatusCode {
-	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: %w", copyjob.ErrMonitorGone, err)
-	}
-	if errors.Is(err, remote.ErrThrottled) && re.RetryAfter > 0 {
-		return &copyjob.ThrottledError{RetryAfter: re.RetryAfter, Err: err}
-	}
-	return err
 }

@@ -162,6 +162,10 @@ func (f *FS) flushAll(ctx context.Context) {
 	for _, e := range files {
 		st := e.file
 		st.mu.Lock()
+		if pendingCopyLocked(st) != nil {
+			st.mu.Unlock()
+			continue // its job is kept on disk; the next mount settles it
+		}
 		if err := f.settleCopyLocked(ctx, e, st); err != nil {
 			f.log.Error("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(e), "err", err)
 		}

@@ -212,10 +212,14 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out 
 	return nil, syscall.EPERM
 }
 
-// Fsync on a folder (fsyncdir) has nothing to do: every change to a
-// folder is made on the server before the call that made it returns.
+// Fsync on a folder (fsyncdir; `sync DIR`) waits for the server-side
+// copies still pending into it and the folders beneath it, and sends their
+// journaled changes at once: `cp -r a b && sync b` is a finished copy on
+// the service. Every other change to a folder
+// is made on the service before the call that made it returns.
 func (d *dirNode) Fsync(ctx context.Context, _ gofs.FileHandle, flags uint32) syscall.Errno {
-	return 0
+	f := d.fsys
+	return f.errno(ctx, "fsyncdir", f.waitPendingUnder(ctx, d.e), "ino", d.e.ino)
 }
 
 // Open opens a file. No FOPEN_KEEP_CACHE: the kernel drops its cached pages

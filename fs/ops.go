@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -165,7 +166,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 	if fl != nil {
 		fl.mu.Lock() // no upload of c may run while it is removed
 		defer fl.mu.Unlock()
-		if fl.handles.Load() > 0 && fl.staged == nil {
+		if fl.handles.Load() > 0 && fl.staged == nil && pendingCopyLocked(fl) == nil {
 			if err := f.stageLocked(ctx, c, fl, true); err != nil {
 				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
 			}
@@ -174,7 +175,15 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 	f.mu.Lock()
 	id := c.itemIDFSLocked()
 	f.mu.Unlock()
-	if id != "" {
+	switch {
+	case fl != nil && pendingCopyLocked(fl) != nil:
+		// A copy still being made: deleted when it completes.
+		f.recordThenLocked(fl.copyIn, func(t *copyjob.Then) { t.Delete = true })
+	case id != "" && fl != nil && fl.holds > 0:
+		// A copy is being taken from it: deleted once that is done.
+		f.deferDelete(id)
+		id = "" // its cached content stays for the copy's readers
+	case id != "":
 		err := f.remote.Delete(ctx, id, "")
 		if err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return err
@@ -282,6 +291,11 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	newParentID := newDir.item.ID
 	names, _ := f.pathNamesFSLocked(newDir)
 	f.mu.Unlock()
+	if st != nil {
+		if c := pendingCopyLocked(st); c != nil {
+			f.recordThenLocked(c, func(t *copyjob.Then) { t.Name, t.ParentID = newName, newParentID })
+		}
+	}
 	if st != nil && st.committed {
 		// A journaled change follows the file to its new name.
 		if _, err := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
@@ -323,8 +337,22 @@ func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) err
 	if mtime.IsZero() {
 		return nil
 	}
-	if st := f.fileOf(e); st != nil && st.setMtimeIfLocal(mtime) {
-		return nil
+	if fl := f.fileOf(e); fl != nil {
+		fl.mu.Lock()
+		c := pendingCopyLocked(fl)
+		if c != nil {
+			f.recordThenLocked(c, func(t *copyjob.Then) { t.ModTime = mtime })
+			f.mu.Lock()
+			e.mtime = mtime
+			f.mu.Unlock()
+		}
+		fl.mu.Unlock()
+		if c != nil {
+			return nil
+		}
+		if fl.setMtimeIfLocal(mtime) {
+			return nil
+		}
 	}
 	f.mu.Lock()
 	id := e.itemIDFSLocked()

@@ -32,15 +32,44 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 		return n, err
 	}
 	// A server-side copy whose caller was answered part of it shows only
-	// those bytes (copy.go).
+	// those bytes (copy.go); one still pending is read from the source
+	// version it copies (pending.go).
 	limit := int64(-1)
+	var pending *serverCopy
 	if c := st.copyIn; c != nil {
 		limit = c.answered
+		if c.pending() {
+			pending = c
+		} else if c.err != nil {
+			st.mu.Unlock()
+			return 0, c.err
+		}
 	}
 	st.mu.Unlock()
 	f.mu.Lock()
 	it := h.e.item
 	f.mu.Unlock()
+	if pending != nil {
+		it = pending.srcItem
+		if off >= limit {
+			return 0, nil
+		}
+		if off+int64(len(p)) > limit {
+			p = p[:limit-off]
+		}
+		n, err := h.readServer(ctx, it, p, off)
+		if err == nil || !errors.Is(err, remote.ErrNotFound) {
+			return n, err
+		}
+		// The source version is gone: the copy's own item has the bytes.
+		st.mu.Lock()
+		err = f.waitCopyLocked(ctx, st)
+		st.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		return h.read(ctx, p, off)
+	}
 	if it == nil || off >= it.Size || (limit >= 0 && off >= limit) {
 		return 0, nil
 	}

@@ -298,6 +298,9 @@ func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64
 		if hiddenItem(it) {
 			continue
 		}
+		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.ID, it.Name) {
+			continue // a pending copy's destination: its binder places the item
+		}
 		e, took := f.observeItemFSLocked(it, since)
 		if !took {
 			if e.parent == dir && !e.removed {

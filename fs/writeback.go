@@ -39,7 +39,7 @@ func (f *FS) runWriteback(ctx context.Context) {
 	delay := writebackMin
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
-	armed := len(f.staging.Pending()) > 0
+	armed := len(f.staging.Pending()) > 0 || f.hasDeferredDeletes()
 	if !armed {
 		timer.Stop()
 	}
@@ -52,11 +52,11 @@ func (f *FS) runWriteback(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-f.wbWake:
-			if !armed {
-				delay = writebackMin
-				timer.Reset(delay)
-				armed = true
-			}
+			// Something new to send (or a hold released): soon, whatever
+			// the back-off had grown to.
+			delay = writebackMin
+			timer.Reset(delay)
+			armed = true
 			continue
 		case <-tick:
 			armed = false
@@ -74,9 +74,14 @@ func (f *FS) runWriteback(ctx context.Context) {
 // sendJournal sends every journal record it can and returns how many are
 // still waiting.
 func (f *FS) sendJournal(ctx context.Context) (left int) {
+	left = f.sendDeferredDeletes(ctx)
 	for _, rec := range f.staging.Pending() {
 		if ctx.Err() != nil {
 			return left + 1
+		}
+		if f.copiedFrom(rec.RemoteItemID) {
+			left++ // held until the copies taken from the item have completed
+			continue
 		}
 		f.mu.Lock()
 		e := f.journaled[rec.ID]
@@ -131,6 +136,9 @@ func (f *FS) sendJournaledFile(ctx context.Context, e *entry, id string) bool {
 // stays in the journal for the background sender; nothing is dropped.
 func (f *FS) replayJournal(ctx context.Context) {
 	for _, rec := range f.staging.Pending() {
+		if f.copiedFrom(rec.RemoteItemID) {
+			continue // held until the copies taken from the item have completed
+		}
 		if err := f.replayRecord(ctx, rec); err != nil {
 			f.log.Error("replaying a journaled change failed; it stays in the journal and is tried again", "name", rec.Name, "err", err)
 			continue
@@ -176,4 +184,11 @@ func (f *FS) isRootID(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.root != nil && f.root.item != nil && f.root.item.ID == id
+}
+
+// hasDeferredDeletes reports whether deletions wait for copies.
+func (f *FS) hasDeferredDeletes() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.deferredDeletes) > 0
 }

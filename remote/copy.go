@@ -162,8 +162,11 @@ func (c *Client) Monitor(ctx context.Context, monitorURL string) (*JobStatus, er
 	return nil, fmt.Errorf("%w: copy monitor: a %d reply without a job status", ErrNotSupported, status)
 }
 
-// toStatus classifies an asyncJobStatus. Unknown statuses count as running:
-// the caller's overall deadline bounds a job that never ends.
+// toStatus classifies an asyncJobStatus; it is the one place where status
+// words are read (copyjob decides on State). Words compare
+// case-insensitively. Unknown statuses count as running, so a word the
+// service invents cannot end a job early: the caller's overall deadline
+// bounds a job that never ends.
 func (w *wireJobStatus) toStatus() *JobStatus {
 	st := &JobStatus{
 		Status:      w.Status,
@@ -184,7 +187,7 @@ func (w *wireJobStatus) toStatus() *JobStatus {
 		if st.ResourceID == "" && st.ResourceURL != "" {
 			st.ResourceID = itemIDFromURL(st.ResourceURL)
 		}
-	case "failed", "deletefailed", "cancelled":
+	case "failed", "deletefailed", "cancelled", "canceled":
 		st.State = JobFailed
 		st.Err = w.jobError()
 	default: // notStarted, inProgress, updating, waiting, deletePending, cancelPending, …

@@ -10,8 +10,8 @@ import (
 )
 
 // The fake-server flags that set up more than the one drive: further users,
-// SharePoint sites, shares between users (with a shortcut), and the Personal
-// delta form that carries parentReference.path. Users, sites and shares
+// SharePoint sites, shares between users (with a shortcut), and the retired
+// sharedWithMe. Users, sites and shares
 // persist with the drive; on a restart with the same flags, what exists
 // already is left as it is.
 
@@ -23,7 +23,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type sharingFlags struct {
 	users, userSeeds, sites, shares listFlag
-	deltaParentPath, sharedRetired  *bool
+	sharedRetired                   *bool
 }
 
 func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
@@ -33,13 +33,11 @@ func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
 	fset.Var(&sf.sites, "site", "add a SharePoint site with one document library: `NAME[:MEMBER,MEMBER…]` (members: user ids or emails; repeatable)")
 	fset.Var(&sf.shares, "share", "share a folder or file: `OWNER:PATH:WITH:ROLE[:SHORTCUT]` (OWNER and WITH: \"me\" (the default user), a user id or an email; PATH in the owner's drive; ROLE read or write, SHORTCUT the name of a shortcut added to WITH's root; repeatable)")
 	sf.sharedRetired = fset.Bool("shared-with-me-retired", false, "GET /me/drive/sharedWithMe answers an empty list, as Microsoft announced for after November 2026")
-	sf.deltaParentPath = fset.Bool("delta-parent-path", false, "delta items of Personal drives carry parentReference.path (as real Personal drives were seen doing; Business drives never do)")
 	return sf
 }
 
 // configure applies the flags that are options of the fake.
 func (sf *sharingFlags) configure(o *graphtest.Options) {
-	o.Forms.DeltaParentPath = *sf.deltaParentPath
 	o.Forms.SharedWithMeRetired = *sf.sharedRetired
 }
 

@@ -20,7 +20,10 @@
 // bodies, delta links, upload statuses), the Monitor* knobs of CopyOptions
 // (the copy monitor) and FaultOptions.RetryAfterForm. FaultOptions also
 // injects the service's bad days, including replies lost after the service
-// acted (DropReplyEvery, DropNextReplies).
+// acted (DropReplyEvery, DropNextReplies), and SetNetwork takes the service
+// away altogether (connections refused, or accepted and never answered)
+// and brings it back (network.go). Generate builds drives of a million
+// items for scale tests (generate.go).
 //
 // Besides the default user and drive it can hold further users with drives
 // and tokens of their own, SharePoint sites with document libraries, and
@@ -37,5 +40,6 @@
 // faults and forms; handlers take it for the shortest time they can, and
 // content is streamed from blob files without holding it. blobStore.mu
 // guards the blob reference counts and garbage (blobs.go). statsState.mu is a
-// leaf, taken with or without the others (stats.go).
+// leaf, taken with or without the others (stats.go), and so is network.mu
+// (the listener and the network mode, network.go).
 package graphtest

@@ -46,6 +46,11 @@ type FormOptions struct {
 	// rclone relies on) or "path" (…/delta(token='X'), the documentation's
 	// other form, §6). Requests are accepted in both forms either way.
 	DeltaLinkForm string `json:"deltaLinkForm"`
+	// DeltaParentPath makes the items of delta answers on a personal drive
+	// carry parentReference.path, as personal drives have been seen to do
+	// although the documentation says delta omits it (§6). Business drives
+	// never send it, so the knob has no effect on them. Default: omitted.
+	DeltaParentPath bool `json:"deltaParentPath"`
 	// UploadCreatedStatus is the status of an upload (a simple PUT, or the
 	// final fragment of an upload session) that created a new file: 201
 	// (the default) or 200 (both occur, §3, §5).
@@ -54,11 +59,6 @@ type FormOptions struct {
 	// content of an existing file: 200 (the default) or 201 (the documents
 	// show 201 even for a replace, §3).
 	UploadReplacedStatus int `json:"uploadReplacedStatus"`
-	// DeltaParentPath makes delta items of Personal drives carry
-	// parentReference.path, as real Personal drives were seen doing.
-	// Default: no path in delta (the documented form, and what Business
-	// drives always send).
-	DeltaParentPath bool `json:"deltaParentPath"`
 	// SharedWithMeRetired makes GET /me/drive/sharedWithMe answer an empty
 	// list: Microsoft deprecated it and announced it would stop returning
 	// data after November 2026. Default: it lists what was shared.

@@ -116,6 +116,7 @@ func (s *Server) load() error {
 	}
 	s.defaultID = s.opts.DriveID
 	s.ensureDefaultUserLocked()
+	s.changes.rebuild(s.drives)
 	refs := map[string]int{}
 	for _, d := range s.drives {
 		for _, it := range d.Items {

@@ -132,7 +132,8 @@ func drivePathPrefix(r *http.Request, d *drive) string {
 }
 
 // buildItem renders it as a driveItem (without $select applied). forDelta
-// omits parentReference.path, as delta responses do. Called with s.mu held.
+// omits parentReference.path, as delta responses do (unless
+// FormOptions.DeltaParentPath, on a personal drive). Called with s.mu held.
 func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *wireItem {
 	b := base(r)
 	w := &wireItem{
@@ -161,7 +162,7 @@ func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *
 		} else {
 			ref.Name = parent.Name
 		}
-		if !forDelta {
+		if !forDelta || (formsOf(r).DeltaParentPath && !s.isBusiness(d)) {
 			ref.Path = drivePathPrefix(r, d) + s.pathOf(d, parent)
 		}
 	}
