@@ -17,8 +17,9 @@ import (
 const (
 	DefaultListingTTL   = time.Minute
 	DefaultPollInterval = 30 * time.Second
-	// quotaRefreshEvery: the quota is refetched every this many poll rounds.
-	quotaRefreshEvery = 4
+	// quotaRefreshEvery: the quota is refetched every this many poll rounds
+	// (every round: df follows the drive within one poll).
+	quotaRefreshEvery = 1
 )
 
 // Config configures a filesystem. Remote, Content, Staging and State are
@@ -125,6 +126,10 @@ type FS struct {
 	// copyDests holds the destinations (copyWaiterKey) of xattr copies
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
+
+	// polls records the poll loop's outcomes for Status (status.go); it
+	// has its own lock.
+	polls pollLog
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -209,6 +214,7 @@ func (f *FS) start(ctx context.Context) error {
 // refreshQuota fetches the drive's quota for statfs.
 func (f *FS) refreshQuota(ctx context.Context) error {
 	d, err := f.remote.Drive(ctx)
+	f.noteContact(ctx, err) // status.go
 	if err != nil {
 		return err
 	}

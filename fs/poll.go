@@ -39,7 +39,9 @@ func (f *FS) pollLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := f.pollOnce(ctx); err != nil && ctx.Err() == nil {
+		err := f.pollOnce(ctx)
+		f.notePoll(ctx, err) // status.go
+		if err != nil && ctx.Err() == nil {
 			f.log.Warn("polling for remote changes failed", "err", err)
 		}
 		if round%quotaRefreshEvery == 0 {

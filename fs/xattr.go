@@ -64,6 +64,11 @@ func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
 		return f.copyJobsJSON()
 	case xattrPending:
 		return json.Marshal(f.pendingUnder(e))
+	case xattrStatus:
+		if e != f.root {
+			return nil, errNoXattr
+		}
+		return f.statusJSON()
 	}
 	for _, kv := range f.metaXattrs(e) {
 		if kv[0] == name {
@@ -87,6 +92,8 @@ func (f *FS) listxattr(e *entry) []byte {
 	}
 	if e == f.root {
 		b = append(b, xattrCopyJobs...)
+		b = append(b, 0)
+		b = append(b, xattrStatus...)
 		b = append(b, 0)
 	}
 	return b
@@ -122,7 +129,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if err != nil {
 		return 0, n.fsys.errno(ctx, "getxattr", err, "attr", attr)
 	}
-	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs || attr == xattrPending) {
+	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs || attr == xattrPending || attr == xattrStatus) {
 		// The value changes between the size query and the read that
 		// follows it: leave room for it to grow.
 		return uint32(min(len(v)+statusSlack, maxXattrValue+statusSlack)), 0
@@ -153,18 +160,22 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	return syscall.ENODATA
 }
 
+// statfsFreeInodes is the number of free inodes statfs reports.
+const statfsFreeInodes = 1 << 32
+
 // statfs fills out from the cached quota (refreshed by the poll loop).
 func (f *FS) statfs(out *fuse.StatfsOut) {
 	f.mu.Lock()
 	q := f.quota
+	known := uint64(len(f.byIno))
 	f.mu.Unlock()
 	out.Bsize = statfsSize
 	out.Frsize = statfsSize
 	out.NameLen = maxNameBytes
-	// OneDrive has no inode limit; report plenty so that df -i and
-	// programs checking for free inodes are content.
-	out.Files = 1 << 32
-	out.Ffree = 1 << 31
+	// OneDrive has no inode limit: df -i shows as used the items this mount
+	// knows, and plenty free, for programs that check for free inodes.
+	out.Ffree = statfsFreeInodes
+	out.Files = known + statfsFreeInodes
 	if q == nil || q.Total <= 0 {
 		return
 	}

@@ -7,47 +7,54 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 const drivesDescription = `List the drives the signed-in account can reach: its own drive, the document
 libraries of the SharePoint sites it follows, and with --search those of the
-sites whose name matches. Mount one with 'onedrivefs login --drive-id ID' (or
-'onedrivefs login --site NAME' for a site's default library), then
+sites whose name matches; the one the profile mounts is starred. Mount another
+with 'onedrivefs login --drive-id ID' (or 'onedrivefs login --site NAME' for a
+site's default library; --profile keeps it apart from your own drive), then
 'onedrivefs mount'.`
 
-func runDrives(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "drives", "", drivesDescription)
+func newDrivesCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "drives [flags]",
+		Short: "list the drives and SharePoint libraries the account can reach",
+		Long:  drivesDescription,
+		Args:  noArgs,
+	}
+	fset := c.Flags()
 	configDir := fset.String("config-dir", "",
-		"`DIR` holding profile.json and token.json (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+		"`DIR` holding the profiles (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+	profileName := fset.StringP("profile", "p", "", "`NAME` of the profile (account) to ask (default: the default profile)")
 	search := fset.String("search", "", "also list the libraries of the SharePoint sites whose name or title contains `TEXT`")
-	if err := parseFlags(fset, args); err != nil {
-		return err
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		dir, err := profileDir(e, *configDir, *profileName)
+		if err != nil {
+			return err
+		}
+		logger := loginLogger(e)
+		p, tokens, err := remote.LoadSignIn(ctx, dir, logger)
+		if err != nil {
+			return err
+		}
+		client, err := remote.New(remote.Config{GraphURL: p.GraphURL, Tokens: tokens, Logger: logger})
+		if err != nil {
+			return err
+		}
+		drives, err := client.ReachableDrives(ctx, *search)
+		if err != nil {
+			return err
+		}
+		printDrives(e.stdout, drives, p.DriveID)
+		return nil
 	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "onedrivefs drives: unexpected argument %q\n", fset.Arg(0))
-		fset.Usage()
-		return errUsage
-	}
-	dir, err := loginConfigDir(e, *configDir)
-	if err != nil {
-		return err
-	}
-	logger := loginLogger(e)
-	p, tokens, err := remote.LoadSignIn(ctx, dir, logger)
-	if err != nil {
-		return err
-	}
-	client, err := remote.New(remote.Config{GraphURL: p.GraphURL, Tokens: tokens, Logger: logger})
-	if err != nil {
-		return err
-	}
-	drives, err := client.ReachableDrives(ctx, *search)
-	if err != nil {
-		return err
-	}
-	printDrives(e.stdout, drives, p.DriveID)
-	return nil
+	return c
 }
 
 // printDrives writes one line per drive; the one the profile mounts is

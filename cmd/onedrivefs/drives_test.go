@@ -59,7 +59,7 @@ func TestLoginSitePicksTheLibrary(t *testing.T) {
 	srv, mk := sitesFake(t)
 	home := t.TempDir()
 	dir := filepath.Join(home, ".config", "onedrivefs")
-	login := []string{"login", "--graph-url", srv.GraphURL(), "--auth-url", srv.AuthURL()}
+	login := []string{"login", "--graph-url", srv.GraphURL(), "--auth-url", srv.AuthURL(), "--client-id", "test-client"}
 
 	code, out, errOut := runLoginCmd(t, home, append(login, "--site", "Marketing Team")...)
 	require.Equal(t, 0, code, "stderr: %s", errOut)

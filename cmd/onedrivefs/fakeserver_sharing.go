@@ -2,9 +2,10 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
@@ -15,23 +16,17 @@ import (
 // persist with the drive; on a restart with the same flags, what exists
 // already is left as it is.
 
-// listFlag is a flag that may be given several times.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
 type sharingFlags struct {
-	users, userSeeds, sites, shares listFlag
+	users, userSeeds, sites, shares []string
 	sharedRetired                   *bool
 }
 
-func addSharingFlags(fset *flag.FlagSet) *sharingFlags {
+func addSharingFlags(fset *pflag.FlagSet) *sharingFlags {
 	sf := &sharingFlags{}
-	fset.Var(&sf.users, "user", "add a user with a drive of their own: `ID[:EMAIL[:NAME]]` (ID: 16 hex characters or any name; repeatable); tokens: POST /_fake/users/ID/tokens")
-	fset.Var(&sf.userSeeds, "user-seed", "import the local tree into a user's drive when it is empty: `ID=DIR` (repeatable)")
-	fset.Var(&sf.sites, "site", "add a SharePoint site with one document library: `NAME[:MEMBER,MEMBER…]` (members: user ids or emails; repeatable)")
-	fset.Var(&sf.shares, "share", "share a folder or file: `OWNER:PATH:WITH:ROLE[:SHORTCUT]` (OWNER and WITH: \"me\" (the default user), a user id or an email; PATH in the owner's drive; ROLE read or write, SHORTCUT the name of a shortcut added to WITH's root; repeatable)")
+	fset.StringArrayVar(&sf.users, "user", nil, "add a user with a drive of their own: `ID[:EMAIL[:NAME]]` (ID: 16 hex characters or any name; repeatable); tokens: POST /_fake/users/ID/tokens")
+	fset.StringArrayVar(&sf.userSeeds, "user-seed", nil, "import the local tree into a user's drive when it is empty: `ID=DIR` (repeatable)")
+	fset.StringArrayVar(&sf.sites, "site", nil, "add a SharePoint site with one document library: `NAME[:MEMBER,MEMBER…]` (members: user ids or emails; repeatable)")
+	fset.StringArrayVar(&sf.shares, "share", nil, "share a folder or file: `OWNER:PATH:WITH:ROLE[:SHORTCUT]` (OWNER and WITH: \"me\" (the default user), a user id or an email; PATH in the owner's drive; ROLE read or write, SHORTCUT the name of a shortcut added to WITH's root; repeatable)")
 	sf.sharedRetired = fset.Bool("shared-with-me-retired", false, "GET /me/drive/sharedWithMe answers an empty list, as Microsoft announced for after November 2026")
 	return sf
 }
@@ -158,19 +153,17 @@ func (sf *sharingFlags) apply(fake *graphtest.Server) ([]string, error) {
 // defaults (200 on every poll, the SharePoint-shaped body) when the drive
 // is a Business one and no --monitor-style, --monitor-running-status or
 // --monitor-body flag was given: their defaults are the Personal forms.
-func businessMonitorForms(fset *flag.FlagSet, o *graphtest.Options) {
+func businessMonitorForms(fset *pflag.FlagSet, o *graphtest.Options) {
 	if o.DriveType != "business" {
 		return
 	}
-	set := map[string]bool{}
-	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["monitor-style"] {
+	if !fset.Changed("monitor-style") {
 		o.Copy.MonitorStyle = ""
 	}
-	if !set["monitor-running-status"] {
+	if !fset.Changed("monitor-running-status") {
 		o.Copy.MonitorRunningStatus = 0
 	}
-	if !set["monitor-body"] {
+	if !fset.Changed("monitor-body") {
 		o.Copy.MonitorBody = ""
 	}
 }

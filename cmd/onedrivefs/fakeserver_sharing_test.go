@@ -25,9 +25,9 @@ func startFakeInProcess(t *testing.T, args ...string) (string, string, func()) {
 	var stderr bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: outW, stderr: &stderr, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan int, 1)
 	go func() {
-		done <- runFakeServer(ctx, e, append([]string{"--addr", "127.0.0.1:0", "--copy-latency", "0"}, args...))
+		done <- run(ctx, e, append([]string{"fake-server", "--addr", "127.0.0.1:0", "--copy-latency", "0"}, args...))
 		outW.Close()
 	}()
 	sc := bufio.NewScanner(outR)
@@ -47,7 +47,7 @@ func startFakeInProcess(t *testing.T, args ...string) (string, string, func()) {
 	base := strings.TrimSuffix(strings.SplitN(line, "\n", 2)[0], "/v1.0")
 	stop := func() {
 		cancel()
-		require.NoError(t, <-done)
+		require.Equal(t, 0, <-done, "stderr: %s", stderr.String())
 	}
 	return base, out.String(), stop
 }
@@ -140,9 +140,9 @@ func TestFakeServerSharingFlagErrors(t *testing.T) {
 	} {
 		var stderr bytes.Buffer
 		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
-		err := runFakeServer(context.Background(), e, append([]string{"--data", t.TempDir()}, args...))
-		assert.ErrorIs(t, err, errUsage, "%v", args)
-		assert.NotEmpty(t, stderr.String(), "%v", args)
+		code := run(context.Background(), e, append([]string{"fake-server", "--data", t.TempDir()}, args...))
+		assert.Equal(t, 2, code, "%v", args)
+		assert.Contains(t, stderr.String(), "Usage: onedrivefs fake-server [flags]", "%v", args)
 	}
 }
 
