@@ -86,6 +86,7 @@ func newFakeServerCmd(e *env) *cobra.Command {
 	generate := fset.String("generate", "", "generate a drive of `folders=N,files=M` (N folders of M small files under the root) in memory, not saved; excludes --data and --seed")
 	deltaParentPath := fset.Bool("delta-parent-path", false, "delta items carry parentReference.path, as personal drives have been seen to send (no effect with --drive-type business)")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
+	sharing := addSharingFlags(fset) // --user, --site, --share, … (fakeserver_sharing.go)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		ctx := c.Context()
 		usage := func(format string, a ...any) error {
@@ -149,6 +150,11 @@ func newFakeServerCmd(e *env) *cobra.Command {
 				UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
 			},
 		}
+		sharing.configure(&opts)
+		businessMonitorForms(fset, &opts)
+		if err := sharing.validate(); err != nil {
+			return usage("%v", err)
+		}
 		mode := graphtest.NetworkMode(*network)
 		switch mode {
 		case graphtest.NetworkUp, graphtest.NetworkRefuse, graphtest.NetworkBlackhole:
@@ -209,6 +215,11 @@ func newFakeServerCmd(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "Generated %s (%d items) in %s\n", spec, spec.Items(), time.Since(start).Round(time.Millisecond))
 		}
+		sharingNotes, err := sharing.apply(fake)
+		if err != nil {
+			_ = closeFake()
+			return err
+		}
 
 		if err := fake.Start(*addr); err != nil {
 			_ = closeFake()
@@ -239,6 +250,9 @@ func newFakeServerCmd(e *env) *cobra.Command {
 		fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", ctlURL)
 		if mode != graphtest.NetworkUp {
 			fmt.Fprintf(e.stdout, "Network: %s (PUT %s/_fake/network {\"mode\":\"up\"} to serve)\n", mode, ctlURL)
+		}
+		for _, note := range sharingNotes {
+			fmt.Fprintln(e.stdout, note)
 		}
 		if *generate != "" {
 			fmt.Fprintln(e.stdout, "Data: (in memory, not saved)")

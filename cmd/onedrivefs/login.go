@@ -58,9 +58,14 @@ func newLoginCmd(e *env) *cobra.Command {
 		"`ID` of the drive to mount; empty means your own drive (/me/drive)")
 	browser := fset.Bool("browser", false,
 		"sign in in a web browser (authorization code with PKCE, redirected to a listener on localhost) instead of with a device code")
+	site := fset.String("site", "",
+		"mount the default document library of the SharePoint site `NAME` (its URL name, title or id; see 'onedrivefs drives')")
 	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
 	c.RunE = func(c *cobra.Command, args []string) error {
 		ctx := c.Context()
+		if *site != "" && *driveID != "" {
+			return usagef("--site and --drive-id both name the drive to mount: give one")
+		}
 		dir, err := profileDir(e, *configDir, *profileName)
 		if err != nil {
 			return err
@@ -118,6 +123,16 @@ func newLoginCmd(e *env) *cobra.Command {
 		store := remote.NewTokenStore(dir, logger)
 		if err := store.Save(tok); err != nil {
 			return err
+		}
+		if *site != "" {
+			tokens := remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger)
+			client, err := remote.New(remote.Config{GraphURL: p.GraphURL, Tokens: tokens, Logger: logger})
+			if err != nil {
+				return err
+			}
+			if p.DriveID, err = siteDriveID(ctx, client, *site, e.stdout); err != nil {
+				return fmt.Errorf("signed in, but the profile was not changed: %w", err)
+			}
 		}
 		if err := remote.SaveProfile(dir, p, logger); err != nil {
 			return err

@@ -172,6 +172,7 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 		newVersionCmd(e),
 		newLoginCmd(e),
 		newLogoutCmd(e),
+		newDrivesCmd(e),
 		newProfilesCmd(e),
 		newMountCmd(e),
 		newStatusCmd(e),
