@@ -23,13 +23,17 @@ import (
 // content is on the service, or committed to the staging journal, which the
 // background sender retries while mounted and the next mount replays.
 //
-// Locks: functions and methods whose names end in Locked require the file's
-// lock (file.mu); those ending in FSLocked require FS.mu. Lock order:
-// file.mu, then FS.mu.
+// Locks: the write path is the file type's: its methods whose names end in
+// Locked require the file's lock (file.mu); functions ending in FSLocked
+// require FS.mu. Lock order: file.mu, then FS.mu.
 
-// file is the local content state of one regular file, shared by all its
-// open handles.
+// file is one regular file's local content state and the write path that
+// changes it (staging, sending, journaling, settling a server-side copy),
+// shared by all its open handles. The FS dispatches to it.
 type file struct {
+	fs *FS    // immutable
+	e  *entry // immutable: the file
+
 	// mu serialises changes to the staged content and uploads of this file.
 	mu sync.Mutex
 	// staged is the full local content; nil while the content is the
@@ -70,7 +74,8 @@ type file struct {
 	copiedSize int64
 }
 
-func newFile() *file { return &file{} }
+// newFile returns the content state of file e, empty.
+func (f *FS) newFile(e *entry) *file { return &file{fs: f, e: e} }
 
 // localAttr returns the staged size and mtime, and whether there is staged
 // content.
@@ -159,7 +164,7 @@ func (h *handle) write(ctx context.Context, data []byte, off int64) (int, error)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := f.stageLocked(ctx, h.e, st, true); err != nil {
+	if err := st.stageLocked(ctx, true); err != nil {
 		return 0, err
 	}
 	n, err := st.staged.File().WriteAt(data, off)
@@ -184,9 +189,9 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.copyIn != nil && size == 0 && pendingCopyLocked(st) == nil {
-		f.dropCopyLocked(st) // all of it goes: no need to cut it first
+		st.dropCopyLocked() // all of it goes: no need to cut it first
 	}
-	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+	if err := st.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if cur, _, ok := st.localAttr(); ok && cur == size {
@@ -200,7 +205,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 			return nil
 		}
 	}
-	if err := f.stageLocked(ctx, e, st, size > 0); err != nil {
+	if err := st.stageLocked(ctx, size > 0); err != nil {
 		return err
 	}
 	if err := st.staged.File().Truncate(size); err != nil {
@@ -209,16 +214,17 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st.dirty = true
 	st.setLocalAttr(true, size, f.now())
 	if st.handles.Load() == 0 {
-		return f.finishLocked(ctx, e, st)
+		return st.finishLocked(ctx)
 	}
 	return nil
 }
 
 // stageLocked makes sure st has staged content: a new staged file, holding
 // the server's content when keep is set (a write into an existing file needs
-// all of it: OneDrive replaces whole files). Caller holds st.mu.
-func (f *FS) stageLocked(ctx context.Context, e *entry, st *file, keep bool) error {
-	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+// all of it: OneDrive replaces whole files). Requires st.mu.
+func (st *file) stageLocked(ctx context.Context, keep bool) error {
+	f, e := st.fs, st.e
+	if err := st.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if st.staged != nil {
@@ -285,16 +291,16 @@ func (h *handle) flush(ctx context.Context) error {
 	if pendingCopyLocked(fl) != nil {
 		return nil // a pending copy has nothing to send; close never waits for it
 	}
-	if err := f.settleCopyLocked(ctx, h.e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if !fl.dirty || f.unlinked(h.e) {
 		return nil
 	}
 	if size, _, _ := fl.localAttr(); size == 0 {
-		return f.commitLocked(h.e, fl)
+		return fl.commitLocked()
 	}
-	return f.syncLocked(ctx, h.e, fl)
+	return fl.syncLocked(ctx)
 }
 
 // fsync sends the changes, creating a new empty file too.
@@ -302,10 +308,10 @@ func (h *handle) fsync(ctx context.Context) error {
 	fl := h.st
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	if err := h.f.settleCopyLocked(ctx, h.e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
-	return h.f.syncLocked(ctx, h.e, fl)
+	return fl.syncLocked(ctx)
 }
 
 // release is the last close of a handle: when no handle is left, unsent
@@ -324,7 +330,7 @@ func (h *handle) release(ctx context.Context) error {
 		// rather than this release waiting out the same failure.
 		return nil
 	}
-	return f.finishLocked(ctx, h.e, fl)
+	return fl.finishLocked(ctx)
 }
 
 // unlinked reports whether this mount deleted e.
@@ -336,22 +342,23 @@ func (f *FS) unlinked(e *entry) bool {
 
 // finishLocked sends unsent changes of a file no handle has open and drops
 // its staged copy when clean (or unlinked). Requires fl.mu.
-func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) finishLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	if pendingCopyLocked(fl) != nil {
 		return nil // the copy's completion settles it
 	}
 	if f.unlinked(e) {
 		if fl.handles.Load() == 0 {
-			f.discardLocalLocked(fl)
+			fl.discardLocalLocked()
 		}
 		return nil
 	}
-	if err := f.settleCopyLocked(ctx, e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
-	err := f.syncLocked(ctx, e, fl)
+	err := fl.syncLocked(ctx)
 	if !fl.dirty && fl.handles.Load() == 0 {
-		f.discardLocalLocked(fl)
+		fl.discardLocalLocked()
 	}
 	return err
 }
@@ -361,26 +368,27 @@ func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
 // service unavailable) then counts as success for the caller, since the data
 // is durable and the background sender retries it; other failures are
 // returned. Requires fl.mu.
-func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) syncLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	if !fl.dirty || fl.staged == nil || f.unlinked(e) {
 		return nil
 	}
 	if fl.holds > 0 {
 		// A copy taken from this file is running: its upload waits in the
 		// journal until the copy has the version the caller saw.
-		if err := f.commitLocked(e, fl); err != nil {
+		if err := fl.commitLocked(); err != nil {
 			return err
 		}
 		fl.failed = true
 		return nil
 	}
-	err := f.uploadLocked(ctx, e, fl)
+	err := fl.uploadLocked(ctx)
 	wasFailed := fl.failed
 	fl.failed = err != nil
 	if err == nil {
 		return nil
 	}
-	if cerr := f.commitLocked(e, fl); cerr != nil {
+	if cerr := fl.commitLocked(); cerr != nil {
 		f.log.Error("upload failed and the change could not be journaled", "path", f.pathOf(e), "err", err, "journal_err", cerr)
 		return errors.Join(err, cerr)
 	}
@@ -432,7 +440,8 @@ func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
 
 // commitLocked makes the staged content and where it goes durable in the
 // journal. Requires fl.mu.
-func (f *FS) commitLocked(e *entry, fl *file) error {
+func (fl *file) commitLocked() error {
+	f, e := fl.fs, fl.e
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
 	rec := cache.Record{ID: fl.staged.ID(), Name: t.name, ParentID: t.parentID, DirPath: t.dirPath,
@@ -455,7 +464,8 @@ func (f *FS) commitLocked(e *entry, fl *file) error {
 // uploadLocked sends the staged content (upload.go has the rule) and
 // records where it went. A file deleted on the service meanwhile is created
 // again; one changed there is saved beside it. Requires fl.mu.
-func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) uploadLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
 	gone := e.removed && e.item != nil
@@ -514,8 +524,9 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
 
 // discardLocalLocked drops fl's staged content and journal record. Requires
 // fl.mu.
-func (f *FS) discardLocalLocked(fl *file) {
-	f.dropCopyLocked(fl)
+func (fl *file) discardLocalLocked() {
+	f := fl.fs
+	fl.dropCopyLocked()
 	if fl.staged == nil {
 		return
 	}

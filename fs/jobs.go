@@ -236,7 +236,7 @@ func (f *FS) revealItem(it *remote.Item) {
 		f.mu.Unlock()
 		if st != nil {
 			if st.handles.Load() == 0 {
-				f.discardLocalLocked(st) // the replaced file's clean staged copy
+				st.discardLocalLocked() // the replaced file's clean staged copy
 			}
 			st.mu.Unlock()
 		}

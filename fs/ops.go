@@ -92,7 +92,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	}
 	e = f.newLocalEntryFSLocked(dir, name)
 	f.touchDirFSLocked(dir)
-	fl := newFile()
+	fl := f.newFile(e)
 	fl.staged, fl.dirty = sf, true
 	fl.setLocalAttr(true, 0, f.now())
 	e.file = fl
@@ -167,7 +167,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		fl.mu.Lock() // no upload of c may run while it is removed
 		defer fl.mu.Unlock()
 		if fl.handles.Load() > 0 && fl.staged == nil && pendingCopyLocked(fl) == nil {
-			if err := f.stageLocked(ctx, c, fl, true); err != nil {
+			if err := fl.stageLocked(ctx, true); err != nil {
 				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
 			}
 		}
@@ -193,7 +193,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 	f.dropFSLocked(c, true)
 	f.mu.Unlock()
 	if fl != nil && fl.handles.Load() == 0 {
-		f.discardLocalLocked(fl)
+		fl.discardLocalLocked()
 	}
 	if id != "" {
 		f.content.Remove(id)
@@ -403,7 +403,7 @@ func (f *FS) ensureFile(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.file == nil {
-		e.file = newFile()
+		e.file = f.newFile(e)
 	}
 	return e.file
 }

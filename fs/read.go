@@ -63,7 +63,7 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		// The source version is gone: the copy's own item has the bytes.
 		st.mu.Lock()
-		err = f.waitCopyLocked(ctx, st)
+		err = st.waitCopyLocked(ctx)
 		st.mu.Unlock()
 		if err != nil {
 			return 0, err

@@ -121,9 +121,9 @@ func (f *FS) sendJournaledFile(ctx context.Context, e *entry, id string) bool {
 	}
 	var err error
 	if fl.handles.Load() == 0 {
-		err = f.finishLocked(ctx, e, fl)
+		err = fl.finishLocked(ctx)
 	} else {
-		err = f.syncLocked(ctx, e, fl)
+		err = fl.syncLocked(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("sending a journaled change failed again", "path", f.pathOf(e), "err", err)
