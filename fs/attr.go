@@ -51,7 +51,7 @@ type attr struct {
 func (f *FS) attrOf(e *entry) attr {
 	f.mu.Lock()
 	a := attr{ino: e.ino, isDir: e.isDir, nlink: 1}
-	if it := e.item; it != nil {
+	if it := e.item.Load(); it != nil {
 		if !e.isDir {
 			a.size = it.Size
 		}
@@ -61,7 +61,7 @@ func (f *FS) attrOf(e *entry) attr {
 			a.mtime = e.mtime
 		}
 	}
-	if !e.isDir && e.item == nil && !e.mtime.IsZero() {
+	if !e.isDir && e.item.Load() == nil && !e.mtime.IsZero() {
 		a.mtime = e.mtime // a pending copy's
 	}
 	if e.isDir {

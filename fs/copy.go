@@ -129,7 +129,7 @@ func (f *FS) serverCopyCandidate(r copyRange) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item != nil
+	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item.Load() != nil
 }
 
 // serverCopyInto has the service copy r.src to r.dst's folder and name and
@@ -200,10 +200,10 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if src.item == nil || src.removed {
+	if src.item.Load() == nil || src.removed {
 		return nil, errors.New("the source is not on OneDrive")
 	}
-	return src.item, nil
+	return src.item.Load(), nil
 }
 
 // dropCopyLocked forgets fl's server-copy mark. Requires fl.mu.
@@ -249,9 +249,7 @@ func (fl *file) trimCopyLocked(ctx context.Context) error {
 		fl.dropCopyLocked()
 		return nil
 	}
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	if it == nil {
 		fl.dropCopyLocked()
 		return nil

@@ -54,7 +54,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 		return err
 	}
 	f.mu.Lock()
-	parentID := parent.item.ID
+	parentID := parent.item.Load().ID
 	srcPath := f.pathOfFSLocked(src)
 	dstPath := path.Join(f.pathOfFSLocked(parent), name)
 	f.mu.Unlock()
@@ -176,7 +176,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if dir.item == nil || dir.removed {
+	if dir.item.Load() == nil || dir.removed {
 		return nil, "", errRemoved
 	}
 	return dir, name, nil

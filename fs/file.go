@@ -198,9 +198,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 		return nil
 	}
 	if st.staged == nil {
-		f.mu.Lock()
-		it := e.item
-		f.mu.Unlock()
+		it := e.item.Load()
 		if it != nil && it.Size == size {
 			return nil
 		}
@@ -230,9 +228,7 @@ func (st *file) stageLocked(ctx context.Context, keep bool) error {
 	if st.staged != nil {
 		return nil
 	}
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	sf, err := f.staging.Stage(cache.NewRecordID())
 	if err != nil {
 		return err
@@ -424,12 +420,12 @@ func transient(err error) bool {
 // name (the last known ones for a removed entry). Requires FS.mu.
 func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
 	t := sendTarget{name: e.name, baseETag: fl.baseETag, baseCTag: fl.baseCTag}
-	if e.item != nil && !e.removed {
-		t.itemID, t.knownCTag = e.item.ID, e.item.CTag
+	if e.item.Load() != nil && !e.removed {
+		t.itemID, t.knownCTag = e.item.Load().ID, e.item.Load().CTag
 	}
 	if p := e.parent; p != nil {
-		if p.item != nil {
-			t.parentID = p.item.ID
+		if p.item.Load() != nil {
+			t.parentID = p.item.Load().ID
 		}
 		if names, ok := f.pathNamesFSLocked(p); ok {
 			t.dirPath = strings.Join(names, "/")
@@ -468,7 +464,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	f, e := fl.fs, fl.e
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
-	gone := e.removed && e.item != nil
+	gone := e.removed && e.item.Load() != nil
 	f.mu.Unlock()
 	if t.parentID == "" && t.itemID == "" {
 		return errRemoved
@@ -481,19 +477,19 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	got := res.item
+	got := res.sent
 	f.mu.Lock()
 	if res.conflict {
 		c := f.setItemFSLocked(got)
 		if parent := f.byID[got.ParentID]; parent != nil {
 			f.placeFSLocked(c, parent, got.Name)
 		}
-		if e.item == nil && !e.removed {
+		if e.item.Load() == nil && !e.removed {
 			// A new local file lost its name to one made on the service:
 			// the service's item shows under the name at the next listing.
 			f.dropFSLocked(e, false)
-			if e.parent != nil && e.parent.item != nil {
-				f.listings.Invalidate(e.parent.item.ID)
+			if e.parent != nil && e.parent.item.Load() != nil {
+				f.listings.Invalidate(e.parent.item.Load().ID)
 			}
 		}
 		f.notes.content(e)

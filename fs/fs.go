@@ -204,7 +204,8 @@ func (f *FS) start(ctx context.Context) error {
 		return errors.New("fs: already started")
 	}
 	f.started = true
-	f.root = &entry{ino: rootIno, isDir: true, item: root}
+	f.root = &entry{ino: rootIno, isDir: true}
+	f.root.item.Store(root)
 	f.byIno[rootIno] = f.root
 	f.byID[root.ID] = f.root
 	f.mu.Unlock()

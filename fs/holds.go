@@ -36,8 +36,8 @@ func (f *FS) releaseSource(src *entry) {
 	}
 	f.mu.Lock()
 	id := ""
-	if src.item != nil && f.deferredDeletes[src.item.ID] {
-		id = src.item.ID
+	if src.item.Load() != nil && f.deferredDeletes[src.item.Load().ID] {
+		id = src.item.Load().ID
 	}
 	f.mu.Unlock()
 	if id != "" {

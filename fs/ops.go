@@ -33,7 +33,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 		f.mu.Unlock()
 		return nil, errExists
 	}
-	parentID := dir.item.ID
+	parentID := dir.item.Load().ID
 	f.mu.Unlock()
 
 	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
@@ -262,7 +262,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 
 	f.mu.Lock()
-	if src.removed || newDir.removed || newDir.item == nil {
+	if src.removed || newDir.removed || newDir.item.Load() == nil {
 		f.mu.Unlock()
 		return errRemoved
 	}
@@ -270,7 +270,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	oldName := src.name
 	var upd remote.ItemUpdate
 	if newDir != dir {
-		upd.ParentID = newDir.item.ID
+		upd.ParentID = newDir.item.Load().ID
 	}
 	if newName != src.name {
 		upd.Name = newName
@@ -288,7 +288,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 	f.mu.Lock()
 	f.placeFSLocked(src, newDir, newName)
-	newParentID := newDir.item.ID
+	newParentID := newDir.item.Load().ID
 	names, _ := f.pathNamesFSLocked(newDir)
 	f.mu.Unlock()
 	if st != nil {

@@ -83,11 +83,11 @@ func (c *serverCopy) pending() bool {
 func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item) (got int64, fallback bool, err error) {
 	f.mu.Lock()
 	parent, name := r.dst.parent, r.dst.name
-	if r.dst.removed || parent == nil || parent.item == nil {
+	if r.dst.removed || parent == nil || parent.item.Load() == nil {
 		f.mu.Unlock()
 		return 0, true, errRemoved
 	}
-	parentID := parent.item.ID
+	parentID := parent.item.Load().ID
 	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
 	f.mu.Unlock()
 
@@ -122,14 +122,14 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	fl.setCopiedAttr(true, got)
 	fl.mu.Unlock()
 	f.mu.Lock()
-	if old := r.dst.item; old != nil {
+	if old := r.dst.item.Load(); old != nil {
 		// cp onto an existing file: the job replaces that item with a new
 		// one; until then the destination is a local entry.
 		if f.byID[old.ID] == r.dst {
 			delete(f.byID, old.ID)
 		}
 		f.forgetChildFSLocked(parent, r.dst)
-		r.dst.item = nil
+		r.dst.item.Store(nil)
 		f.placeFSLocked(r.dst, parent, name)
 	}
 	r.dst.mtime = f.now()

@@ -117,7 +117,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 			f.placeFSLocked(e, parent, it.Name)
 			continue
 		}
-		old := e.item
+		old := e.item.Load()
 		if _, took := f.observeItemFSLocked(it, since); !took {
 			continue
 		}

@@ -21,7 +21,7 @@ import (
 
 // read fills p from offset off.
 func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
-	f, st := h.f, h.st
+	st := h.st
 	st.mu.Lock()
 	if st.staged != nil {
 		defer st.mu.Unlock()
@@ -46,9 +46,7 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 	}
 	st.mu.Unlock()
-	f.mu.Lock()
-	it := h.e.item
-	f.mu.Unlock()
+	it := h.e.item.Load()
 	if pending != nil {
 		it = pending.srcItem
 		if off >= limit {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -22,9 +23,11 @@ type entry struct {
 	isDir bool   // immutable
 
 	// item is the last known service state; nil for a new file that exists
-	// only locally until its first upload (lazy creation). Treated as
-	// immutable: replaced, never modified. GUARDED_BY(FS.mu)
-	item *remote.Item
+	// only locally until its first upload (lazy creation). The item is an
+	// immutable snapshot: replaced (under FS.mu, with the entry's place),
+	// never modified, so it may be read without FS.mu where a consistent
+	// view of the entry's other fields is not needed.
+	item atomic.Pointer[remote.Item]
 	// seq is FS.seq when a change made by this mount last set item (0: set
 	// by what the service reported). A service report fetched before that
 	// may be older than item (staleItem). GUARDED_BY(FS.mu)
@@ -62,10 +65,10 @@ type entry struct {
 // itemID returns the entry's item id, "" for a local-only file.
 // Requires FS.mu.
 func (e *entry) itemIDFSLocked() string {
-	if e.item == nil {
+	if e.item.Load() == nil {
 		return ""
 	}
-	return e.item.ID
+	return e.item.Load().ID
 }
 
 // dirListing is the cached listing of one folder: its children on the
@@ -89,7 +92,8 @@ func hiddenItem(it *remote.Item) bool {
 func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
-		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot, item: it}
+		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
+		e.item.Store(it)
 		f.nextIno++
 		f.byIno[e.ino] = e
 		f.byID[it.ID] = e
@@ -102,7 +106,7 @@ func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 // entry. Requires FS.mu.
 func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 	e := f.entryForItemFSLocked(it)
-	e.item = it
+	e.item.Store(it)
 	f.seq++
 	e.seq = f.seq
 	return e
@@ -113,10 +117,10 @@ func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 // holds; it returns the entry and whether it took the item. Requires FS.mu.
 func (f *FS) observeItemFSLocked(it *remote.Item, since uint64) (*entry, bool) {
 	e := f.entryForItemFSLocked(it)
-	if e.item != it && staleItem(e.item, it, e.seq > since) {
+	if e.item.Load() != it && staleItem(e.item.Load(), it, e.seq > since) {
 		return e, false
 	}
-	e.item = it
+	e.item.Store(it)
 	return e, true
 }
 
@@ -149,7 +153,7 @@ func (f *FS) placeFSLocked(e, dir *entry, name string) {
 	}
 	e.parent, e.name, e.removed, e.unlinked = dir, name, false, false
 	k := foldName(name)
-	if e.item == nil {
+	if e.item.Load() == nil {
 		if dir.local == nil {
 			dir.local = make(map[string]*entry)
 		}
@@ -201,13 +205,13 @@ func (f *FS) newLocalEntryFSLocked(parent *entry, name string) *entry {
 // bindFSLocked records that e is now the service's item it (an upload
 // created or replaced it, or a copy made it). Requires FS.mu.
 func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
-	if e.item == nil || e.item.ID != it.ID {
-		if e.item != nil && f.byID[e.item.ID] == e {
-			delete(f.byID, e.item.ID)
+	if e.item.Load() == nil || e.item.Load().ID != it.ID {
+		if e.item.Load() != nil && f.byID[e.item.Load().ID] == e {
+			delete(f.byID, e.item.Load().ID)
 		}
 		f.byID[it.ID] = e
 	}
-	e.item = it
+	e.item.Store(it)
 	f.seq++
 	e.seq = f.seq
 	if p := e.parent; p != nil && !e.removed {
@@ -222,10 +226,10 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 // listingFSLocked returns the fresh cached listing of dir, or nil. Caller
 // holds FS.mu.
 func (f *FS) listingFSLocked(dir *entry) *dirListing {
-	if dir.item == nil {
+	if dir.item.Load() == nil {
 		return nil
 	}
-	l, ok := f.listings.Get(dir.item.ID)
+	l, ok := f.listings.Get(dir.item.Load().ID)
 	if !ok {
 		return nil
 	}
@@ -236,10 +240,10 @@ func (f *FS) listingFSLocked(dir *entry) *dirListing {
 // fresh; if none is, there is nothing to keep consistent (the next reader
 // lists the folder again). Requires FS.mu.
 func (f *FS) updateListingFSLocked(dir *entry, fn func(*dirListing)) {
-	if dir.item == nil {
+	if dir.item.Load() == nil {
 		return
 	}
-	f.listings.Update(dir.item.ID, func(l *dirListing) *dirListing {
+	f.listings.Update(dir.item.Load().ID, func(l *dirListing) *dirListing {
 		fn(l)
 		return l
 	})
@@ -254,7 +258,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 		f.mu.Unlock()
 		return nil, errNotDir
 	}
-	if dir.removed || dir.item == nil {
+	if dir.removed || dir.item.Load() == nil {
 		f.mu.Unlock()
 		return nil, errRemoved
 	}
@@ -263,7 +267,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			f.mu.Unlock()
 			return l, nil
 		}
-		if wait := f.listingsInFlight[dir.item.ID]; wait != nil {
+		if wait := f.listingsInFlight[dir.item.Load().ID]; wait != nil {
 			// Another caller (a prefetch, say) is listing it: share that.
 			f.mu.Unlock()
 			select {
@@ -274,7 +278,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			return f.listing(ctx, dir, false)
 		}
 	}
-	id := dir.item.ID
+	id := dir.item.Load().ID
 	if f.listingsInFlight == nil {
 		f.listingsInFlight = make(map[string]chan struct{})
 	}
@@ -321,7 +325,7 @@ func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64
 		if hiddenItem(it) {
 			continue
 		}
-		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.ID, it.Name) {
+		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.Load().ID, it.Name) {
 			continue // a pending copy's destination: its binder places the item
 		}
 		e, took := f.observeItemFSLocked(it, since)
@@ -473,7 +477,7 @@ func (f *FS) prefetchListings(dir *entry) {
 	var todo []*entry
 	if l != nil {
 		for _, c := range l.children {
-			if c.isDir && !c.removed && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.ID] == nil {
+			if c.isDir && !c.removed && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.Load().ID] == nil {
 				todo = append(todo, c)
 			}
 		}

@@ -28,9 +28,7 @@ const xattrPending = "user.onedrive.pending"
 // metaXattrs returns the metadata attributes of e that have a value, in a
 // stable order.
 func (f *FS) metaXattrs(e *entry) [][2]string {
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	if it == nil {
 		return nil
 	}
