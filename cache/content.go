@@ -4,10 +4,12 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // Errors of the content cache. Compare with errors.Is.
@@ -159,6 +161,108 @@ func (c *Content) Open(key Key, size int64) (*Entry, error) {
 	if e.idleElem != nil {
 		c.idle.Remove(e.idleElem)
 		e.idleElem = nil
+	}
+	e.refs++
+	return &Entry{e: e}, nil
+}
+
+// Adopt makes the file at path the complete cached content of key (the
+// version just uploaded from it, say), so that reading it back downloads
+// nothing. The file is moved into the cache (renamed: the staging and
+// content directories share a file system; a copy when they do not), so
+// the caller must not use path afterwards, and must not have it open for
+// writing. Its size must be size. Any cached version of the item is
+// dropped first, as by Open of a new cTag. The entry is persisted at once
+// and becomes idle: it is evicted like any other when over budget.
+func (c *Content) Adopt(key Key, size int64, path string) error {
+	if key.ID == "" {
+		return errors.New("cache: empty item id")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != size {
+		return fmt.Errorf("cache: adopt: %s is %d bytes (%v), expected a regular file of %d", path, fi.Size(), fi.Mode().Type(), size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if old := c.byID[key.ID]; old != nil {
+		c.dropLocked(old, ErrDropped)
+	}
+	e := &entry{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
+	_ = os.Remove(e.sidecarPath())
+	if err := moveFile(path, e.dataPath()); err != nil {
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	f, err := os.OpenFile(e.dataPath(), os.O_RDWR, 0)
+	if err != nil {
+		_ = os.Remove(e.dataPath())
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	e.f = f
+	e.present.Add(0, size)
+	e.gen++
+	e.indexed = true
+	e.accounted = size
+	c.used += size
+	c.byID[key.ID] = e
+	e.persistMu.Lock()
+	err = c.persistLocked(e)
+	e.persistMu.Unlock()
+	e.mu.Lock()
+	e.f = nil
+	e.mu.Unlock()
+	_ = f.Close()
+	if err != nil {
+		c.dropLocked(e, ErrDropped)
+		return err
+	}
+	e.idleElem = c.idle.PushFront(e)
+	c.evictLocked()
+	return nil
+}
+
+// moveFile renames src to dst, or copies it (and removes src) when they are
+// on different file systems.
+func moveFile(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil || !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		_ = os.Remove(dst)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		_ = os.Remove(dst)
+		return err
+	}
+	return os.Remove(src)
+}
+
+// ref returns another handle on e, which the caller already holds one on.
+func (c *Content) ref(e *entry) (*Entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if e.refs == 0 {
+		return nil, ErrReleased
 	}
 	e.refs++
 	return &Entry{e: e}, nil

@@ -6,30 +6,51 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
 )
 
-// The read path: a file with no local changes is read through the content
-// cache (cache.Content), keyed by item id and cTag, so a changed file is
-// never served from stale bytes. Missing ranges are fetched with ranged
-// downloads (at least minFetch bytes at a time); sequential reading starts a
-// read-ahead on the background context; a fully cached version is verified
-// against its quickXorHash once.
+// The read path. A file with local changes is read from its staged copy. A
+// file with none is read through the content cache (cache.Content), keyed
+// by item id and cTag, so a changed file is never served from stale bytes:
+//
+//   - Replies are spliced from the cache's data file (an fd-backed
+//     fuse.ReadResult): the bytes go from the page cache to /dev/fuse
+//     without a copy through this process, warm or just downloaded.
+//   - A sequential reader gets one stream: a single download from where its
+//     run started toward the end of the file (cache.Stream), written to the
+//     cache file as it arrives and paced by the handle's cache.Readahead,
+//     whose window grows with the run. A seek stops the stream and shrinks
+//     the window; the next sequential run starts a new one.
+//   - A random read fetches just the bytes asked for.
+//   - A handle reads one version: once it has read a version, reads of
+//     another (the file changed on OneDrive) fail with ESTALE rather than
+//     mix two versions, except a read from offset 0, which starts over on
+//     the current one. Downloads are bound to the version being read
+//     (remote.Client.DownloadVersion).
+//   - A fully cached version is verified against its quickXorHash once.
 
-// read fills p from offset off.
-func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
+// errStale: the handle's version of the file is gone from OneDrive and from
+// the cache (the file changed while open); reopen it to read the new one.
+var errStale = errors.New("file changed on OneDrive while open")
+
+// readResult answers a FUSE read of len(dest) bytes at off.
+func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, error) {
 	f, st := h.f, h.st
 	st.mu.Lock()
 	if st.staged != nil {
 		defer st.mu.Unlock()
-		n, err := st.staged.File().ReadAt(p, off)
-		if errors.Is(err, io.EOF) {
-			err = nil
+		h.unpin() // the handle now follows the local content
+		n, err := st.staged.File().ReadAt(dest, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
 		}
-		return n, err
+		return fuse.ReadResultData(dest[:n]), nil
 	}
 	// A server-side copy whose caller was answered part of it shows only
 	// those bytes (copy.go).
@@ -42,61 +63,145 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 	it := h.e.item
 	f.mu.Unlock()
 	if it == nil || off >= it.Size || (limit >= 0 && off >= limit) {
-		return 0, nil
+		return fuse.ReadResultData(nil), nil
 	}
-	if limit >= 0 && off+int64(len(p)) > limit {
-		p = p[:limit-off]
+	if limit >= 0 && off+int64(len(dest)) > limit {
+		dest = dest[:limit-off]
 	}
-	return h.readServer(ctx, it, p, off)
+	return h.readServer(ctx, it, min(int64(len(dest)), it.Size-off), off)
 }
 
-// readServer reads the server's version it through the content cache,
-// fetching what is missing and starting read-ahead on sequential access.
-func (h *handle) readServer(ctx context.Context, it *remote.Item, p []byte, off int64) (int, error) {
-	want := min(int64(len(p)), it.Size-off)
-	p = p[:want]
-	fetch := h.f.fetcher(it.ID)
+// read fills p from offset off, for callers inside the filesystem (the byte
+// path of copy_file_range).
+func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
+	rr, err := h.readResult(ctx, p, off)
+	if err != nil {
+		return 0, err
+	}
+	defer rr.Done()
+	b, status := rr.Bytes(p)
+	if !status.Ok() {
+		return 0, syscall.Errno(status)
+	}
+	return copy(p, b), nil
+}
+
+// readServer reads want bytes at off of the server's version it through the
+// content cache, fetching what is missing.
+func (h *handle) readServer(ctx context.Context, it *remote.Item, want, off int64) (fuse.ReadResult, error) {
+	sequential := h.ra.Next(off, want).Len() > 0
+	dropped := false
 	for attempt := 0; ; attempt++ {
-		ce, err := h.cacheEntry(it)
+		ce, err := h.cacheEntry(it, off, dropped)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		n, err := ce.ReadAt(p, off)
+		dropped = false
+		sp, err := ce.Span(off, int(want))
+		if err == nil && int64(sp.Len) < want {
+			sp.Release()
+			err = cache.ErrNotPresent
+		}
 		switch {
-		case err == nil || errors.Is(err, io.EOF):
-			h.readahead(it, off, int64(n))
-			if off+int64(n) >= it.Size {
+		case err == nil:
+			if off+want >= it.Size {
 				h.f.verifyInBackground(it)
 			}
-			return n, nil
+			return spanResult{sp}, nil
+		case errors.Is(err, io.EOF):
+			return fuse.ReadResultData(nil), nil
 		case errors.Is(err, cache.ErrNotPresent) && attempt < 4:
-			ferr := ce.Fetch(ctx, off, max(want, minFetch), fetch)
-			if ferr != nil && !errors.Is(ferr, cache.ErrDropped) {
-				return 0, ferr
+			if sequential {
+				h.stream(ce, it, off)
 			}
-			if errors.Is(ferr, cache.ErrDropped) {
-				h.dropCacheEntry()
+			ferr := ce.Fetch(ctx, off, want, h.f.fetcherFor(it))
+			switch {
+			case errors.Is(ferr, cache.ErrDropped):
+				dropped = true
+			case errors.Is(ferr, remote.ErrContentChanged):
+				return nil, fmt.Errorf("%w: %w", errStale, ferr)
+			case ferr != nil:
+				return nil, ferr
 			}
 		case errors.Is(err, cache.ErrDropped) && attempt < 4:
-			h.dropCacheEntry()
+			dropped = true
 		default:
-			return n, err
+			return nil, err
 		}
 	}
 }
 
-// cacheEntry returns the handle's content-cache entry for it, opening it (or
-// a newer version) as needed.
-func (h *handle) cacheEntry(it *remote.Item) (*cache.Entry, error) {
+// stream starts the handle's stream from off unless one is running: a
+// single download toward the end of the file, paced by the handle's
+// Readahead, on the filesystem's background context. Random access or the
+// release of the handle stops it (Readahead.Stop).
+func (h *handle) stream(ce *cache.Entry, it *remote.Item, off int64) {
+	f := h.f
+	ctx, cancel := context.WithCancel(f.bg.ctx)
+	token, ok := h.ra.Attach(cancel)
+	if !ok {
+		cancel()
+		return
+	}
+	s, err := ce.StartStream(ctx, off, h.ra)
+	if err != nil || s == nil {
+		h.ra.Detach(token)
+		cancel()
+		return
+	}
+	fetch := f.fetcherFor(it)
+	if !f.bg.Go(func(context.Context) {
+		defer cancel()
+		defer h.ra.Detach(token)
+		if err := s.Run(fetch); err != nil && ctx.Err() == nil {
+			f.log.Debug("read stream ended early", "id", it.ID, "from", off, "err", err)
+		}
+	}) {
+		s.Abandon()
+		h.ra.Detach(token)
+		cancel()
+	}
+}
+
+// spanResult is a fuse.ReadResult spliced from the content cache's data
+// file: go-fuse moves the bytes from the file to /dev/fuse (splice) after
+// Read returns, or preads them when it cannot splice. The span keeps the
+// file open and its bytes valid until Done.
+type spanResult struct{ sp *cache.Span }
+
+func (r spanResult) Seekable() (fd uintptr, off int64, sz int) {
+	return r.sp.Fd(), r.sp.Off, r.sp.Len
+}
+
+func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	return fuse.ReadResultFd(r.sp.Fd(), r.sp.Off, r.sp.Len).Bytes(buf)
+}
+
+func (r spanResult) Size() int { return r.sp.Len }
+
+func (r spanResult) Done() { r.sp.Release() }
+
+// cacheEntry returns the handle's content-cache entry for it, opening it as
+// needed. The handle keeps reading the version it has read (see the top of
+// this file): a read of another version fails with errStale unless it
+// starts at offset 0. dropped reopens the same version after its entry was
+// dropped (it failed verification, say).
+func (h *handle) cacheEntry(it *remote.Item, off int64, dropped bool) (*cache.Entry, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.ce != nil && h.ce.Key() == keyOf(it) && h.ce.Size() == it.Size {
-		return h.ce, nil
-	}
 	if h.ce != nil {
+		same := h.ce.Key() == keyOf(it) && h.ce.Size() == it.Size
+		if same && !dropped {
+			return h.ce, nil
+		}
+		if !same && off != 0 {
+			return nil, fmt.Errorf("%w: it was %s, it is now %s", errStale, h.ce.Key().CTag, it.CTag)
+		}
 		_ = h.ce.Release()
 		h.ce = nil
-		h.ra.Reset()
+		if !same {
+			h.ra.Reset()
+		}
 	}
 	ce, err := h.f.content.Open(keyOf(it), it.Size)
 	if err != nil {
@@ -106,47 +211,23 @@ func (h *handle) cacheEntry(it *remote.Item) (*cache.Entry, error) {
 	return ce, nil
 }
 
-func (h *handle) dropCacheEntry() {
+// unpin forgets the version the handle was reading (its reads now come
+// from local content).
+func (h *handle) unpin() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.ce != nil {
 		_ = h.ce.Release()
 		h.ce = nil
+		h.ra.Reset()
 	}
 }
 
-// readahead starts a background fetch of the range after a sequential read,
-// at most one per handle. It runs on the filesystem's background context
-// (never the request's) with its own cache handle, and stops at unmount.
-func (h *handle) readahead(it *remote.Item, off, n int64) {
-	r := h.ra.Next(off, n)
-	if r.Len() <= 0 || r.Start >= it.Size {
-		return
-	}
-	f := h.f
-	if !h.raBusy.CompareAndSwap(false, true) {
-		return
-	}
-	ce, err := f.content.Open(keyOf(it), it.Size)
-	if err != nil {
-		h.raBusy.Store(false)
-		return
-	}
-	if ce.Present(r.Start, r.Len()) {
-		_ = ce.Release()
-		h.raBusy.Store(false)
-		return
-	}
-	if !f.bg.Go(func(ctx context.Context) {
-		defer h.raBusy.Store(false)
-		defer ce.Release()
-		if err := ce.Fetch(ctx, r.Start, r.Len(), f.fetcher(it.ID)); err != nil && ctx.Err() == nil {
-			f.log.Debug("read-ahead failed", "id", it.ID, "err", err)
-		}
-	}) {
-		_ = ce.Release()
-		h.raBusy.Store(false)
-	}
+// dropCacheEntry releases the handle's cache entry and stops its stream (the
+// handle is being released).
+func (h *handle) dropCacheEntry() {
+	h.ra.Stop()
+	h.unpin()
 }
 
 // verifyInBackground checks the quickXorHash of a fully cached version once:
@@ -194,13 +275,38 @@ func quickXorHashOf(r io.Reader) (string, error) {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
-// fetcher returns the content cache's download function for item id.
+// fetcher returns the content cache's download function for item id,
+// whatever its version.
 func (f *FS) fetcher(id string) cache.FetchFunc {
 	return func(ctx context.Context, off, n int64, w io.Writer) error {
 		got, err := f.remote.Download(ctx, id, off, n, w)
-		if err == nil && got != n {
-			err = fmt.Errorf("download of %d bytes at %d returned %d: %w", n, off, got, io.ErrUnexpectedEOF)
-		}
-		return err
+		return checkFetched(off, n, got, err)
 	}
+}
+
+// versionDownloader is the remote's download bound to one version
+// (remote.Client.DownloadVersion); test doubles may lack it.
+type versionDownloader interface {
+	DownloadVersion(ctx context.Context, itemID, cTag string, off, length int64, w io.Writer) (int64, error)
+}
+
+// fetcherFor returns the content cache's download function for the version
+// of it: bytes of another version are never written under its key.
+func (f *FS) fetcherFor(it *remote.Item) cache.FetchFunc {
+	vd, ok := f.remote.(versionDownloader)
+	if !ok || it.CTag == "" {
+		return f.fetcher(it.ID)
+	}
+	id, cTag := it.ID, it.CTag
+	return func(ctx context.Context, off, n int64, w io.Writer) error {
+		got, err := vd.DownloadVersion(ctx, id, cTag, off, n, w)
+		return checkFetched(off, n, got, err)
+	}
+}
+
+func checkFetched(off, n, got int64, err error) error {
+	if err == nil && got != n {
+		err = fmt.Errorf("download of %d bytes at %d returned %d: %w", n, off, got, io.ErrUnexpectedEOF)
+	}
+	return err
 }
