@@ -12,11 +12,13 @@ import "sync"
 // further one up to max, and drops to nothing on random access (which also
 // stops the handle's stream: the next sequential run starts a new one).
 //
-// A read counts as sequential when it starts within the current window (or
-// min, whichever is larger) of where the previous read ended, in either
-// direction: the kernel issues read-ahead requests concurrently, so they may
-// arrive slightly out of order. The first read of a handle is sequential when
-// it starts at offset 0.
+// A read counts as sequential when it starts within 2×max of where the
+// furthest read of the run ended, in either direction: the kernel issues its
+// own read-ahead as several requests at once (up to the mount's
+// read_ahead_kb), so they arrive out of order. The first read of a handle
+// is sequential when it starts at offset 0. A run is worth a stream
+// (Streamable) once it has read min/4 bytes (at most 256 KiB): scattered
+// small reads that happen to land near each other never start one.
 //
 // As a Pace, it lets a stream fetch up to the end of the furthest read plus
 // the window. Readahead is safe for concurrent use; it never calls into an
@@ -27,6 +29,7 @@ type Readahead struct {
 	mu      sync.Mutex
 	next    int64         // guarded by mu; where the furthest read of the run ended
 	window  int64         // guarded by mu; current window, 0 after random access
+	run     int64         // guarded by mu; bytes read in the current sequential run
 	seen    bool          // guarded by mu; a read was observed
 	changed chan struct{} // guarded by mu; closed (and cleared) when the limit moves
 	stop    func()        // guarded by mu; stops the attached stream; nil when none
@@ -47,7 +50,7 @@ func NewReadahead(minWindow, maxWindow int64) *Readahead {
 func (r *Readahead) Next(off, n int64) Range {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	slack := max(r.window, r.min)
+	slack := 2 * r.max
 	sequential := (!r.seen && off == 0) ||
 		(r.seen && off >= r.next-slack && off <= r.next+slack)
 	r.seen = true
@@ -55,6 +58,7 @@ func (r *Readahead) Next(off, n int64) Range {
 	if !sequential {
 		r.window = 0
 		r.next = end
+		r.run = max(n, 0)
 		r.stopLocked()
 		r.movedLocked()
 		return Range{}
@@ -65,8 +69,17 @@ func (r *Readahead) Next(off, n int64) Range {
 		r.window = min(r.window*2, r.max)
 	}
 	r.next = max(r.next, end)
+	r.run += max(n, 0)
 	r.movedLocked()
 	return Range{Start: end, End: end + r.window}
+}
+
+// Streamable reports whether the current run is sequential and long enough
+// to be worth a stream.
+func (r *Readahead) Streamable() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.window > 0 && r.run >= min(max(r.min/4, 1), 256<<10)
 }
 
 // Limit implements Pace: a stream may fetch bytes before the returned
@@ -124,7 +137,7 @@ func (r *Readahead) Stop() {
 func (r *Readahead) Reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.next, r.window, r.seen = 0, 0, false
+	r.next, r.window, r.run, r.seen = 0, 0, 0, false
 	r.stopLocked()
 	r.movedLocked()
 }

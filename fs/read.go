@@ -89,7 +89,8 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 // readServer reads want bytes at off of the server's version it through the
 // content cache, fetching what is missing.
 func (h *handle) readServer(ctx context.Context, it *remote.Item, want, off int64) (fuse.ReadResult, error) {
-	sequential := h.ra.Next(off, want).Len() > 0
+	h.ra.Next(off, want)
+	sequential := h.ra.Streamable()
 	dropped := false
 	for attempt := 0; ; attempt++ {
 		ce, err := h.cacheEntry(it, off, dropped)

@@ -50,6 +50,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	allowOther := fset.Bool("allow-other", false, "let other users into the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error")
 	debugFuse := fset.Bool("debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
+	readAhead := fset.String("read-ahead", "4M", "kernel read-ahead of the mount, set when root (bytes, or with a K or M suffix; 0: the kernel's default)")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -67,6 +68,14 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "onedrivefs mount: --cache-size: %v\n", err)
 		return errUsage
+	}
+	readAheadBytes, err := parseSize(*readAhead)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "onedrivefs mount: --read-ahead: %v\n", err)
+		return errUsage
+	}
+	if readAheadBytes == 0 {
+		readAheadBytes = -1 // the kernel's default
 	}
 	if *pollInterval == 0 {
 		fmt.Fprintln(e.stderr, "onedrivefs mount: --poll-interval must not be 0 (use a negative value to disable polling)")
@@ -155,7 +164,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: *allowOther, Debug: *debugFuse})
+	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: *allowOther, Debug: *debugFuse, ReadAhead: readAheadBytes})
 	if err != nil {
 		return err
 	}
