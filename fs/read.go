@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"syscall"
 
@@ -33,7 +34,9 @@ import (
 //     mix two versions, except a read from offset 0, which starts over on
 //     the current one. Downloads are bound to the version being read
 //     (remote.Client.DownloadVersion).
-//   - A fully cached version is verified against its quickXorHash once.
+//   - A fully cached version is verified against its quickXorHash once: a
+//     stream of the whole file hashes it as it arrives; otherwise it is read
+//     back once in the background.
 
 // errStale: the handle's version of the file is gone from OneDrive and from
 // the cache (the file changed while open); reopen it to read the new one.
@@ -151,16 +154,59 @@ func (h *handle) stream(ce *cache.Entry, it *remote.Item, off int64) {
 		return
 	}
 	fetch := f.fetcherFor(it)
+	var hw *hashingWriter
+	if off == 0 && it.QuickXorHash != "" {
+		// A stream of the whole file is hashed as it arrives, so that
+		// the version needs no read-back to be verified.
+		hw = &hashingWriter{h: quickxorhash.New()}
+		inner := fetch
+		fetch = func(ctx context.Context, off, n int64, w io.Writer) error {
+			hw.w = w
+			return inner(ctx, off, n, hw)
+		}
+	}
 	if !f.bg.Go(func(context.Context) {
 		defer cancel()
 		defer h.ra.Detach(token)
-		if err := s.Run(fetch); err != nil && ctx.Err() == nil {
+		err := s.Run(fetch)
+		if err != nil && ctx.Err() == nil {
 			f.log.Debug("read stream ended early", "id", it.ID, "from", off, "err", err)
+		}
+		if err == nil && hw != nil && hw.n == it.Size {
+			f.verified(ce, it, base64.StdEncoding.EncodeToString(hw.h.Sum(nil)))
 		}
 	}) {
 		s.Abandon()
 		h.ra.Detach(token)
 		cancel()
+	}
+}
+
+// hashingWriter hashes the bytes its writer accepted.
+type hashingWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashingWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+// verified records the outcome of hashing a whole version as it was
+// downloaded into ce: a match marks it verified, a mismatch drops it.
+func (f *FS) verified(ce *cache.Entry, it *remote.Item, got string) {
+	if got != it.QuickXorHash {
+		f.log.Warn("downloaded content failed verification and was dropped", "id", it.ID,
+			"err", fmt.Errorf("quickXorHash %s, the service says %s: %w", got, it.QuickXorHash, remote.ErrHashMismatch))
+		ce.Discard()
+		return
+	}
+	if err := ce.MarkVerified(); err != nil && !errors.Is(err, cache.ErrReleased) {
+		f.log.Debug("marking a verified download", "id", it.ID, "err", err)
 	}
 }
 

@@ -260,7 +260,7 @@ func (b *bench) benchRead(ctx context.Context, rep *report) error {
 	rep.target("cold sequential read ≥ 80% of the direct download",
 		fmt.Sprintf("%.0f%% (%s MB/s against %s)", 100*coldRatio, fmtNum(cold.median(), 0), fmtNum(direct.median(), 0)), yesNo(coldRatio >= 0.8))
 	rep.target("cold sequential read: ≤ 4 requests per GiB", fmt.Sprintf("%s per GiB", fmtNum(coldReq.median(), 1)), yesNo(coldReq.median() <= 4))
-	b.warmRead = warm.median()
+	b.warmRead, b.warmCPU = warm.median(), warmMountCPU.median()
 	return nil
 }
 
@@ -342,7 +342,7 @@ func (b *bench) benchWrite(ctx context.Context, rep *report) error {
 			return err
 		}
 	}
-	t := rep.table("3. Sequential write of "+sizeLabel(size),
+	t := rep.table("6. Sequential write of "+sizeLabel(size),
 		"Random bytes. Direct: createUploadSession and 10 MiB fragments PUT in order (the client's fragment size) by this "+
 			"process. onedrivefs: open(O_CREAT|O_TRUNC), 1 MiB write() calls, close(); timed from open to the return of "+
 			"close, when the file is on the fake (checked). write() and close() columns split that time. CPU: seconds of "+
@@ -413,7 +413,7 @@ func (b *bench) benchMeta(ctx context.Context, rep *report) error {
 	}
 	const constant = 10
 	bound := folders + items/1000 + constant
-	t := rep.table(fmt.Sprintf("4. Metadata: %d files in %d folders", items, folders),
+	t := rep.table(fmt.Sprintf("8. Metadata: %d files in %d folders", items, folders),
 		fmt.Sprintf("`ls -lR` and `find` over bench/meta (%d folders of %d files) from the mount's root. Cold: a fresh mount "+
 			"(empty caches); warm: the same command again at once in the same mount. Requests: every request the fake "+
 			"received while the command ran. The target bound is folders + items/1000 + %d = %d.", folders, per, constant, bound),
@@ -542,7 +542,7 @@ func (b *bench) benchJobs(ctx context.Context, rep *report) error {
 		}
 		ownTime = append(ownTime, dueMax.Sub(t0).Seconds())
 	}
-	t := rep.table(fmt.Sprintf("5. Many jobs: %d concurrent xattr copies", n),
+	t := rep.table(fmt.Sprintf("9. Many jobs: %d concurrent xattr copies", n),
 		fmt.Sprintf("%d small files copied at once, each by `setxattr user.onedrive.copy` from its own goroutine, into a "+
 			"new folder. Every job takes %s on the fake (its latency). Visibility: this process lists the destination "+
 			"folder through the mount every 10 ms; \"completion → visible\" is, per job, the first listing showing the copy "+
