@@ -310,7 +310,8 @@ func (e *entry) firstUncoveredLocked(m Range) (Range, bool) {
 
 // run calls fetch for fl and records the outcome for the waiters. A stream
 // asks for everything up to the end of the file and is cut short by its
-// writer (errStreamEnd) where it cannot go on.
+// writer (errStreamEnd) where it cannot go on; the flight it ends with may
+// be a later one than fl (see rangeWriter.room).
 func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch FetchFunc) error {
 	w := &rangeWriter{e: e, f: f, fl: fl, ctx: fctx, pos: fl.r.Start}
 	n := fl.r.Len()
@@ -322,8 +323,9 @@ func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch Fet
 		err = nil
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	fl = w.fl
 	end := fl.r.End
-	e.mu.Unlock()
 	switch {
 	case err == nil && w.err != nil && !errors.Is(w.err, errStreamEnd):
 		err = w.err // fetch swallowed a write error
@@ -331,11 +333,8 @@ func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch Fet
 		err = fmt.Errorf("cache: fetch of %v ended after %d bytes: %w",
 			Range{fl.r.Start, end}, w.pos-fl.r.Start, io.ErrUnexpectedEOF)
 	}
-	e.mu.Lock()
 	e.finishLocked(fl, err, ctx.Err() != nil)
-	err = fl.err
-	e.mu.Unlock()
-	return err
+	return fl.err
 }
 
 // finishLocked records the outcome of fl, removes it from the flights and
@@ -367,13 +366,19 @@ var (
 // it extends the flight's claim as its pace allows, and blocks while the
 // pace holds it back.
 type rangeWriter struct {
-	e   *entry
-	f   *os.File
-	fl  *flight
-	ctx context.Context // the fetch's context: waiting on the pace honours it
-	pos int64
-	err error // first error returned to the fetch
+	e      *entry
+	f      *os.File
+	fl     *flight         // the flight being written; a stream moves to a new one past a skip
+	ctx    context.Context // the fetch's context: waiting on the pace honours it
+	pos    int64
+	skipTo int64 // a stream discards the bytes before skipTo (present or another's)
+	err    error // first error returned to the fetch
 }
+
+// maxStreamSkip is the longest run of bytes (present, or another flight's)
+// a stream reads past and discards rather than stopping: stopping wastes
+// what the connection already carries, often more.
+const maxStreamSkip = 2 << 20
 
 func (w *rangeWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
@@ -381,8 +386,18 @@ func (w *rangeWriter) Write(p []byte) (int, error) {
 	}
 	written := 0
 	for len(p) > 0 {
+		if w.pos < w.skipTo {
+			k := int(min(int64(len(p)), w.skipTo-w.pos))
+			w.pos += int64(k)
+			written += k
+			p = p[k:]
+			continue
+		}
 		room, err := w.room()
 		if err == nil && room == 0 {
+			if w.pos < w.skipTo {
+				continue
+			}
 			err = errOverrun
 		}
 		if err != nil {
@@ -420,10 +435,14 @@ func (w *rangeWriter) Write(p []byte) (int, error) {
 
 // room returns how many bytes may be written at w.pos: what is left of the
 // claim, which a stream extends (waiting for its pace when needed). 0 means
-// the fetch overran what it was asked for.
+// the fetch overran what it was asked for, unless it set w.skipTo: a stream
+// that meets a short run of bytes present or claimed by another flight ends
+// its flight there and goes on with a new one after them, discarding what
+// it receives in between.
 func (w *rangeWriter) room() (int64, error) {
-	e, fl := w.e, w.fl
+	e := w.e
 	for {
+		fl := w.fl
 		e.mu.Lock()
 		if e.gone != nil {
 			err := e.gone
@@ -450,8 +469,22 @@ func (w *rangeWriter) room() (int64, error) {
 			}
 		}
 		if stop <= w.pos {
+			skipEnd := e.present.RunEnd(w.pos)
+			for _, o := range e.flights {
+				if o != fl && o.r.Start <= w.pos && w.pos < o.r.End {
+					skipEnd = max(skipEnd, o.r.End)
+				}
+			}
+			if skipEnd <= w.pos || skipEnd-w.pos > maxStreamSkip || skipEnd >= e.size {
+				e.mu.Unlock()
+				return 0, errStreamEnd
+			}
+			next := &flight{r: Range{skipEnd, skipEnd}, pace: fl.pace, cancel: fl.cancel}
+			e.finishLocked(fl, nil, false)
+			e.flights = append(e.flights, next)
+			w.fl, w.skipTo = next, skipEnd
 			e.mu.Unlock()
-			return 0, errStreamEnd
+			return 0, nil
 		}
 		lim, moved := fl.pace.Limit()
 		if end := min(lim, stop); end > w.pos {

@@ -12,11 +12,14 @@ import "sync"
 // further one up to max, and drops to nothing on random access (which also
 // stops the handle's stream: the next sequential run starts a new one).
 //
-// A read counts as sequential when it starts within 2×max of where the
+// A read counts as sequential when it starts within 8×min of where the
 // furthest read of the run ended, in either direction: the kernel issues its
 // own read-ahead as several requests at once (up to the mount's
-// read_ahead_kb), so they arrive out of order. The first read of a handle
-// is sequential when it starts at offset 0. A run is worth a stream
+// read_ahead_kb, 4 MiB by default), so they arrive out of order. A forward
+// seek shorter than that is taken as part of the run, and the stream
+// fetches the bytes skipped; a longer one stops it. The first read of a handle
+// is sequential when it starts within 4×min of offset 0 (the kernel's first
+// read-ahead requests may arrive before the one at 0). A run is worth a stream
 // (Streamable) once it has read min/4 bytes (at most 256 KiB): scattered
 // small reads that happen to land near each other never start one.
 //
@@ -50,8 +53,8 @@ func NewReadahead(minWindow, maxWindow int64) *Readahead {
 func (r *Readahead) Next(off, n int64) Range {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	slack := 2 * r.max
-	sequential := (!r.seen && off == 0) ||
+	slack := 8 * r.min
+	sequential := (!r.seen && off <= 4*r.min) ||
 		(r.seen && off >= r.next-slack && off <= r.next+slack)
 	r.seen = true
 	end := off + max(n, 0)

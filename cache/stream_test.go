@@ -73,26 +73,33 @@ func TestStreamIsOneFetchPacedByItsLimit(t *testing.T) {
 	assert.Equal(t, pattern(0, 64<<10), readRange(t, h, 0, 64<<10))
 }
 
-// A stream stops where the bytes ahead are present or claimed by another
-// fetch, and starts only where bytes are missing and unclaimed.
-func TestStreamStopsAtBytesPresentOrClaimed(t *testing.T) {
+// A stream starts only where bytes are missing and unclaimed; it reads past
+// a short run of bytes already present (discarding them) and stops at a
+// long one.
+func TestStreamSkipsShortRunsStopsAtLongOnes(t *testing.T) {
 	c := openTestContent(t, t.TempDir(), 1<<30)
-	h := mustOpen(t, c, "a", "c1", 64<<10)
+	const size = 8 << 20
+	h := mustOpen(t, c, "a", "c1", size)
 	defer h.Release()
 	src := newSource()
-	require.NoError(t, h.Fetch(context.Background(), 32<<10, 4<<10, src.fetch))
+	src.chunk = 32 << 10
+	ctx := context.Background()
+	require.NoError(t, h.Fetch(ctx, 1<<20, 4<<10, src.fetch))           // short island
+	require.NoError(t, h.Fetch(ctx, 4<<20, maxStreamSkip+1, src.fetch)) // long island
 
-	s, err := h.StartStream(context.Background(), 33<<10, newPace(1<<30))
+	s, err := h.StartStream(ctx, 1<<20+100, newPace(1<<40))
 	require.NoError(t, err)
 	assert.Nil(t, s, "nothing to stream where bytes are present")
 
-	s, err = h.StartStream(context.Background(), 0, newPace(1<<30))
+	s, err = h.StartStream(ctx, 0, newPace(1<<40))
 	require.NoError(t, err)
 	require.NotNil(t, s)
 	require.NoError(t, s.Run(src.fetch))
-	assert.Equal(t, 36<<10, int(h.Covered()))
-	assert.Equal(t, []Range{{36 << 10, 64 << 10}}, h.e.present.Missing(0, 64<<10))
-	assert.Equal(t, pattern(0, 36<<10), readRange(t, h, 0, 36<<10))
+	assert.Equal(t, []Range{{4<<20 + maxStreamSkip + 1, size}}, h.e.present.Missing(0, size),
+		"past the short island, stopped at the long one")
+	assert.Equal(t, pattern(0, 4<<20), readRange(t, h, 0, 4<<20))
+	calls := src.Calls()
+	assert.Equal(t, Range{0, size}, calls[0], "one request to the end of the file")
 }
 
 // Stopping a stream (its context ends) leaves the bytes it wrote, and a

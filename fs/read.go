@@ -65,13 +65,14 @@ func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.R
 	f.mu.Lock()
 	it := h.e.item
 	f.mu.Unlock()
+	it, pinned := h.version(it, off)
 	if it == nil || off >= it.Size || (limit >= 0 && off >= limit) {
 		return fuse.ReadResultData(nil), nil
 	}
 	if limit >= 0 && off+int64(len(dest)) > limit {
 		dest = dest[:limit-off]
 	}
-	return h.readServer(ctx, it, min(int64(len(dest)), it.Size-off), off)
+	return h.readServer(ctx, it, pinned, min(int64(len(dest)), it.Size-off), off)
 }
 
 // read fills p from offset off, for callers inside the filesystem (the byte
@@ -90,8 +91,9 @@ func (h *handle) read(ctx context.Context, p []byte, off int64) (int, error) {
 }
 
 // readServer reads want bytes at off of the server's version it through the
-// content cache, fetching what is missing.
-func (h *handle) readServer(ctx context.Context, it *remote.Item, want, off int64) (fuse.ReadResult, error) {
+// content cache, fetching what is missing. pinned: it is a version the
+// file no longer has (see version).
+func (h *handle) readServer(ctx context.Context, it *remote.Item, pinned bool, want, off int64) (fuse.ReadResult, error) {
 	h.ra.Next(off, want)
 	sequential := h.ra.Streamable()
 	dropped := false
@@ -131,6 +133,11 @@ func (h *handle) readServer(ctx context.Context, it *remote.Item, want, off int6
 			dropped = true
 		default:
 			return nil, err
+		}
+		if dropped && pinned {
+			// The old version's entry went (another reader opened the
+			// new one): reopening it would drop the new one in turn.
+			return nil, fmt.Errorf("%w: its cached bytes were dropped", errStale)
 		}
 	}
 }
@@ -227,6 +234,24 @@ func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
 func (r spanResult) Size() int { return r.sp.Len }
 
 func (r spanResult) Done() { r.sp.Release() }
+
+// version returns the version a read at off is served from: the one the
+// handle has been reading, while it reads on (off != 0) after the file
+// changed; it otherwise. The old version's bytes are served while they are
+// cached; fetching more of it fails (errStale), as the service no longer
+// has it.
+func (h *handle) version(it *remote.Item, off int64) (_ *remote.Item, pinned bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if it == nil || h.ce == nil || off == 0 {
+		return it, false
+	}
+	k := h.ce.Key()
+	if k == keyOf(it) && h.ce.Size() == it.Size {
+		return it, false
+	}
+	return &remote.Item{ID: k.ID, CTag: k.CTag, Size: h.ce.Size(), Name: it.Name}, true
+}
 
 // cacheEntry returns the handle's content-cache entry for it, opening it as
 // needed. The handle keeps reading the version it has read (see the top of
