@@ -371,9 +371,9 @@ func TestIntegrationSessionUpload(t *testing.T) {
 
 func TestIntegrationSessionUploadResumesAfterFragmentReset(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envConfig{})
 	const size = 50 << 20
-	const fragment = 32 * remote.FragmentUnit // the default, 10 MiB
+	const fragment = 32 * remote.FragmentUnit // 10 MiB: five fragments
+	e := newEnv(t, envConfig{client: func(c *remote.Config) { c.FragmentSize = fragment }})
 	content := pattern(size, 9)
 	e.fake.SetFaults(graphtest.FaultOptions{ResetEvery: 3, Ops: []string{"upload.fragment"}})
 

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
@@ -276,7 +277,7 @@ func (b *bench) benchWrite(ctx context.Context, rep *report) error {
 	if _, err := b.fake.MkdirAll("bench/write"); err != nil {
 		return err
 	}
-	const fragment = 10 << 20 // remote's default upload fragment (32 × 320 KiB)
+	const fragment = 128 * remote.FragmentUnit // remote's default upload fragment (40 MiB)
 	var direct, mount, writePhase, closePhase, up samples
 	var directCPU, mountCPU, selfCPU samples
 	viaHTTP := func(r int) error {
@@ -343,7 +344,7 @@ func (b *bench) benchWrite(ctx context.Context, rep *report) error {
 		}
 	}
 	t := rep.table("6. Sequential write of "+sizeLabel(size),
-		"Random bytes. Direct: createUploadSession and 10 MiB fragments PUT in order (the client's fragment size) by this "+
+		"Random bytes. Direct: createUploadSession and 40 MiB fragments PUT in order (the client's fragment size) by this "+
 			"process. onedrivefs: open(O_CREAT|O_TRUNC), 1 MiB write() calls, close(); timed from open to the return of "+
 			"close, when the file is on the fake (checked). write() and close() columns split that time. CPU: seconds of "+
 			"user+system time of the mount process, and of the benchmark process (the fake server and the writer).",
