@@ -379,10 +379,13 @@ func (c *Content) release(e *entry) error {
 // nothing worth keeping.
 func (c *Content) idleLocked(e *entry) {
 	e.mu.Lock()
-	f := e.f
-	e.f = nil
+	f, m := e.f, e.mapped
+	e.f, e.mapped = nil, nil
 	empty := e.present.Covered() == 0
 	e.mu.Unlock()
+	if m != nil {
+		_ = syscall.Munmap(m) // no Span is left: each holds a reference
+	}
 	if f != nil {
 		_ = f.Close()
 	}

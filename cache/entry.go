@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // FetchFunc downloads bytes [off, off+n) of the item and streams them, in
@@ -39,6 +40,7 @@ type entry struct {
 
 	mu       sync.Mutex
 	f        *os.File      // guarded by mu; open while refs > 0
+	mapped   []byte        // guarded by mu; f mapped read-only for Spans, from the first until refs == 0
 	present  RangeSet      // guarded by mu; bytes valid in the data file
 	verified bool          // guarded by mu
 	gen      uint64        // guarded by mu; bumped on every change to present/verified
@@ -595,14 +597,17 @@ func (s *Stream) Abandon() {
 	})
 }
 
-// Span is a run of cached bytes pinned for a zero-copy read: the data file
-// stays open (and its bytes valid for this version) until Release, so that
-// a reply can be spliced from it after the read returns.
+// Span is a run of cached bytes pinned for a reply sent after the read
+// returns: the data file stays open, and mapped, until Release. Data is
+// those bytes in the read-only mapping of the data file (nil when it could
+// not be mapped: then read them from Fd), so a reply can be written from the
+// page cache with no copy through the process.
 type Span struct {
-	h   *Entry
-	f   *os.File
-	Off int64
-	Len int
+	h    *Entry
+	f    *os.File
+	Off  int64
+	Len  int
+	Data []byte
 }
 
 // Fd is the data file's descriptor, valid until Release.
@@ -643,12 +648,21 @@ func (h *Entry) Span(off int64, n int) (*Span, error) {
 	}
 	e.mu.Lock()
 	f := e.f
+	if f != nil && e.mapped == nil {
+		if m, err := syscall.Mmap(int(f.Fd()), 0, int(e.size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
+			e.mapped = m
+		}
+	}
+	var data []byte
+	if e.mapped != nil {
+		data = e.mapped[off : off+avail : off+avail]
+	}
 	e.mu.Unlock()
 	if f == nil {
 		_ = sh.Release()
 		return nil, ErrClosed
 	}
-	return &Span{h: sh, f: f, Off: off, Len: int(avail)}, nil
+	return &Span{h: sh, f: f, Off: off, Len: int(avail), Data: data}, nil
 }
 
 // ReadAt reads cached bytes at off. It returns io.EOF at or past the end of

@@ -217,10 +217,12 @@ func (f *FS) verified(ce *cache.Entry, it *remote.Item, got string) {
 	}
 }
 
-// spanResult is a fuse.ReadResult spliced from the content cache's data
-// file: go-fuse moves the bytes from the file to /dev/fuse (splice) after
-// Read returns, or preads them when it cannot splice. The span keeps the
-// file open and its bytes valid until Done.
+// spanResult is a fuse.ReadResult backed by the content cache's data file:
+// go-fuse writes the reply from the file's read-only mapping (the page
+// cache) to /dev/fuse after Read returns, one copy in the kernel; when the
+// file could not be mapped, it splices or preads it from the descriptor
+// (an fd-backed result). The span keeps the file open and mapped until
+// Done.
 type spanResult struct{ sp *cache.Span }
 
 func (r spanResult) Seekable() (fd uintptr, off int64, sz int) {
@@ -228,6 +230,9 @@ func (r spanResult) Seekable() (fd uintptr, off int64, sz int) {
 }
 
 func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if r.sp.Data != nil {
+		return r.sp.Data, fuse.OK
+	}
 	return fuse.ReadResultFd(r.sp.Fd(), r.sp.Off, r.sp.Len).Bytes(buf)
 }
 
