@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // FetchFunc downloads bytes [off, off+n) of the item and streams them, in
@@ -495,13 +496,24 @@ func (w *rangeWriter) room() (int64, error) {
 			return end - w.pos, nil
 		}
 		e.mu.Unlock()
+		idle := time.NewTimer(streamIdle)
 		select {
 		case <-moved:
+			idle.Stop()
 		case <-w.ctx.Done():
+			idle.Stop()
 			return 0, context.Cause(w.ctx)
+		case <-idle.C:
+			// The reader stopped reading: give the connection back
+			// rather than hold it open until the service drops it.
+			return 0, errStreamEnd
 		}
 	}
 }
+
+// streamIdle is how long a stream waits at its pace's limit (its reader
+// has stopped reading) before it ends; the next read starts another.
+const streamIdle = 30 * time.Second
 
 // Pace bounds how far ahead a Stream fetches: Limit returns the offset it
 // may fetch up to, and a channel closed when that may have changed.
