@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Errors of the content cache. Compare with errors.Is.
@@ -50,6 +51,10 @@ type ContentOptions struct {
 	// Logger receives debug lines (evictions, going over budget) and warnings
 	// (discarded entries on load, failed persistence). nil discards.
 	Logger *slog.Logger
+	// StreamIdle is how long a Stream waits at its pace's limit (its reader
+	// stopped reading) before it ends and gives its connection back; the
+	// next read starts another. 0 means 30 s.
+	StreamIdle time.Duration
 }
 
 // ContentStats is a snapshot of the cache's bookkeeping.
@@ -80,9 +85,10 @@ type ContentStats struct {
 // Lock order: Content.mu, then entry.persistMu, then entry.mu. Code holding
 // entry.mu or entry.persistMu never acquires Content.mu.
 type Content struct {
-	dir string
-	max int64
-	log *slog.Logger
+	dir        string
+	max        int64
+	log        *slog.Logger
+	streamIdle time.Duration
 
 	mu         sync.Mutex
 	byID       map[string]*entry // guarded by mu; the indexed entry of each item id
@@ -106,11 +112,15 @@ func OpenContent(opts ContentOptions) (*Content, error) {
 		return nil, fmt.Errorf("cache: create content dir: %w", err)
 	}
 	c := &Content{
-		dir:  opts.Dir,
-		max:  opts.MaxBytes,
-		log:  orDiscard(opts.Logger),
-		byID: make(map[string]*entry),
-		idle: list.New(),
+		dir:        opts.Dir,
+		max:        opts.MaxBytes,
+		log:        orDiscard(opts.Logger),
+		streamIdle: opts.StreamIdle,
+		byID:       make(map[string]*entry),
+		idle:       list.New(),
+	}
+	if c.streamIdle <= 0 {
+		c.streamIdle = 30 * time.Second
 	}
 	if err := c.load(); err != nil {
 		return nil, err

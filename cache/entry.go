@@ -496,7 +496,7 @@ func (w *rangeWriter) room() (int64, error) {
 			return end - w.pos, nil
 		}
 		e.mu.Unlock()
-		idle := time.NewTimer(streamIdle)
+		idle := time.NewTimer(e.c.streamIdle)
 		select {
 		case <-moved:
 			idle.Stop()
@@ -510,10 +510,6 @@ func (w *rangeWriter) room() (int64, error) {
 		}
 	}
 }
-
-// streamIdle is how long a stream waits at its pace's limit (its reader
-// has stopped reading) before it ends; the next read starts another.
-const streamIdle = 30 * time.Second
 
 // Pace bounds how far ahead a Stream fetches: Limit returns the offset it
 // may fetch up to, and a channel closed when that may have changed.

@@ -214,3 +214,25 @@ func TestAdopt(t *testing.T) {
 	require.NoError(t, small.Adopt(Key{"d", "1"}, 20<<10, big))
 	assert.LessOrEqual(t, small.Stats().Used, int64(10<<10))
 }
+
+// A stream whose reader stopped reading ends after StreamIdle at its limit,
+// keeping what it fetched; the claim is gone, so a later read fetches on.
+func TestIdleStreamEnds(t *testing.T) {
+	c, err := OpenContent(ContentOptions{Dir: t.TempDir(), MaxBytes: 1 << 30, StreamIdle: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	h := mustOpen(t, c, "a", "c1", 64<<10)
+	defer h.Release()
+	src := newSource()
+	s, err := h.StartStream(context.Background(), 0, newPace(8<<10))
+	require.NoError(t, err)
+	select {
+	case err := <-runStream(s, src.fetch):
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle stream did not end")
+	}
+	assert.Equal(t, int64(8<<10), h.Covered())
+	require.NoError(t, h.Fetch(context.Background(), 8<<10, 8<<10, src.fetch))
+	assert.Equal(t, Range{8 << 10, 16 << 10}, src.Calls()[1])
+}
