@@ -38,6 +38,10 @@ import (
 //     stream of the whole file hashes it as it arrives; otherwise it is read
 //     back once in the background.
 
+// headFetch is the least a read at offset 0 fetches when it does not start
+// a stream: small files come in one request whatever the read size.
+const headFetch = 256 << 10
+
 // errStale: the handle's version of the file is gone from OneDrive and from
 // the cache (the file changed while open); reopen it to read the new one.
 var errStale = errors.New("file changed on OneDrive while open")
@@ -117,10 +121,13 @@ func (h *handle) readServer(ctx context.Context, it *remote.Item, pinned bool, w
 		case errors.Is(err, io.EOF):
 			return fuse.ReadResultData(nil), nil
 		case errors.Is(err, cache.ErrNotPresent) && attempt < 4:
+			n := want
 			if sequential {
 				h.stream(ce, it, off)
+			} else if off == 0 {
+				n = max(want, headFetch) // a small file in one request
 			}
-			ferr := ce.Fetch(ctx, off, want, h.f.fetcherFor(it))
+			ferr := ce.Fetch(ctx, off, n, h.f.fetcherFor(it))
 			switch {
 			case errors.Is(ferr, cache.ErrDropped):
 				dropped = true
