@@ -15,18 +15,8 @@ import (
 	"time"
 )
 
-// ErrNoRecord: Update or Modify named a record that is not in the journal.
+// ErrNoRecord: Modify named a record that is not in the journal.
 var ErrNoRecord = errors.New("cache: no such journal record")
-
-// RecordState is where a journal record is in its way to the server.
-type RecordState string
-
-const (
-	// RecordPending: the content waits to be sent.
-	RecordPending RecordState = "pending"
-	// RecordUploading: an upload was started; after a crash, send it again.
-	RecordUploading RecordState = "uploading"
-)
 
 // Record describes one file whose content must reach the server.
 type Record struct {
@@ -39,6 +29,10 @@ type Record struct {
 	// file is renamed while pending.
 	ParentID string `json:"parentId"`
 	Name     string `json:"name"`
+	// DirPath is the folder's path from the drive's root ("a/b"; "" for the
+	// root) when the record was written: where the folder is created again
+	// if it is gone from the server.
+	DirPath string `json:"dirPath,omitempty"`
 	// BaseETag is the eTag the write was based on, to detect a remote change.
 	BaseETag string `json:"baseETag,omitempty"`
 	// BaseCTag is the cTag of the content the write was based on: a changed
@@ -50,11 +44,9 @@ type Record struct {
 	ModTime time.Time `json:"modTime"`
 	// StagedPath is where the content is; set by Staging, not stored (it
 	// follows the cache dir if that moves).
-	StagedPath string      `json:"-"`
-	State      RecordState `json:"state"`
+	StagedPath string `json:"-"`
 	// CreatedAt orders replay (oldest first); set at the first Commit if zero.
 	CreatedAt time.Time `json:"createdAt"`
-	Attempts  int       `json:"attempts"`
 }
 
 // journalFile is the on-disk form of a record.
@@ -286,19 +278,12 @@ func (s *Staging) commitLocked(sl *slot, r Record) (Record, error) {
 	return s.writeLocked(sl, r)
 }
 
-// Update replaces the metadata of an existing record (ParentID, Name,
-// RemoteItemID, BaseETag, BaseCTag, ModTime, State, Attempts) durably, without touching
-// the staged content: Size and CreatedAt keep their committed values, and an
-// empty State keeps the current one. It fails with ErrNoRecord if r.ID was
-// never committed or is done.
-func (s *Staging) Update(r Record) (Record, error) {
-	return s.Modify(r.ID, func(cur *Record) { *cur = r })
-}
-
-// Modify applies fn to the current record of id and stores the result as
-// Update does, as one step with respect to other Commit, Update, Modify and
-// Done calls on id (e.g. a rename racing an upload's Attempts++). fn must not
-// call back into Staging.
+// Modify applies fn to the current record of id and stores the result
+// durably, without touching the staged content (Size and CreatedAt keep
+// their committed values), as one step with respect to other Commit, Modify
+// and Done calls on id (e.g. a rename racing an upload's update). fn must
+// not call back into Staging. It fails with ErrNoRecord if id was never
+// committed or is done.
 func (s *Staging) Modify(id string, fn func(*Record)) (Record, error) {
 	if err := validID(id); err != nil {
 		return Record{}, err
@@ -317,18 +302,12 @@ func (s *Staging) Modify(id string, fn func(*Record)) (Record, error) {
 	r := cur
 	fn(&r)
 	r.ID, r.Size, r.CreatedAt = cur.ID, cur.Size, cur.CreatedAt
-	if r.State == "" {
-		r.State = cur.State
-	}
 	return s.writeLocked(sl, r)
 }
 
 // writeLocked stores r durably and in memory. The caller holds sl.mu.
 func (s *Staging) writeLocked(sl *slot, r Record) (Record, error) {
 	r.StagedPath = s.stagedPath(r.ID)
-	if r.State == "" {
-		r.State = RecordPending
-	}
 	data, err := json.MarshalIndent(journalFile{Version: journalVersion, Record: r}, "", "  ")
 	if err != nil {
 		return Record{}, fmt.Errorf("cache: encode record %s: %w", r.ID, err)
@@ -372,16 +351,6 @@ func (s *Staging) Done(id string) error {
 		return fmt.Errorf("cache: remove staged file %s: %w", id, err)
 	}
 	return nil
-}
-
-// Get returns the committed record of id.
-func (s *Staging) Get(id string) (Record, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sl := s.slots[id]; sl != nil && sl.has {
-		return sl.rec, true
-	}
-	return Record{}, false
 }
 
 // Pending returns the committed records, oldest first (by CreatedAt, then

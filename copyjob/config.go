@@ -9,15 +9,14 @@ import (
 
 // Config of a Tracker. Zero fields take the defaults shown.
 type Config struct {
-	// Dir holds the jobs file (jobs.json, mode 0600; Dir is created 0700).
+	// Dir holds the jobs (jobs.json and a jobs-NNNNNN.log, mode 0600; Dir
+	// is created 0700).
 	// "" keeps jobs in memory only: nothing survives a restart.
 	Dir string
 	// Poller reads monitor URLs. Required.
 	Poller Poller
 	// Logger receives the tracker's logs; nil discards them.
 	Logger *slog.Logger
-	// Clock is the source of time; nil is RealClock.
-	Clock Clock
 
 	// FirstInterval is the delay from Add to the first poll. Jobs resumed from
 	// disk are polled as soon as Run starts (within the rate bound). It is
@@ -38,17 +37,25 @@ type Config struct {
 	// Default 50. The bound only guards against a burst of jobs (a script
 	// copying hundreds of files) turning into a burst of requests; the
 	// service says when it wants less with 429/503 + Retry-After, which
-	// pauses all polling (see Poller). 50/s reveals 200 jobs that end
-	// together within 4s (20/s took 10s), stays below the pace rclone's
-	// OneDrive backend allows its whole traffic (one call per 10ms), and is
-	// about what MaxConcurrentPolls polls in flight sustain anyway at a
-	// monitor round trip of ~150ms, so against the real service the two
-	// bounds meet.
+	// pauses all polling (see the package doc, "Contract for a Poller").
+	// 50/s reveals 200 jobs that end together within 4s (20/s took 10s),
+	// stays below the pace rclone's OneDrive backend allows its whole
+	// traffic (one call per 10ms), and is about what MaxConcurrentPolls
+	// polls in flight sustain anyway at a monitor round trip of ~150ms, so
+	// against the real service the two bounds meet.
 	MaxPollsPerSecond float64
+	// MaxStartsPerSecond and StartBurst pace WaitStartSlot, which callers
+	// call before each POST /copy: a token bucket of StartBurst slots
+	// refilled at MaxStartsPerSecond. The first StartBurst copies start at
+	// once, later ones at the steady rate: a `cp -r` of 2,000 files starts
+	// them within about 36s, and a Retry-After from the service (Pause)
+	// holds them all. Negative MaxStartsPerSecond means unbounded. Defaults
+	// 50 and 200.
+	MaxStartsPerSecond float64
+	StartBurst         int
 	// MaxConcurrentPolls bounds the polls in flight. Default 8.
 	MaxConcurrentPolls int
-	// PollTimeout bounds one poll. Default 30s. It bounds real I/O, so it is
-	// a context deadline (package time), not measured on Clock.
+	// PollTimeout bounds one poll. Default 30s.
 	PollTimeout time.Duration
 
 	// MaxHistory is how many finished jobs are kept (in memory and on disk);
@@ -61,8 +68,8 @@ type Config struct {
 	// running. Defaults 10 and 10 minutes.
 	MaxConsecutiveErrors int
 	MaxErrorDuration     time.Duration
-	// MaxGonePolls is how many ErrMonitorGone answers in a row fail a job with
-	// CodeMonitorGone. Default 3.
+	// MaxGonePolls is how many "monitor gone" answers (404, 410, 401, 403) in
+	// a row fail a job with CodeMonitorGone. Default 3.
 	MaxGonePolls int
 	// SaveDelay debounces writes of progress (status words, percentages):
 	// such changes reach disk within SaveDelay. Add and terminal states are
@@ -77,8 +84,8 @@ type Config struct {
 	// so whoever sees "completed" sees OnDone's effects too. If the process
 	// dies before OnDone returns, the next Tracker calls it again for that job
 	// (at least once across crashes; exactly once within a process).
-	// OnDone may call Get, Jobs and LatestForSource; it must not call Close,
-	// nor Wait on the job it is given.
+	// OnDone may call Get, Jobs, LatestForSource, Pending and Amend; it must
+	// not call Close, nor Wait on the job it is given.
 	OnDone func(Job)
 }
 
@@ -89,6 +96,8 @@ const (
 	DefaultBackoffFactor        = 1.5
 	DefaultMaxPollsPerSecond    = 50
 	DefaultMaxConcurrentPolls   = 8
+	DefaultMaxStartsPerSecond   = 50
+	DefaultStartBurst           = 200
 	DefaultPollTimeout          = 30 * time.Second
 	DefaultMaxHistory           = 200
 	DefaultMaxConsecutiveErrors = 10
@@ -105,9 +114,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Clock == nil {
-		c.Clock = RealClock{}
 	}
 	setDur := func(p *time.Duration, def time.Duration) {
 		if *p == 0 {
@@ -134,6 +140,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxPollsPerSecond == 0 {
 		c.MaxPollsPerSecond = DefaultMaxPollsPerSecond
 	}
+	if c.MaxStartsPerSecond == 0 {
+		c.MaxStartsPerSecond = DefaultMaxStartsPerSecond
+	}
+	setInt(&c.StartBurst, DefaultStartBurst)
 	if c.MaxHistory < 0 {
 		c.MaxHistory = 0
 	}
@@ -144,7 +154,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("copyjob: MaxInterval %s is shorter than FirstInterval %s", c.MaxInterval, c.FirstInterval)
 	case c.BackoffFactor < 1:
 		return c, fmt.Errorf("copyjob: BackoffFactor %g is below 1", c.BackoffFactor)
-	case c.MaxConcurrentPolls < 0 || c.MaxConsecutiveErrors < 0 || c.MaxGonePolls < 0:
+	case c.MaxConcurrentPolls < 0 || c.MaxConsecutiveErrors < 0 || c.MaxGonePolls < 0 || c.StartBurst < 0:
 		return c, errors.New("copyjob: negative count in Config")
 	}
 	return c, nil

@@ -15,50 +15,66 @@
 //     service is honoured (never polled sooner). Total poll rate is bounded by
 //     Config.MaxPollsPerSecond however many jobs run, and at most
 //     Config.MaxConcurrentPolls polls are in flight.
-//   - Durability: jobs (unfinished and recent history) live in one JSON file
-//     under Config.Dir, replaced atomically. A new Tracker on the same
-//     directory resumes polling unfinished jobs, so a remount still reveals
-//     the results of copies started before it.
+//   - Durability: jobs (unfinished and recent history) live under Config.Dir
+//     as a snapshot and an append-only log (store.go): a change costs one
+//     appended record and one fsync whatever the number of jobs, and
+//     concurrent changes share the write. A new Tracker on the same directory
+//     resumes polling unfinished jobs, so a remount still reveals the results
+//     of copies started before it.
 //   - Notification: Config.OnDone is called once per job when it reaches a
 //     terminal state, from a goroutine of the tracker, with no lock held.
-//     Wait and Changed let callers block on results.
+//     Wait and Changed let callers block on results; Pending lists the jobs
+//     whose outcome has not been handed over yet.
+//   - What the caller did meanwhile: Spec carries the source version copied
+//     (for reads of a pending copy, and for completing a failed one through
+//     the byte path) and Spec.Then, the changes made to the pending
+//     destination (rename, mtime, unlink), which Amend records durably for
+//     OnDone to apply.
+//   - Pacing: one pause for polls and new copies alike (a throttled poll, or
+//     Pause for a Retry-After seen elsewhere), and WaitStartSlot, a token
+//     bucket callers wait on before each POST /copy.
 //
 // # What it must not do
 //
-// It does not talk HTTP and does not import the rest of onedrivefs: a Poller
-// reads one poll of a monitor URL, and the caller adapts its Graph client to
-// that interface. It does not fetch the new item or touch the file tree; that
-// is OnDone's business.
+// It does not talk HTTP: a Poller reads one poll of a monitor URL, and
+// *remote.Client is one. It does not fetch the new item or touch the file
+// tree, nor apply Spec.Then; that is OnDone's business.
 //
 // # Contract for a Poller
 //
-// Poll performs one GET of the monitor URL with a client that sends no
+// Monitor performs one GET of the monitor URL with a client that sends no
 // Authorization header and follows no redirect, and decides on the JSON
-// status (202, 200 and 303 all occur). It reports:
+// status (202, 200 and 303 all occur), as remote.Client.Monitor does. The
+// tracker takes:
 //
-//   - a Status for every answer the service gave about the job, including a
-//     failed job (State failed, ErrorCode/ErrorMessage from the body) and a
-//     legacy 303 (State completed, ResourceURL = Location);
-//   - an error wrapping ErrMonitorGone when the monitor answers 404 or 410
-//     (or 401/403, the pre-authenticated URL no longer valid): the tracker
-//     fails the job after Config.MaxGonePolls such answers in a row;
-//   - a *ThrottledError when the answer was 429/503 with Retry-After: the
-//     tracker pauses all polling for that long and does not count it as a
-//     failure;
-//   - any other error (network, 5xx, a body that is not JSON) as it is: it is
-//     retried with back-off; a job fails only when such errors persist for
-//     Config.MaxConsecutiveErrors polls and Config.MaxErrorDuration.
+//   - a *remote.JobStatus for every answer the service gave about the job:
+//     its State decides (JobRunning, JobCompleted with the new item's
+//     ResourceID, JobFailed with Err's Code and Message), Status is kept as
+//     the job's Raw word, and a RetryAfter on a good answer delays that job's
+//     next poll;
+//   - a *remote.Error with status 404 or 410 (or 401/403, the
+//     pre-authenticated URL no longer valid) as "the monitor is gone": the
+//     tracker fails the job after Config.MaxGonePolls such answers in a row;
+//   - an error matching remote.ErrThrottled whose *remote.Error carries a
+//     RetryAfter: the tracker pauses all polling (and start slots) for that
+//     long and does not count it as a failure;
+//   - any other error (network, 5xx, a body that is not JSON) as transient:
+//     it is retried with back-off; a job fails only when such errors persist
+//     for Config.MaxConsecutiveErrors polls and Config.MaxErrorDuration.
 //
 // # Secrets
 //
 // Monitor URLs are pre-authenticated (the token sits in the query string, or
 // in the path on OneDrive Personal). The tracker never logs them, never puts
-// them in Job.Error or the status JSON, keeps them in a 0600 file in a 0700
-// directory, and forgets them once a job has finished. Logs name job ids,
-// paths and the monitor's host only.
+// them in Job.Error or the status JSON, keeps them in 0600 files in a 0700
+// directory, and forgets them once a job has finished: the job's records
+// from then on carry none, and the earlier records that did are dropped at
+// the next compaction (at the latest at Close or the next New). Logs name
+// job ids, paths and the monitor's host only.
 //
 // # Concurrency
 //
 // All methods are safe for concurrent use. Lock order: Tracker.saveMu before
-// Tracker.mu. Neither is held while calling the Poller or OnDone.
+// Tracker.mu. Neither is held while calling the Poller or OnDone; Tracker.mu
+// is held while calling Amend's fn.
 package copyjob

@@ -13,11 +13,12 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// Tests run inside testing/synctest bubbles: package time (and so RealClock,
+// Tests run inside testing/synctest bubbles: package time (and so the tracker,
 // context deadlines and the fake poller's records) runs on a virtual clock that
 // advances only when every goroutine of the test is blocked. Schedules are
 // therefore exact and nothing waits for real; synctest.Test also fails a test
@@ -25,17 +26,16 @@ import (
 
 // step is one scripted answer of a monitor.
 type step struct {
-	st    Status
+	st    remote.JobStatus
 	err   error
 	block <-chan struct{} // if set, the poll waits for it (or for ctx) first
 }
 
-func running(raw string, pct float64) step { return step{st: Status{Raw: raw, Percent: pct}} }
-func completed(id string) step {
-	return step{st: Status{Raw: "completed", Percent: 100, ResourceID: id}}
+func running(raw string, pct float64) step {
+	return step{st: remote.JobStatus{State: remote.JobRunning, Status: raw, Percent: pct}}
 }
-func fails(code, msg string) step {
-	return step{st: Status{Raw: "failed", ErrorCode: code, ErrorMessage: msg}}
+func completed(id string) step {
+	return step{st: remote.JobStatus{State: remote.JobCompleted, Status: "completed", Percent: 100, ResourceID: id}}
 }
 func errs(err error) step { return step{err: err} }
 
@@ -62,11 +62,11 @@ type timedJob struct {
 
 func (j timedJob) end() time.Time { return j.start.Add(j.total) }
 
-func (j timedJob) status(now time.Time) Status {
+func (j timedJob) status(now time.Time) *remote.JobStatus {
 	if !now.Before(j.end()) {
-		return Status{Raw: "completed", Percent: 100, ResourceID: "NEW"}
+		return &remote.JobStatus{State: remote.JobCompleted, Status: "completed", Percent: 100, ResourceID: "NEW"}
 	}
-	st := Status{Raw: "inProgress"}
+	st := &remote.JobStatus{State: remote.JobRunning, Status: "inProgress"}
 	if !j.flat {
 		// 100*elapsed first: exact for the durations tests use.
 		st.Percent = float64(100*now.Sub(j.start)) / float64(j.total)
@@ -91,7 +91,7 @@ func (p *fakePoller) script(url string, steps ...step) {
 	p.scripts[url] = steps
 }
 
-func (p *fakePoller) Poll(ctx context.Context, url string) (Status, error) {
+func (p *fakePoller) Monitor(ctx context.Context, url string) (*remote.JobStatus, error) {
 	now := time.Now()
 	p.mu.Lock()
 	n := len(p.calls[url])
@@ -104,17 +104,21 @@ func (p *fakePoller) Poll(ctx context.Context, url string) (Status, error) {
 		return tj.status(now), nil
 	}
 	if len(steps) == 0 {
-		return Status{Raw: "inProgress"}, nil
+		return &remote.JobStatus{State: remote.JobRunning, Status: "inProgress"}, nil
 	}
 	s := steps[min(n, len(steps)-1)]
 	if s.block != nil {
 		select {
 		case <-s.block:
 		case <-ctx.Done():
-			return Status{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	return s.st, s.err
+	if s.err != nil {
+		return nil, s.err
+	}
+	st := s.st
+	return &st, nil
 }
 
 func (p *fakePoller) times(url string) []time.Time {
@@ -260,7 +264,8 @@ func (h *harness) add(t *testing.T, n int) Job {
 	return j
 }
 
-// readStore returns the jobs file's records by id.
+// readStore returns the stored records by id, as a new Tracker would load
+// them (the snapshot with the log applied), without changing the directory.
 func readStore(t *testing.T, dir string) map[string]record {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, jobsFile))
@@ -268,9 +273,25 @@ func readStore(t *testing.T, dir string) map[string]record {
 	var f fileFormat
 	require.NoError(t, json.Unmarshal(data, &f))
 	require.Equal(t, storeVersion, f.Version)
+	s := &store{dir: dir, log: slog.New(slog.DiscardHandler)}
+	recs, err := s.load()
+	require.NoError(t, err)
 	out := map[string]record{}
-	for _, r := range f.Jobs {
+	for _, r := range recs {
 		out[r.ID] = r
 	}
 	return out
+}
+
+// copyStore copies the jobs directory's files from dir to dst: what a crash
+// at this moment would leave on disk.
+func copyStore(t *testing.T, dir, dst string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), data, 0o600))
+	}
 }

@@ -2,13 +2,12 @@ package copyjob
 
 import (
 	"encoding/json"
-	"strings"
 	"time"
 )
 
-// State is where a job stands, reduced from the service's many status words to
-// the four that callers decide on. The service's own word is kept beside it
-// (Status.Raw, Job.Raw).
+// State is where a job stands in its life in the tracker: queued until its
+// first answer, then running, then completed or failed. The service's own
+// status word (remote.JobStatus.Status) is kept beside it in Job.Raw.
 type State string
 
 const (
@@ -27,47 +26,20 @@ const (
 // Terminal reports whether a job in this state will not change any more.
 func (s State) Terminal() bool { return s == StateCompleted || s == StateFailed }
 
-// StateOf maps a service status word (asyncJobStatus.status) to a State.
-// Words are compared case-insensitively; unknown words count as running, so a
-// new status the service invents cannot end a job early.
-func StateOf(raw string) State {
-	switch strings.ToLower(raw) {
-	case "completed":
-		return StateCompleted
-	case "failed", "deletefailed", "cancelled", "canceled":
-		return StateFailed
-	default: // notStarted, inProgress, updating, waiting, deletePending, cancelPending, …
-		return StateRunning
-	}
-}
-
-// Status is one poll's reading of a monitor URL, as a Poller reports it.
-type Status struct {
-	// State may be left empty: the tracker then derives it from Raw with StateOf.
-	State State
-	// Raw is the service's status word ("inProgress"); "" for a bare 303.
-	Raw string
-	// Percent is percentageComplete, 0..100.
-	Percent float64
-	// ResourceID is the new item's id (resourceId in the body). When empty and
-	// ResourceURL names an item (…/items/{id}), the tracker takes the id from it.
-	ResourceID string
-	// ResourceURL is a 303 Location or the body's resourceLocation. It may be
-	// pre-authenticated: it is never logged.
-	ResourceURL string
-	// ErrorCode and ErrorMessage come from the body's error object on failure.
-	ErrorCode, ErrorMessage string
-	// RetryAfter, from a Retry-After header on an otherwise good answer, asks
-	// that this job be polled no sooner than that.
-	RetryAfter time.Duration
-}
-
 // Spec describes a copy the service has accepted. The tracker uses only
 // MonitorURL; the other fields are carried for the caller (OnDone, status
-// JSON, LatestForSource).
+// JSON, LatestForSource, Pending) and persisted with the job.
 type Spec struct {
-	SourceID     string `json:"sourceId,omitempty"`
-	SourcePath   string `json:"sourcePath,omitempty"`
+	SourceID   string `json:"sourceId,omitempty"`
+	SourcePath string `json:"sourcePath,omitempty"`
+	// The source's version that was copied, as the caller read it when it
+	// started the copy: its cTag and eTag, and its quickXorHash (base64).
+	// With them a caller can serve reads of the pending copy from that
+	// version, and complete a failed job from it through the byte path
+	// (or know that the version is gone).
+	SourceCTag   string `json:"sourceCTag,omitempty"`
+	SourceETag   string `json:"sourceETag,omitempty"`
+	SourceHash   string `json:"sourceHash,omitempty"`
 	DestParentID string `json:"destParentId,omitempty"`
 	DestName     string `json:"destName,omitempty"`
 	DestPath     string `json:"destPath,omitempty"`
@@ -78,6 +50,30 @@ type Spec struct {
 	Size       int64  `json:"size,omitempty"` // bytes to copy, if known
 	IsFolder   bool   `json:"isFolder,omitempty"`
 	Origin     string `json:"origin,omitempty"` // "cp" or "xattr"
+	// Then holds what the caller did to the destination while the job ran,
+	// for the caller to apply to the new item once the job completes. Change
+	// it with Tracker.Amend.
+	Then Then `json:"then,omitzero"`
+}
+
+// Then is what happens to a copy's new item once its job completes: the
+// changes a user made to the pending destination (a rename or move, a new
+// modification time, an unlink), recorded with Tracker.Amend and applied by
+// the caller (OnDone, or whoever finds the job completed after a restart).
+// The tracker only stores it. Zero fields mean "no change".
+type Then struct {
+	// Name and ParentID: the destination was renamed or moved there.
+	Name     string `json:"name,omitempty"`
+	ParentID string `json:"parentId,omitempty"`
+	// ModTime: the destination's modification time was set (utimensat).
+	ModTime time.Time `json:"modTime,omitzero"`
+	// Delete: the destination was unlinked; the new item is to be deleted.
+	Delete bool `json:"delete,omitempty"`
+}
+
+// IsZero reports whether t asks for nothing.
+func (t Then) IsZero() bool {
+	return t.Name == "" && t.ParentID == "" && t.ModTime.IsZero() && !t.Delete
 }
 
 // JobError is why a job failed: the service's code and message, or one of the

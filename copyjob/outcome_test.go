@@ -3,13 +3,19 @@ package copyjob
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 )
 
 func TestCompletesWithResourceID(t *testing.T) {
@@ -35,11 +41,50 @@ func TestCompletesWithResourceID(t *testing.T) {
 	})
 }
 
+// monitorTransport answers monitor URLs from a list of replies, in order
+// (the last repeats), without a network: the real remote.Client parses them.
+type monitorTransport struct {
+	mu      sync.Mutex
+	replies []*http.Response // GUARDED_BY(mu)
+	n       int              // GUARDED_BY(mu)
+	auth    []string         // GUARDED_BY(mu) Authorization headers seen
+}
+
+func (m *monitorTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.auth = append(m.auth, req.Header.Get("Authorization"))
+	r := *m.replies[min(m.n, len(m.replies)-1)]
+	m.n++
+	r.Request = req
+	r.Body = io.NopCloser(strings.NewReader(r.Header.Get("X-Test-Body")))
+	return &r, nil
+}
+
+func reply(code int, body string, header ...string) *http.Response {
+	h := http.Header{"X-Test-Body": {body}}
+	for i := 0; i+1 < len(header); i += 2 {
+		h.Set(header[i], header[i+1])
+	}
+	if body != "" {
+		h.Set("Content-Type", "application/json")
+	}
+	return &http.Response{StatusCode: code, Header: h}
+}
+
+// The tracker polls through the real remote.Client, which takes a 303's
+// Location as the new item (the oldest form of completion).
 func TestCompletesWith303Location(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := start(t, Config{})
 		loc := "https://api.onedrive.com/v1.0/drive/items/ABC!123?tempauth=zzz"
-		h.poller.script(monitorURL(1), running("inProgress", 10), step{st: Status{State: StateCompleted, ResourceURL: loc}})
+		rt := &monitorTransport{replies: []*http.Response{
+			reply(http.StatusAccepted, `{"operation":"ItemCopy","status":"inProgress","percentageComplete":10}`),
+			reply(http.StatusSeeOther, "", "Location", loc),
+		}}
+		client, err := remote.New(remote.Config{GraphURL: "https://graph.microsoft.com/v1.0", Transport: rt,
+			Tokens: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "GRAPHTOKEN"})})
+		require.NoError(t, err)
+		h := start(t, Config{Poller: client})
 
 		got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
 		require.NoError(t, err)
@@ -48,20 +93,49 @@ func TestCompletesWith303Location(t *testing.T) {
 		assert.Equal(t, loc, got.ResourceURL)
 		assert.Equal(t, 100.0, got.Percent)
 		assert.Equal(t, "completed", got.StatusDoc().Status)
+		assert.Equal(t, 2, got.Polls)
+		assert.Equal(t, []string{"", ""}, rt.auth, "monitors are polled without a token")
+	})
+}
+
+// The remote client's errors, as the service's replies produce them, are
+// taken as the package doc says: a 429 with Retry-After pauses polling, a
+// 404 from the monitor means it is gone.
+func TestRemoteClientErrorsAreMapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		throttled := reply(http.StatusTooManyRequests,
+			`{"error":{"code":"activityLimitReached","message":"Too many requests"}}`, "Retry-After", "3")
+		gone := reply(http.StatusNotFound, `{"error":{"code":"itemNotFound","message":"Item not found"}}`)
+		rt := &monitorTransport{replies: []*http.Response{throttled, gone}}
+		client, err := remote.New(remote.Config{GraphURL: "https://graph.microsoft.com/v1.0", Transport: rt,
+			Tokens: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "GRAPHTOKEN"})})
+		require.NoError(t, err)
+		h := start(t, Config{Poller: client, FirstInterval: 100 * ms, MaxGonePolls: 3})
+
+		j := h.add(t, 1)
+		got, err := h.tr.Wait(t.Context(), j.ID)
+		require.NoError(t, err)
+		assert.Equal(t, StateFailed, got.State)
+		require.NotNil(t, got.Error)
+		assert.Equal(t, CodeMonitorGone, got.Error.Code)
+		assert.Contains(t, got.Error.Message, "404")
+		assert.Equal(t, 4, got.Polls, "the throttled poll, then MaxGonePolls gone answers")
+		assert.GreaterOrEqual(t, time.Since(j.Created), 100*ms+3*time.Second, "the Retry-After was honoured")
 	})
 }
 
 func TestFailedJobs(t *testing.T) {
 	cases := []struct {
 		name string
-		st   Status
+		st   remote.JobStatus
 		want JobError
 	}{
-		{"service code", Status{Raw: "failed", ErrorCode: "nameAlreadyExists", ErrorMessage: "Name already exists"},
+		{"service code", remote.JobStatus{State: remote.JobFailed, Status: "failed",
+			Err: &remote.Error{Op: "copy", Code: "nameAlreadyExists", Message: "Name already exists"}},
 			JobError{"nameAlreadyExists", "Name already exists"}},
-		{"no code", Status{Raw: "failed"}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
-		{"cancelled", Status{Raw: "cancelled"}, JobError{"cancelled", "the service reported the copy as cancelled"}},
-		{"state without word", Status{State: StateFailed}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
+		{"no code", remote.JobStatus{State: remote.JobFailed, Status: "failed"}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
+		{"cancelled", remote.JobStatus{State: remote.JobFailed, Status: "cancelled"}, JobError{"cancelled", "the service reported the copy as cancelled"}},
+		{"state without word", remote.JobStatus{State: remote.JobFailed}, JobError{CodeCopyFailed, "the service reported the copy as failed"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +210,7 @@ func TestGivesUpOnPersistentErrors(t *testing.T) {
 }
 
 func TestMonitorGone(t *testing.T) {
-	gone := fmt.Errorf("HTTP 404: %w", ErrMonitorGone)
+	gone := &remote.Error{Op: "copy monitor", StatusCode: 404, Code: "itemNotFound", Message: "Item not found"}
 	t.Run("persistent 404 fails", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := start(t, Config{MaxGonePolls: 3})
@@ -146,14 +220,14 @@ func TestMonitorGone(t *testing.T) {
 			assert.Equal(t, StateFailed, got.State)
 			require.NotNil(t, got.Error)
 			assert.Equal(t, CodeMonitorGone, got.Error.Code)
-			assert.Contains(t, got.Error.Message, "HTTP 404")
+			assert.Contains(t, got.Error.Message, "404 Not Found")
 			assert.Equal(t, 4, got.Polls, "one good answer, then exactly MaxGonePolls gone answers")
 		})
 	})
 	t.Run("other errors do not count as gone", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := start(t, Config{MaxGonePolls: 3})
-			other := errors.New("HTTP 502")
+			other := &remote.Error{Op: "copy monitor", StatusCode: 502}
 			h.poller.script(monitorURL(1), errs(gone), errs(other), errs(other), errs(gone), completed("NEW1"))
 			got, err := h.tr.Wait(t.Context(), h.add(t, 1).ID)
 			require.NoError(t, err)

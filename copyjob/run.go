@@ -8,11 +8,13 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 type pollResult struct {
 	e   *entry
-	st  Status
+	st  *remote.JobStatus // nil when err is set
 	err error
 }
 
@@ -52,7 +54,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 	t.loop(ctx, q)
 	cancel()
 	notifier.Wait()
-	if err := t.save(); err != nil {
+	if err := t.save(false); err != nil {
 		t.log.Error("copy jobs not saved on stop", "err", err)
 	}
 
@@ -82,7 +84,10 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 	inflight := 0
 	for {
 		t.takeIncoming(q)
-		now := t.clock.Now()
+		if p := t.pauseEnd(); p.After(nextSlot) {
+			nextSlot = p
+		}
+		now := time.Now()
 		for inflight < t.cfg.MaxConcurrentPolls && q.Len() > 0 {
 			e := (*q)[0]
 			if e.sched.next.After(now) || now.Before(nextSlot) {
@@ -109,11 +114,11 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		if due, ok := t.saveDue(); ok && (wake.IsZero() || due.Before(wake)) {
 			wake = due
 		}
-		var timer Timer
+		var timer *time.Timer
 		var timerC <-chan time.Time
 		if !wake.IsZero() {
-			timer = t.clock.NewTimer(wake.Sub(now))
-			timerC = timer.C()
+			timer = time.NewTimer(wake.Sub(now))
+			timerC = timer.C
 		}
 
 		select {
@@ -122,9 +127,7 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		case r := <-results:
 			inflight--
 			if pause := t.apply(r, q); pause > 0 {
-				if until := t.clock.Now().Add(pause); until.After(nextSlot) {
-					nextSlot = until
-				}
+				t.Pause(pause)
 			}
 		case <-timerC:
 		case <-t.wake:
@@ -135,8 +138,8 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		if ctx.Err() != nil || isClosed(t.closing) {
 			return
 		}
-		if due, ok := t.saveDue(); ok && !t.clock.Now().Before(due) {
-			if err := t.save(); err != nil {
+		if due, ok := t.saveDue(); ok && !time.Now().Before(due) {
+			if err := t.save(false); err != nil {
 				t.log.Warn("copy jobs progress not saved; will retry", "err", err)
 			}
 		}
@@ -152,10 +155,14 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-func (t *Tracker) pollOnce(ctx context.Context, monitorURL string) (Status, error) {
+func (t *Tracker) pollOnce(ctx context.Context, monitorURL string) (*remote.JobStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.PollTimeout)
 	defer cancel()
-	return t.cfg.Poller.Poll(ctx, monitorURL)
+	st, err := t.cfg.Poller.Monitor(ctx, monitorURL)
+	if err == nil && st == nil {
+		err = errors.New("the monitor poll returned no status")
+	}
+	return st, err
 }
 
 // takeIncoming moves jobs added since the last look into the schedule, and
@@ -188,7 +195,7 @@ func (t *Tracker) takeIncoming(q *queue) {
 // must pause (a throttled answer), or 0.
 func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	e, s := r.e, &r.e.sched
-	now := t.clock.Now()
+	now := time.Now()
 
 	t.mu.Lock()
 	j := e.job // work on a copy; e.job changes only if the job goes on
@@ -196,40 +203,43 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	j.Updated = now
 	visible := false
 	var retryAfter time.Duration
-	var throttled *ThrottledError
+	failure := pollFailure{}
+	if r.err != nil {
+		failure = classifyPollError(r.err)
+	}
 	switch {
 	case r.err == nil:
 		s.errStreak, s.goneStreak = 0, 0
-		st := normalise(r.st)
+		st := r.st
 		retryAfter = st.RetryAfter
 		switch st.State {
-		case StateCompleted:
-			j.State, j.Raw, j.Percent = StateCompleted, st.Raw, 100
+		case remote.JobCompleted:
+			j.State, j.Raw, j.Percent = StateCompleted, st.Status, 100
 			j.ResourceID, j.ResourceURL = st.ResourceID, st.ResourceURL
-		case StateFailed:
-			j.State, j.Raw = StateFailed, st.Raw
+		case remote.JobFailed:
+			j.State, j.Raw = StateFailed, st.Status
 			j.Error = serviceError(st, e.monitorURL)
 		default:
-			visible = j.State != StateRunning || j.Raw != st.Raw || j.Percent != st.Percent
-			j.State, j.Raw, j.Percent = StateRunning, st.Raw, st.Percent
-			s.progress.observe(now, st.Percent)
+			pct := percent(st.Percent)
+			visible = j.State != StateRunning || j.Raw != st.Status || j.Percent != pct
+			j.State, j.Raw, j.Percent = StateRunning, st.Status, pct
+			s.progress.observe(now, pct)
 		}
-	case errors.As(r.err, &throttled):
-		retryAfter, pause = throttled.RetryAfter, throttled.RetryAfter
-		t.log.Info("copy monitor throttled; pausing all polls", "job", e.id, "retry_after", throttled.RetryAfter)
+	case failure.throttle > 0:
+		retryAfter, pause = failure.throttle, failure.throttle
+		t.log.Info("copy monitor throttled; pausing all polls", "job", e.id, "retry_after", failure.throttle)
 	default:
 		if s.errStreak == 0 {
 			s.errSince = now
 		}
 		s.errStreak++
-		gone := errors.Is(r.err, ErrMonitorGone)
-		if gone {
+		if failure.gone {
 			s.goneStreak++
 		}
 		msg := scrub(r.err.Error(), e.monitorURL)
-		t.log.Debug("copy monitor poll failed", "job", e.id, "gone", gone, "streak", s.errStreak, "err", msg)
+		t.log.Debug("copy monitor poll failed", "job", e.id, "gone", failure.gone, "streak", s.errStreak, "err", msg)
 		switch {
-		case gone && s.goneStreak >= t.cfg.MaxGonePolls:
+		case failure.gone && s.goneStreak >= t.cfg.MaxGonePolls:
 			j.State = StateFailed
 			j.Error = &JobError{Code: CodeMonitorGone, Message: fmt.Sprintf(
 				"the copy monitor no longer knows this job (%d answers in a row: %s); the copy's outcome is unknown, look for the destination",
@@ -245,7 +255,7 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	if !j.State.Terminal() {
 		e.job = j
 		if visible {
-			t.changedLocked(now)
+			t.changedLocked(e, now)
 		}
 		waited := e.waiters > 0
 		t.mu.Unlock()
@@ -260,9 +270,9 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	j.Finished = now
 	j.MonitorURL = ""
 	e.final = &j
-	t.changedLocked(now) // persist-worthy; observers still see e.job
+	t.changedLocked(e, now) // persist-worthy; observers still see e.job
 	t.mu.Unlock()
-	if err := t.save(); err != nil {
+	if err := t.save(false); err != nil {
 		t.log.Error("copy job outcome not saved; notifying anyway", "job", j.ID, "err", err)
 	}
 	t.mu.Lock()
@@ -272,32 +282,28 @@ func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	return pause
 }
 
-// normalise fills what a Poller may leave implicit.
-func normalise(st Status) Status {
-	if st.State == "" || st.State == StateQueued {
-		st.State = StateOf(st.Raw)
+// percent is a reported percentageComplete kept within 0..100.
+func percent(p float64) float64 {
+	if math.IsNaN(p) {
+		return 0
 	}
-	if st.ResourceID == "" && st.ResourceURL != "" {
-		st.ResourceID = itemIDFromURL(st.ResourceURL)
-	}
-	if math.IsNaN(st.Percent) {
-		st.Percent = 0
-	}
-	st.Percent = min(max(st.Percent, 0), 100)
-	return st
+	return min(max(p, 0), 100)
 }
 
 // serviceError is the JobError for a job the service reported as failed.
-func serviceError(st Status, monitorURL string) *JobError {
-	e := &JobError{Code: st.ErrorCode, Message: scrub(st.ErrorMessage, monitorURL)}
+func serviceError(st *remote.JobStatus, monitorURL string) *JobError {
+	e := &JobError{}
+	if st.Err != nil {
+		e.Code, e.Message = st.Err.Code, scrub(st.Err.Message, monitorURL)
+	}
 	if e.Code == "" {
 		e.Code = CodeCopyFailed
-		if st.Raw != "" && st.Raw != "failed" {
-			e.Code = st.Raw // cancelled, deleteFailed
+		if st.Status != "" && st.Status != "failed" {
+			e.Code = st.Status // cancelled, deleteFailed
 		}
 	}
 	if e.Message == "" {
-		e.Message = "the service reported the copy as " + firstNonEmpty(st.Raw, "failed")
+		e.Message = "the service reported the copy as " + firstNonEmpty(st.Status, "failed")
 	}
 	return e
 }
@@ -319,12 +325,13 @@ func (t *Tracker) notify(ctx context.Context) {
 				continue
 			}
 		}
+		if ctx.Err() != nil || isClosed(t.closing) {
+			t.mu.Unlock()
+			return
+		}
 		e := t.pending[0]
 		final := *e.final
 		t.mu.Unlock()
-		if ctx.Err() != nil || isClosed(t.closing) {
-			return
-		}
 		if t.cfg.OnDone != nil {
 			t.cfg.OnDone(final)
 		}
@@ -341,7 +348,7 @@ func (t *Tracker) publish(e *entry) {
 	close(e.done)
 	t.history = append(t.history, e)
 	t.trimHistoryLocked()
-	t.changedLocked(t.clock.Now())
+	t.changedLocked(e, time.Now())
 	j := e.job
 	t.mu.Unlock()
 	nudge(t.wake) // the loop writes the notified flag, debounced

@@ -40,7 +40,7 @@ type schedule struct {
 
 	errStreak  int       // failed polls in a row (throttling excluded)
 	errSince   time.Time // when the current streak began
-	goneStreak int       // ErrMonitorGone answers since the last good answer
+	goneStreak int       // "monitor gone" answers since the last good answer
 }
 
 // due returns when the job should next be polled, after its last poll

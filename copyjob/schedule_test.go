@@ -1,11 +1,11 @@
 package copyjob
 
 import (
-	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,7 +45,7 @@ func TestRetryAfterOnAnswerDelaysThatJob(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{FirstInterval: 100 * ms, BackoffFactor: 2, MaxInterval: time.Second})
 		h.poller.script(monitorURL(1),
-			step{st: Status{Raw: "inProgress", RetryAfter: 7 * time.Second}},
+			step{st: remote.JobStatus{State: remote.JobRunning, Status: "inProgress", RetryAfter: 7 * time.Second}},
 			running("inProgress", 20))
 		j1 := h.add(t, 1)
 		j2 := h.add(t, 2) // unscripted, no Retry-After
@@ -67,7 +67,7 @@ func TestThrottlingPausesAllPolls(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{})
 		h.poller.script(monitorURL(1),
-			errs(&ThrottledError{RetryAfter: 3 * time.Second, Err: errors.New("HTTP 429")}),
+			errs(&remote.Error{Op: "copy monitor", StatusCode: 429, RetryAfter: 3 * time.Second}),
 			completed("NEW1"))
 		h.poller.script(monitorURL(2), completed("NEW2"))
 		j1 := h.add(t, 1)
@@ -122,7 +122,7 @@ func TestConcurrentPollsAreBounded(t *testing.T) {
 		p := newFakePoller()
 		h := start(t, Config{Poller: p, MaxConcurrentPolls: 3, MaxPollsPerSecond: -1})
 		for n := range 10 {
-			p.script(monitorURL(n), step{block: release, st: Status{Raw: "completed"}})
+			p.script(monitorURL(n), step{block: release, st: remote.JobStatus{State: remote.JobCompleted, Status: "completed"}})
 			h.add(t, n)
 		}
 		time.Sleep(10 * time.Second) // less than PollTimeout: the polls hang all along
@@ -136,24 +136,3 @@ func TestConcurrentPollsAreBounded(t *testing.T) {
 		assert.Len(t, p.allTimes(), 10)
 	})
 }
-
-func TestCustomClockIsUsed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		clk := offsetClock{offset: 1000 * time.Hour}
-		h := start(t, Config{Clock: clk, FirstInterval: 100 * ms, BackoffFactor: 2, MaxInterval: time.Second})
-		j := h.add(t, 1)
-		assert.WithinDuration(t, time.Now().Add(clk.offset), j.Created, 0, "timestamps come from the Clock")
-		time.Sleep(time.Second)
-		got := gaps(j.Created.Add(-clk.offset), h.poller.times(monitorURL(1)))
-		require.GreaterOrEqual(t, len(got), 3)
-		assert.Equal(t, []time.Duration{100 * ms, 200 * ms, 400 * ms}, got[:3],
-			"the schedule reads the same Clock throughout")
-	})
-}
-
-// offsetClock runs ahead of package time by a fixed offset; its timers are
-// package time's.
-type offsetClock struct{ offset time.Duration }
-
-func (c offsetClock) Now() time.Time                 { return time.Now().Add(c.offset) }
-func (c offsetClock) NewTimer(d time.Duration) Timer { return RealClock{}.NewTimer(d) }

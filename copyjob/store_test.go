@@ -2,6 +2,7 @@ package copyjob
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,15 +36,14 @@ func TestPersistAndResume(t *testing.T) {
 		info, err = os.Stat(filepath.Join(dir, jobsFile))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-		data, err := os.ReadFile(filepath.Join(dir, jobsFile))
-		require.NoError(t, err)
+		data := readDir(t, dir)
 		assert.NotContains(t, string(data), pathSecret+"1", "a finished job's monitor URL is not kept")
 		assert.Contains(t, string(data), monitorURL(2), "an unfinished job's monitor URL is kept to resume")
 		leftovers, _ := filepath.Glob(filepath.Join(dir, jobsTempGlob))
 		assert.Empty(t, leftovers)
 
-		// Second mount, on a clock that has stepped back an hour.
-		b := newHarness(t, Config{Dir: dir, Clock: offsetClock{offset: -time.Hour}})
+		// Second mount.
+		b := newHarness(t, Config{Dir: dir})
 		b.poller.script(monitorURL(2), running("inProgress", 90), completed("NEW2"))
 		got1, ok := b.tr.Get(j1.ID)
 		require.True(t, ok)
@@ -66,21 +66,16 @@ func TestPersistAndResume(t *testing.T) {
 		assert.Equal(t, j2.ID, done[0].ID)
 
 		j3 := b.add(t, 3)
-		assert.Greater(t, j3.ID, j2.ID, "new ids sort after loaded ones, even when the clock stepped back")
+		assert.Greater(t, j3.ID, j2.ID, "new ids sort after loaded ones")
 	})
 }
 
 func TestTerminalStateIsDurableBeforeOnDoneAndOnDoneIsRetriedAfterACrash(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir, crashDir := t.TempDir(), t.TempDir()
-		// OnDone copies the jobs file as it is on disk when OnDone runs: the
+		// OnDone copies the jobs files as they are on disk when OnDone runs: the
 		// state a crash at that moment would leave behind.
-		a := start(t, Config{Dir: dir, OnDone: func(Job) {
-			data, err := os.ReadFile(filepath.Join(dir, jobsFile))
-			if assert.NoError(t, err) {
-				assert.NoError(t, os.WriteFile(filepath.Join(crashDir, jobsFile), data, 0o600))
-			}
-		}})
+		a := start(t, Config{Dir: dir, OnDone: func(Job) { copyStore(t, dir, crashDir) }})
 		a.poller.script(monitorURL(1), completed("NEW1"))
 		j := a.add(t, 1)
 		_, err := a.tr.Wait(t.Context(), j.ID)
@@ -166,6 +161,7 @@ func TestAddReportsAWriteFailureButTracksTheJob(t *testing.T) {
 		h := newHarness(t, Config{Dir: dir})
 		require.NoError(t, os.RemoveAll(dir))
 		require.NoError(t, os.WriteFile(dir, nil, 0o600)) // the directory is now a file
+		require.NoError(t, h.tr.store.logFile.Close())    // and the open log fails its next write
 
 		j, err := h.tr.Add(specFor(1))
 		assert.ErrorIs(t, err, ErrNotPersisted)
@@ -186,6 +182,35 @@ func TestAddReportsAWriteFailureButTracksTheJob(t *testing.T) {
 		assert.Error(t, h.tr.Close(), "Close reports that the state could not be saved")
 		require.NoError(t, os.Remove(dir))
 		require.NoError(t, os.Mkdir(dir, 0o700)) // writable again: the cleanup's Close succeeds
+	})
+}
+
+func TestJobsLoadedFromADirectoryThatCannotBeWrittenAreKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		a := newHarness(t, Config{Dir: dir})
+		j1 := a.add(t, 1)
+		require.NoError(t, a.tr.Close())
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1)
+		var seq int
+		_, err := fmt.Sscanf(logs[0], "jobs-%d.log", &seq)
+		require.NoError(t, err)
+		// The next log's name is taken by a directory: no snapshot can be written.
+		blocker := filepath.Join(dir, fmt.Sprintf("jobs-%06d.log", seq+1))
+		require.NoError(t, os.Mkdir(blocker, 0o700))
+
+		b := newHarness(t, Config{Dir: dir})
+		_, ok := b.tr.Get(j1.ID)
+		assert.True(t, ok, "the loaded jobs are tracked anyway")
+		_, err = b.tr.Add(specFor(2))
+		assert.ErrorIs(t, err, ErrNotPersisted)
+
+		require.NoError(t, os.Remove(blocker))
+		j3, err := b.tr.Add(specFor(3))
+		require.NoError(t, err, "writable again: the next save writes everything")
+		assert.Len(t, readStore(t, dir), 3)
+		assert.Contains(t, readStore(t, dir), j3.ID)
 	})
 }
 
@@ -230,4 +255,146 @@ func ids(jobs []Job) []string {
 		out[i] = j.ID
 	}
 	return out
+}
+
+// readDir returns the contents of every file in dir, concatenated.
+func readDir(t *testing.T, dir string) []byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var all []byte
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		all = append(all, data...)
+	}
+	return all
+}
+
+// logFiles returns the names of the logs in dir.
+func logFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, logGlob))
+	require.NoError(t, err)
+	for i, p := range paths {
+		paths[i] = filepath.Base(p)
+	}
+	return paths
+}
+
+func lineCount(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return strings.Count(string(data), "\n")
+}
+
+func TestAddAppendsOneRecordAndTheLogIsCompacted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		h := newHarness(t, Config{Dir: dir})
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1, "New starts a log")
+		logPath := filepath.Join(dir, logs[0])
+		snapshot, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		for n := range 3 {
+			h.add(t, n)
+			assert.Equal(t, n+1, lineCount(t, logPath), "one line per Add, not the whole list")
+		}
+		after, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.Equal(t, snapshot, after, "Add does not rewrite the snapshot")
+
+		const total = 1000 // some 600 KiB of records: more than one compaction
+		for n := 3; n < total; n++ {
+			h.add(t, n)
+		}
+		logs = logFiles(t, dir)
+		require.Len(t, logs, 1, "a compaction removes the log it replaces")
+		assert.NotEqual(t, filepath.Base(logPath), logs[0], "the log was compacted")
+		info, err := os.Stat(filepath.Join(dir, logs[0]))
+		require.NoError(t, err)
+		snap, err := os.Stat(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.LessOrEqual(t, info.Size(), max(2*snap.Size(), minCompactLog)+2048, "the log stays within its bound")
+		recs := readStore(t, dir)
+		assert.Len(t, recs, total, "every job is on disk")
+		for _, j := range h.tr.Jobs() {
+			assert.Equal(t, j.Spec, recs[j.ID].job().Spec)
+		}
+	})
+}
+
+func TestLoadingTheLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		a := newHarness(t, Config{Dir: dir})
+		j1, j2 := a.add(t, 1), a.add(t, 2)
+		_, err := a.tr.Amend(j1.ID, func(s *Spec) { s.Then.Name = "later.bin" })
+		require.NoError(t, err)
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1)
+
+		crashDir := t.TempDir()
+		copyStore(t, dir, crashDir)
+		// What a crash can leave: a torn last record (an append that had
+		// not returned), and a log no snapshot names (a compaction cut short).
+		logPath := filepath.Join(crashDir, logs[0])
+		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+		require.NoError(t, err)
+		_, err = f.WriteString(`{"id":"` + j2.ID + `","state":"failed","sourceId":"TO`)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		stray := filepath.Join(crashDir, "jobs-999999.log")
+		require.NoError(t, os.WriteFile(stray, []byte(`{"id":"`+j1.ID+`","state":"failed"}`+"\n"), 0o600))
+
+		b := newHarness(t, Config{Dir: crashDir})
+		got1, ok := b.tr.Get(j1.ID)
+		require.True(t, ok)
+		assert.Equal(t, "later.bin", got1.Then.Name, "the log's last record of a job wins")
+		assert.Equal(t, StateQueued, got1.State, "a log no snapshot names is ignored")
+		got2, ok := b.tr.Get(j2.ID)
+		require.True(t, ok)
+		assert.Equal(t, StateQueued, got2.State, "a torn record is skipped")
+		assert.Equal(t, specFor(2), got2.Spec)
+		assert.NotContains(t, b.logs.String(), "damaged record", "a torn tail is expected, not damage")
+		assert.NotContains(t, logFiles(t, crashDir), "jobs-999999.log", "stray logs are removed")
+		assert.NotContains(t, logFiles(t, crashDir), logs[0], "the loaded log was compacted away")
+
+		// Damage in the middle of a log is reported and skipped.
+		damaged := t.TempDir()
+		copyStore(t, dir, damaged)
+		data, err := os.ReadFile(filepath.Join(damaged, logs[0]))
+		require.NoError(t, err)
+		lines := strings.SplitAfter(string(data), "\n")
+		require.Len(t, lines, 4) // 2 Adds, 1 Amend, "" after the last newline
+		lines[0] = "{garbage\n"
+		require.NoError(t, os.WriteFile(filepath.Join(damaged, logs[0]), []byte(strings.Join(lines, "")), 0o600))
+		c := newHarness(t, Config{Dir: damaged})
+		got1, ok = c.tr.Get(j1.ID)
+		require.True(t, ok, "a later record of the job still counts")
+		assert.Equal(t, "later.bin", got1.Then.Name)
+		assert.Contains(t, c.logs.String(), "damaged record")
+	})
+}
+
+func TestCloseWritesOnceAndLeavesNoLogOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		h := newHarness(t, Config{Dir: dir})
+		h.add(t, 1)
+		require.NoError(t, h.tr.Close())
+		logs := logFiles(t, dir)
+		require.Len(t, logs, 1)
+		snap, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.Nil(t, h.tr.store.logFile, "Close closes the log")
+
+		require.NoError(t, h.tr.Close())
+		assert.Equal(t, logs, logFiles(t, dir), "a second Close writes nothing")
+		again, err := os.ReadFile(filepath.Join(dir, jobsFile))
+		require.NoError(t, err)
+		assert.Equal(t, snap, again)
+	})
 }

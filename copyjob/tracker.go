@@ -18,7 +18,6 @@ import (
 type Tracker struct {
 	cfg   Config // immutable after New, defaults applied
 	log   *slog.Logger
-	clock Clock
 	store *store // nil when Config.Dir is ""
 
 	// saveMu serialises writes of the jobs file. Lock order: saveMu, then mu.
@@ -47,8 +46,15 @@ type Tracker struct {
 	gen        uint64    // GUARDED_BY(mu)
 	savedGen   uint64    // GUARDED_BY(mu)
 	dirtySince time.Time // GUARDED_BY(mu)
-	running    bool      // GUARDED_BY(mu)
-	closed     bool      // GUARDED_BY(mu)
+	// dirty holds the jobs changed since the last write, each once
+	// (INVARIANT: e.dirty iff e is in dirty).
+	dirty []*entry // GUARDED_BY(mu)
+	// pausedUntil: no poll and no start slot before this (a Retry-After).
+	pausedUntil time.Time // GUARDED_BY(mu)
+	// starts bounds the rate of WaitStartSlot.
+	starts  startLimiter // GUARDED_BY(mu)
+	running bool         // GUARDED_BY(mu)
+	closed  bool         // GUARDED_BY(mu)
 	// runDone is closed when the latest Run returns (nil before any Run).
 	runDone chan struct{} // GUARDED_BY(mu)
 
@@ -73,6 +79,8 @@ type entry struct {
 	// waiters counts the Waits in progress on the job; while it is above
 	// zero the job is polled by the waited rule (schedule.due).
 	waiters int // GUARDED_BY(Tracker.mu)
+	// dirty: the job changed since it was last written (Tracker.dirty).
+	dirty bool // GUARDED_BY(Tracker.mu)
 
 	// sched is owned by the Run goroutine: Add sets it before the entry is
 	// published through Tracker.incoming; only Run reads or writes it after.
@@ -90,12 +98,12 @@ func New(cfg Config) (*Tracker, error) {
 	t := &Tracker{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		clock:      cfg.Clock,
 		jobs:       make(map[string]*entry),
 		changed:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		notifyWake: make(chan struct{}, 1),
 		closing:    make(chan struct{}),
+		starts:     startLimiter{rate: cfg.MaxStartsPerSecond, burst: float64(cfg.StartBurst)},
 	}
 	if cfg.Dir == "" {
 		return t, nil
@@ -108,6 +116,12 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, err
 	}
 	t.restore(recs)
+	// Start from a clean log: the loaded state becomes the snapshot. If that
+	// cannot be written, the loaded jobs are still tracked; every save tries
+	// the snapshot again (and Add reports ErrNotPersisted until one succeeds).
+	if err := t.store.compact(t.snapshotLocked()); err != nil {
+		t.log.Error("copy jobs cannot be written; changes will not survive a restart until they can", "dir", cfg.Dir, "err", err)
+	}
 	return t, nil
 }
 
@@ -128,7 +142,7 @@ func (t *Tracker) restore(recs []record) {
 		case !j.State.Terminal():
 			if e.monitorURL == "" { // cannot be polled: fail it rather than wait forever
 				failed := j
-				failed.State, failed.Finished = StateFailed, t.clock.Now()
+				failed.State, failed.Finished = StateFailed, time.Now()
 				failed.Error = &JobError{Code: CodeMonitorGone, Message: "the stored job has no monitor URL"}
 				e.job, e.final = j, &failed
 				t.pending = append(t.pending, e)
@@ -173,20 +187,20 @@ func (t *Tracker) Add(spec Spec) (Job, error) {
 		t.mu.Unlock()
 		return Job{}, ErrClosed
 	}
-	now := t.clock.Now()
+	now := time.Now()
 	e := &entry{monitorURL: spec.MonitorURL, done: make(chan struct{})}
 	e.id = t.ids.next(now)
 	e.job = Job{ID: e.id, Spec: spec, State: StateQueued, Created: now, Updated: now}
 	e.sched = schedule{next: now.Add(t.cfg.FirstInterval), delay: t.cfg.FirstInterval, index: -1}
 	t.jobs[e.id] = e
 	t.incoming = append(t.incoming, e)
-	t.changedLocked(now)
+	t.changedLocked(e, now)
 	j := e.job
 	t.mu.Unlock()
 	nudge(t.wake)
 
 	t.log.Info("copy job accepted", jobAttrs(j)...)
-	if err := t.save(); err != nil {
+	if err := t.save(false); err != nil {
 		t.log.Error("copy job not persisted; it will be lost on restart", "job", j.ID, "err", err)
 		return j, fmt.Errorf("%w: %w", ErrNotPersisted, err)
 	}
@@ -203,6 +217,80 @@ func validateMonitorURL(raw string) error {
 		return errors.New("copyjob: Spec.MonitorURL is not an absolute http(s) URL")
 	}
 	return nil
+}
+
+// Amend changes a job's Spec (typically its Then: what the caller did to the
+// pending destination meanwhile) and returns the job as amended, once the
+// change is on disk. fn gets a copy of the Spec to change; it runs with the
+// tracker's lock held and must not call the tracker. The MonitorURL cannot be
+// changed (fn's change to it is ignored).
+//
+// Amend works until the job's OnDone has returned: OnDone is given the Spec
+// as amended so far, and the OnDone a restart repeats (after a crash before
+// it returned) is given every amendment made before the crash. An Amend made
+// while OnDone runs is stored but cannot reach that OnDone's argument: the
+// caller hands such a change over itself (e.g. through its own state, under a
+// lock OnDone takes too). Once OnDone has returned, Amend returns the job and
+// ErrNotified without calling fn, and the caller applies the change to the new
+// item itself. It returns ErrNotFound for an unknown id and ErrClosed after
+// Close. A failed write leaves the change in memory and returns an error
+// wrapping ErrNotPersisted.
+func (t *Tracker) Amend(id string, fn func(*Spec)) (Job, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return Job{}, ErrClosed
+	}
+	e, ok := t.jobs[id]
+	if !ok {
+		t.mu.Unlock()
+		return Job{}, ErrNotFound
+	}
+	if e.final == nil && e.job.State.Terminal() {
+		j := e.job
+		t.mu.Unlock()
+		return j, ErrNotified
+	}
+	spec := e.job.Spec
+	fn(&spec)
+	spec.MonitorURL = e.job.MonitorURL
+	e.job.Spec = spec
+	if e.final != nil {
+		spec.MonitorURL = e.final.MonitorURL
+		e.final.Spec = spec
+	}
+	t.changedLocked(e, time.Now())
+	j := e.job
+	t.mu.Unlock()
+
+	if err := t.save(false); err != nil {
+		t.log.Error("copy job change not persisted; it will be lost on restart", "job", j.ID, "err", err)
+		return j, fmt.Errorf("%w: %w", ErrNotPersisted, err)
+	}
+	return j, nil
+}
+
+// Pending returns the jobs whose outcome has not been handed over yet: the
+// unfinished ones, and the finished ones whose OnDone has not returned
+// (reported as running until it has), oldest first. A caller uses it to find
+// the copies still pending from a source or into a folder.
+func (t *Tracker) Pending() []Job { return t.PendingWhere(nil) }
+
+// PendingWhere is Pending restricted to the jobs keep accepts (all when keep
+// is nil), e.g. those taken from one source id. keep runs with the tracker's
+// lock held, once per pending job; it must not keep or change the job it is
+// shown, nor call the tracker. Nothing is copied for jobs it refuses.
+func (t *Tracker) PendingWhere(keep func(*Job) bool) []Job {
+	t.mu.Lock()
+	var out []Job
+	for _, e := range t.jobs {
+		if (e.final != nil || !e.job.State.Terminal()) && (keep == nil || keep(&e.job)) {
+			out = append(out, e.job)
+		}
+	}
+	t.mu.Unlock()
+	slices.SortFunc(out, func(a, b Job) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Get returns the job with that id.
@@ -320,69 +408,128 @@ func (t *Tracker) Close() error {
 	if done != nil {
 		<-done
 	}
-	return t.save()
+	// A final compaction also drops the monitor URLs of finished jobs that
+	// earlier log records still hold.
+	err := t.save(true)
+	if t.store != nil {
+		t.saveMu.Lock()
+		t.store.close()
+		t.saveMu.Unlock()
+	}
+	return err
 }
 
-// changedLocked records a visible, persist-worthy change at now.
+// changedLocked records a visible, persist-worthy change of e at now.
 // REQUIRES(mu)
-func (t *Tracker) changedLocked(now time.Time) {
+func (t *Tracker) changedLocked(e *entry, now time.Time) {
 	if t.gen == t.savedGen {
 		t.dirtySince = now
 	}
 	t.gen++
+	if !e.dirty {
+		e.dirty = true
+		t.dirty = append(t.dirty, e)
+	}
 	close(t.changed)
 	t.changed = make(chan struct{})
 }
 
-// save writes the jobs file if anything changed since the last write. Callers
-// that need their change durable call it after making the change: if another
-// save got there first, there is nothing left to do.
-func (t *Tracker) save() error {
+// save writes the changes made since the last write (one record per changed
+// job, appended to the log), or a whole snapshot when the store asks for a
+// compaction, or when final and the log is not empty. Callers that need their
+// change durable call it after making the change: if another save got there
+// first (concurrent Adds share one write and one fsync), there is nothing
+// left to do.
+func (t *Tracker) save(final bool) error {
 	t.saveMu.Lock()
 	defer t.saveMu.Unlock()
+	st := t.store // its fields are guarded by saveMu, held
+	compact := st != nil && (st.wantsCompaction() || (final && st.logSize > 0))
 	t.mu.Lock()
-	if t.gen == t.savedGen {
+	if t.gen == t.savedGen && (!compact || st.closed) {
 		t.mu.Unlock()
 		return nil
 	}
 	gen := t.gen
+	dirty := t.takeDirtyLocked()
 	var recs []record
-	if t.store != nil {
+	switch {
+	case st == nil:
+	case compact:
 		recs = t.snapshotLocked()
+	default:
+		recs = make([]record, 0, len(dirty))
+		for _, e := range dirty {
+			if t.jobs[e.id] == e { // not dropped from history meanwhile
+				recs = append(recs, e.recordLocked())
+			}
+		}
 	}
 	t.mu.Unlock()
 
 	var err error
-	if t.store != nil {
-		err = t.store.write(recs)
+	switch {
+	case st == nil:
+	case compact:
+		err = st.compact(recs)
+	default:
+		if err = st.appendRecords(recs); err != nil {
+			t.log.Warn("appending to the copy jobs log failed; writing a snapshot instead", "err", err)
+			t.mu.Lock()
+			recs = t.snapshotLocked()
+			t.mu.Unlock()
+			err = st.compact(recs)
+		}
 	}
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if err != nil {
-		t.dirtySince = t.clock.Now() // the loop retries after SaveDelay, not at once
+		for _, e := range dirty {
+			if !e.dirty {
+				e.dirty = true
+				t.dirty = append(t.dirty, e)
+			}
+		}
+		t.dirtySince = time.Now() // the loop retries after SaveDelay, not at once
 		return err
 	}
 	t.savedGen = gen
 	if t.gen == gen {
 		t.dirtySince = time.Time{}
 	} else {
-		t.dirtySince = t.clock.Now()
+		t.dirtySince = time.Now()
 	}
 	return nil
 }
 
-// snapshotLocked returns the records to store, ordered by id.
+// takeDirtyLocked returns the changed jobs and marks them clean.
+// REQUIRES(mu)
+func (t *Tracker) takeDirtyLocked() []*entry {
+	dirty := t.dirty
+	t.dirty = nil
+	for _, e := range dirty {
+		e.dirty = false
+	}
+	return dirty
+}
+
+// recordLocked is e as stored: its terminal state as soon as that is decided
+// (not yet notified), else what it reports.
+// REQUIRES(Tracker.mu)
+func (e *entry) recordLocked() record {
+	if e.final != nil {
+		return toRecord(*e.final, false)
+	}
+	return toRecord(e.job, e.job.State.Terminal())
+}
+
+// snapshotLocked returns the records of every job, ordered by id.
 // REQUIRES(mu)
 func (t *Tracker) snapshotLocked() []record {
 	recs := make([]record, 0, len(t.jobs))
 	for _, e := range t.jobs {
-		switch {
-		case e.final != nil:
-			recs = append(recs, toRecord(*e.final, false))
-		default:
-			recs = append(recs, toRecord(e.job, e.job.State.Terminal()))
-		}
+		recs = append(recs, e.recordLocked())
 	}
 	slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.ID, b.ID) })
 	return recs

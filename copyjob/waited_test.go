@@ -7,6 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -110,7 +111,7 @@ func TestWaitedJobRespectsRetryAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := start(t, Config{FirstInterval: 100 * ms, BackoffFactor: 2, MaxInterval: time.Second})
 		h.poller.script(monitorURL(1),
-			step{st: Status{Raw: "inProgress", RetryAfter: 2 * time.Second}},
+			step{st: remote.JobStatus{State: remote.JobRunning, Status: "inProgress", RetryAfter: 2 * time.Second}},
 			running("inProgress", 0), // no progress: FirstInterval
 			completed("NEW1"))
 		j := h.add(t, 1)

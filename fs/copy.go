@@ -11,55 +11,14 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
 	"github.com/onedrivefs/onedrivefs/cache"
-	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// copy_file_range: a copy inside the mount becomes a server-side copy.
-//
-// The kernel sends COPY_FILE_RANGE for at most 4294963200 bytes, clamped to
-// the source's size, with the destination's inode locked. The rules:
-//
-//   - First call: offsets 0, an empty destination (new, truncated, or an
-//     empty file), any length. The source's unsent writes are sent, the
-//     service copies the whole source to the destination's folder and name
-//     (conflictBehavior replace: a truncated destination is replaced), the
-//     call waits for the job, and the destination's entry is bound to the
-//     new item (its empty placeholder is never uploaded, its journal record
-//     dropped). The answer is the length asked for (at most the size). This
-//     covers cp (one call for the whole file, or two above 4 GiB) and callers
-//     that copy in chunks from offset 0 (KDE 512 KiB, Go 1 GiB, Rust 1 GiB).
-//   - Continuation: the destination is marked "server copy of SOURCE, SIZE
-//     bytes, ANSWERED told so far". A call from the same source at equal
-//     offsets k ≤ ANSWERED answers min(len, SIZE-k) with no I/O (0 at k ≥
-//     SIZE) and moves ANSWERED up.
-//   - The size stat shows for such a destination is ANSWERED, the bytes the
-//     caller has been told are copied: what the kernel expects after each
-//     call. When the file is closed, synced, written or truncated and
-//     ANSWERED < SIZE (a caller that stopped early), the destination is cut
-//     to its first ANSWERED bytes (downloaded and uploaded again: the data
-//     path's cost, paid only by such callers), so it holds exactly the
-//     bytes copied and the service's item agrees with what stat showed.
-//   - Every other range goes through the data path (read the source, write
-//     the destination), which is right for every range.
-//   - If the copy cannot be made on the service (refused, failed, a source
-//     with changes that cannot be sent) before anything was answered, the
-//     bytes are copied instead and the log says why: cp still succeeds.
-//     ENOSYS is never answered (the kernel would stop sending
-//     COPY_FILE_RANGE to the whole mount).
-//   - An interrupt (Ctrl-C) ends the wait with EINTR at once; the job goes
-//     on in the tracker, and when it completes its item replaces the
-//     destination (the service's copy cannot be cancelled).
-
-// serverCopy marks a file whose content is a server-side copy of src (size
-// bytes, its item the file's), of which a copy_file_range caller has been
-// answered the first answered bytes. It lives in fileState.copyIn, under
-// fileState.mu.
-type serverCopy struct {
-	src      *entry
-	size     int64
-	answered int64
-}
+// copy_file_range: a copy inside the mount becomes a server-side copy. The
+// rules (which call starts a copy, continuation calls answered without I/O,
+// the size stat shows, callers that stop early, the fallback to copying
+// bytes, never ENOSYS, interrupts) are written once, in
+// docs/copy-semantics.md.
 
 // copyRange is one copy_file_range request.
 type copyRange struct {
@@ -102,7 +61,7 @@ func (fn *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, off
 }
 
 // copyFileRange copies r.n bytes of r.src at r.offIn to r.dst at r.offOut,
-// server-side when it can (see the rules above), and returns how many bytes
+// server-side when it can (docs/copy-semantics.md), and returns how many bytes
 // it copied.
 func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 	if err := f.checkWritable(); err != nil {
@@ -125,7 +84,7 @@ func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 			return 0, err
 		}
 		f.mu.Lock()
-		src, dst := f.pathOfLocked(r.src), f.pathOfLocked(r.dst)
+		src, dst := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
 		f.mu.Unlock()
 		f.log.Warn("server-side copy not possible; copying the bytes instead",
 			"source", src, "destination", dst, "reason", err)
@@ -137,7 +96,7 @@ func (f *FS) copyFileRange(ctx context.Context, r copyRange) (int64, error) {
 // r.dst (same source, equal offsets, no gap) without I/O; ok is false for
 // any other call.
 func (f *FS) continueServerCopy(r copyRange) (got int64, ok bool) {
-	st := f.fileStateOf(r.dst)
+	st := f.fileOf(r.dst)
 	if st == nil {
 		return 0, false
 	}
@@ -173,10 +132,10 @@ func (f *FS) serverCopyCandidate(r copyRange) bool {
 	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item != nil
 }
 
-// serverCopyInto has the service copy r.src to r.dst's folder and name,
-// waits for the job and binds r.dst to the new item. fallback tells whether
-// an error came before anything happened to the destination, so that the
-// bytes may be copied instead.
+// serverCopyInto has the service copy r.src to r.dst's folder and name and
+// returns once the job is accepted (pending.go). fallback tells whether an
+// error came before anything happened to the destination, so that the bytes
+// may be copied instead.
 func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallback bool, err error) {
 	it, err := f.sourceForCopy(ctx, r.src)
 	if err != nil {
@@ -185,72 +144,26 @@ func (f *FS) serverCopyInto(ctx context.Context, r copyRange) (got int64, fallba
 	if it.Size == 0 {
 		return 0, true, errors.New("the source is empty")
 	}
-	f.mu.Lock()
-	parent, name := r.dst.parent, r.dst.name
-	if r.dst.removed || parent == nil || parent.item == nil {
-		f.mu.Unlock()
-		return 0, true, errGone
-	}
-	parentID := parent.item.ID
-	srcPath, dstPath := f.pathOfLocked(r.src), f.pathOfLocked(r.dst)
-	f.mu.Unlock()
-
-	key := copyWaiterKey(parentID, name)
-	f.addCopyWaiter(key)
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			f.doneCopyWaiter(key)
-		}
-	}()
-	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
-		DestParentID: parentID, Name: name, Conflict: remote.ConflictReplace})
-	if err != nil {
-		return 0, true, fmt.Errorf("starting the copy: %w", err)
-	}
-	job, err := f.copies.Add(copyjob.Spec{
-		SourceID: it.ID, SourcePath: srcPath, DestParentID: parentID, DestName: name, DestPath: dstPath,
-		MonitorURL: monitor, Size: it.Size, Origin: originCP,
-	})
-	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
-		// The service copies anyway; with nobody waiting, the tracker's
-		// OnDone (or the next listing) shows the result.
-		return 0, true, fmt.Errorf("tracking the copy: %w", err)
-	}
-	job, err = f.copies.Wait(ctx, job.ID)
-	if err != nil {
-		if ctx.Err() != nil {
-			handedOff = f.adoptLater(job.ID, r.src, r.dst, parent, key)
-			f.log.Info("copy_file_range interrupted; the server-side copy goes on and its result will replace the destination",
-				"job", job.ID, "destination", dstPath)
-			return 0, false, ctx.Err()
-		}
-		return 0, false, err
-	}
-	if job.State != copyjob.StateCompleted {
-		if job.Error != nil {
-			return 0, true, job.Error
-		}
-		return 0, true, fmt.Errorf("the copy job ended %s", job.State)
-	}
-	got, err = f.adoptCopy(ctx, r.src, r.dst, parent, job, r.n)
-	if err != nil && ctx.Err() != nil {
-		handedOff = f.adoptLater(job.ID, r.src, r.dst, parent, key)
-		return 0, false, ctx.Err()
-	}
-	return got, false, err
+	return f.startPendingCopy(ctx, r, it)
 }
 
 // startCopyTimeout bounds a copy request, which an interrupt does not cancel.
 const startCopyTimeout = 30 * time.Second
 
-// startCopy sends the copy request on a context that an interrupt of the
+// startCopy waits for a start slot of the tracker, then sends the copy
+// request on a context that an interrupt of the
 // FUSE request does not cancel (bounded by startCopyTimeout): once the
 // request is sent the service may accept it, and a job the mount does not
 // track would be a copy nobody watches. So an interrupted setxattr or cp
 // either started nothing (EINTR came earlier, and the caller may simply try
 // again) or started a job the tracker follows.
 func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) (string, error) {
+	// The rate of copy requests is bounded (a cp -r of thousands of files
+	// must not trip the service's throttling); waiting for a slot is
+	// interruptible, the request itself is not.
+	if err := f.copies.WaitStartSlot(ctx); err != nil {
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
 	defer cancel()
 	return f.remote.StartCopy(ctx, srcID, r)
@@ -261,11 +174,16 @@ func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) 
 // the service (an upload that failed, a partial server copy) cannot be
 // copied there.
 func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error) {
-	if st := f.fileStateOf(src); st != nil {
+	if st := f.fileOf(src); st != nil {
 		st.mu.Lock()
 		if c := st.copyIn; c != nil && c.answered < c.size {
 			st.mu.Unlock()
 			return nil, errors.New("the source is a copy still being made")
+		}
+		if c := pendingCopyLocked(st); c != nil {
+			// A copy of a pending copy is a copy of the version it copies.
+			st.mu.Unlock()
+			return c.srcItem, nil
 		}
 		var err error
 		if st.dirty {
@@ -288,108 +206,53 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 	return src.item, nil
 }
 
-// errNotAdopted: a finished copy's item could not be bound to the
-// destination's entry, which changed meanwhile; it is revealed as a new
-// entry instead.
-var errNotAdopted = errors.New("the destination changed while it was being copied")
-
-// adoptCopy binds dst, a file of folder parent, to the item job j created:
-// dst's local placeholder (staged content, journal record) is dropped, and
-// an item it replaced forgotten. answer ≥ 0 is a waiting caller's request
-// length: dst is marked as a server copy of src answered that much (at most
-// the size), which is returned. answer < 0 is the background adoption
-// after an interrupted caller: dst becomes the whole copy.
-func (f *FS) adoptCopy(ctx context.Context, src, dst, parent *entry, j copyjob.Job, answer int64) (int64, error) {
-	it, err := f.copiedItem(ctx, j)
-	if err != nil {
-		return 0, fmt.Errorf("reading the copied item: %w", err)
-	}
-	st := f.fileStateFor(dst)
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	size, _, _ := st.localAttr()
-	f.mu.Lock()
-	if answer >= 0 && dst.removed && !parent.removed {
-		// The kernel holds dst's lock during the call, so nobody unlinked
-		// it: the delta poll saw the replaced item go. It is still here.
-		dst.removed, dst.parent = false, parent
-	}
-	removed, old := dst.removed, dst.item
-	f.mu.Unlock()
-	if removed || (st.dirty && size > 0) || (answer < 0 && st.copyIn != nil) {
-		return 0, errNotAdopted
-	}
-	f.discardLocalLocked(st)
-	f.mu.Lock()
-	delete(f.pending, dst)
-	f.bindLocked(dst, it)
-	name := dst.name
-	f.mu.Unlock()
-	st.baseCTag, st.baseETag = it.CTag, it.ETag
-	if old != nil && old.ID != it.ID {
-		f.content.Remove(old.ID)
-	}
-	if answer < 0 {
-		f.notes.aliases(parent, name)
-		f.notes.content(dst)
-		return 0, nil
-	}
-	got := min(answer, it.Size)
-	st.copyIn = &serverCopy{src: src, size: it.Size, answered: got}
-	st.setCopiedAttr(true, got)
-	return got, nil
-}
-
-// adoptLater hands a job whose caller was interrupted to a background
-// goroutine, which binds the result to dst when the job completes (or
-// reveals it beside a dst changed meanwhile). It reports whether the
-// goroutine took over the waiter registration key.
-func (f *FS) adoptLater(id string, src, dst, parent *entry, key string) bool {
-	return f.bg.Go(func(ctx context.Context) {
-		defer f.doneCopyWaiter(key)
-		j, err := f.copies.Wait(ctx, id)
-		if err != nil || j.State != copyjob.StateCompleted {
-			return
-		}
-		_, err = f.adoptCopy(ctx, src, dst, parent, j, -1)
-		if errors.Is(err, errNotAdopted) {
-			var it *remote.Item
-			if it, err = f.copiedItem(ctx, j); err == nil {
-				f.revealItem(it)
-			}
-		}
-		if err != nil && ctx.Err() == nil {
-			f.log.Warn("showing the result of an interrupted copy failed; it shows up at the next listing",
-				"job", id, "err", err)
-			f.forgetDestination(j.DestParentID, j.DestName)
-		}
-	})
-}
-
-// dropCopyLocked forgets that st is a partly answered server copy. Caller
-// holds st.mu.
-func (f *FS) dropCopyLocked(st *fileState) {
-	if st.copyIn != nil {
-		st.copyIn = nil
-		st.setCopiedAttr(false, 0)
+// dropCopyLocked forgets fl's server-copy mark. Requires fl.mu.
+func (f *FS) dropCopyLocked(fl *file) {
+	if fl.copyIn != nil {
+		fl.copyIn = nil
+		fl.setCopiedAttr(false, 0)
 	}
 }
 
 // settleCopyLocked ends a server-copy mark before the file is sent,
-// written or truncated: a copy answered whole is just the file; one
-// answered in part is cut to the answered bytes, staged (downloaded from
-// the copy) and marked dirty, so that the service's item ends as exactly
-// what the caller copied. Caller holds st.mu.
-func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *fileState) error {
-	c := st.copyIn
+// written or truncated: it waits for a pending copy first; then a copy
+// answered whole is just the file; one answered in part is cut to the
+// answered bytes (staged from the copy, or cut in the staged bytes of a
+// copy completed by bytes) and marked dirty, so that the service's item
+// ends as exactly what the caller copied. Requires fl.mu.
+func (f *FS) settleCopyLocked(ctx context.Context, e *entry, fl *file) error {
+	if err := f.waitCopyLocked(ctx, fl); err != nil {
+		return err
+	}
+	return f.trimCopyLocked(ctx, e, fl)
+}
+
+// trimCopyLocked is settleCopyLocked once no copy is pending. Requires
+// fl.mu.
+func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
+	c := fl.copyIn
 	if c == nil {
+		return nil
+	}
+	if c.answered >= c.size {
+		f.dropCopyLocked(fl)
+		return nil
+	}
+	if fl.staged != nil {
+		if err := fl.staged.File().Truncate(c.answered); err != nil {
+			return err
+		}
+		_, mtime, _ := fl.localAttr()
+		fl.dirty = true
+		fl.setLocalAttr(true, c.answered, mtime)
+		f.dropCopyLocked(fl)
 		return nil
 	}
 	f.mu.Lock()
 	it := e.item
 	f.mu.Unlock()
-	if c.answered >= c.size || it == nil || st.staged != nil {
-		f.dropCopyLocked(st)
+	if it == nil {
+		f.dropCopyLocked(fl)
 		return nil
 	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
@@ -400,12 +263,12 @@ func (f *FS) settleCopyLocked(ctx context.Context, e *entry, st *fileState) erro
 		f.abandonStaged(sf)
 		return err
 	}
-	st.staged, st.committed, st.dirty = sf, false, true
-	st.baseCTag, st.baseETag = it.CTag, it.ETag
-	st.setLocalAttr(true, c.answered, itemMtime(it))
+	fl.staged, fl.committed, fl.dirty = sf, false, true
+	fl.baseCTag, fl.baseETag = it.CTag, it.ETag
+	fl.setLocalAttr(true, c.answered, itemMtime(it))
 	f.log.Info("a copy_file_range caller copied only the start of the file; the destination keeps exactly those bytes",
-		"name", e.name, "copied", c.answered, "size", c.size)
-	f.dropCopyLocked(st)
+		"path", f.pathOf(e), "copied", c.answered, "size", c.size)
+	f.dropCopyLocked(fl)
 	return nil
 }
 

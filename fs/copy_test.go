@@ -5,9 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
-	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
@@ -73,6 +69,12 @@ func (c *copyFixture) copy(ctx context.Context, offIn, offOut, n int64) (int64, 
 		offIn: offIn, offOut: offOut, n: n})
 }
 
+// settle waits for every pending copy's job to end and be settled.
+func (env *testEnv) settle() {
+	env.t.Helper()
+	require.NoError(env.t, env.fs.waitCopiesUnder(context.Background(), env.fs.root))
+}
+
 // close closes both files as cp does (flush, then release).
 func (c *copyFixture) close() {
 	t := c.env.t
@@ -97,6 +99,7 @@ func TestCopyFileRangeWholeFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, got, "at the end: 0")
 	c.close()
+	env.settle()
 
 	st := env.srv.Stats()
 	assert.Equal(t, int64(1), st.CopyJobsStarted)
@@ -129,6 +132,7 @@ func TestCopyFileRangeContinuation(t *testing.T) {
 	assert.Equal(t, int64(40<<10), got)
 	assert.Equal(t, before, env.srv.Stats().RequestsTotal, "a continuation costs no request")
 	c.close()
+	env.settle()
 	st := env.srv.Stats()
 	assert.Equal(t, int64(1), st.CopyJobsStarted)
 	assert.Zero(t, st.BytesUploaded+st.BytesDownloaded)
@@ -150,6 +154,7 @@ func TestCopyFileRangePartial(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(512<<10), got)
 	c.close()
+	env.settle()
 	want := append(append(bytes.Clone(c.data[:1<<20]), make([]byte, 1<<20)...), c.data[2<<20:5<<19]...)
 	got2, err := env.srv.ReadFile("/dst.bin")
 	require.NoError(t, err)
@@ -166,6 +171,7 @@ func TestCopyFileRangePartial(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 4096, n, "reads see only the answered bytes")
 	d.close()
+	env.settle()
 	got2, err = env.srv.ReadFile("/first.bin")
 	require.NoError(t, err)
 	assert.Equal(t, d.data[:4096], got2)
@@ -192,6 +198,7 @@ func TestCopyFileRangeSendsSourceFirst(t *testing.T) {
 	require.NoError(t, hout.flush(ctx))
 	require.NoError(t, hout.release(ctx))
 	require.NoError(t, hin.release(ctx))
+	env.settle()
 	b, err := env.srv.ReadFile("/copy.txt")
 	require.NoError(t, err)
 	assert.Equal(t, "written, not closed", string(b))
@@ -207,6 +214,9 @@ func TestCopyFileRangeFallsBack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(64<<10), got)
 	c.close()
+	env.settle()
+	assert.True(t, bytes.Equal(c.data, env.readAll(c.dst)), "the bytes are there at once")
+	assert.Zero(t, env.fs.sendJournal(context.Background()), "and are sent")
 	st := env.srv.Stats()
 	assert.Equal(t, int64(1), st.CopyJobsFailed)
 	b, err := env.srv.ReadFile("/dst.bin")
@@ -214,38 +224,80 @@ func TestCopyFileRangeFallsBack(t *testing.T) {
 	assert.True(t, bytes.Equal(c.data, b))
 }
 
-// An interrupted wait returns EINTR at once; the job goes on and its item
-// becomes the destination.
-func TestCopyFileRangeInterrupted(t *testing.T) {
+// copy_file_range returns as soon as the service accepted the job: the
+// destination is a pending copy that reads as the source's version, and the
+// job's completion binds it to the new item.
+func TestCopyFileRangeReturnsAtAcceptance(t *testing.T) {
 	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
 		o.Copy = graphtest.CopyOptions{Latency: time.Second}
 	})
 	c := env.copyFixture(64<<10, "dst.bin")
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		// Interrupt once the job is tracked (an interrupt during the copy
-		// request itself leaves the job to the next listing).
-		for len(env.fs.copies.Jobs()) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
-		cancel()
-	}()
-	_, err := c.copy(ctx, 0, 0, 64<<10)
-	require.ErrorIs(t, err, context.Canceled)
-	assert.Equal(t, syscall.EINTR, errnoOf(err))
-	c.close() // the caller dies: its empty destination is created
-
-	jobs := env.fs.copies.Jobs()
-	require.Len(t, jobs, 1)
-	j, err := env.fs.copies.Wait(context.Background(), jobs[0].ID)
+	ctx := context.Background()
+	got, err := c.copy(ctx, 0, 0, 64<<10)
 	require.NoError(t, err)
-	require.Equal(t, copyjob.StateCompleted, j.State)
-	require.Eventually(t, func() bool {
-		env.fs.mu.Lock()
-		defer env.fs.mu.Unlock()
-		return c.dst.item != nil && c.dst.item.ID == j.ResourceID
-	}, 10*time.Second, 10*time.Millisecond, "the destination takes the copy")
-	assert.True(t, bytes.Equal(c.data, env.readAll(c.dst)))
+	assert.Equal(t, int64(64<<10), got)
+	c.close()
+	assert.Zero(t, env.srv.Stats().CopyJobsCompleted, "returned before the job ended")
+	assert.Equal(t, int64(64<<10), env.fs.attrOf(c.dst).size)
+	assert.True(t, bytes.Equal(c.data, env.readAll(c.dst)), "reads the source's version meanwhile")
+	_, ok := env.srv.ItemByPath("/dst.bin")
+	assert.False(t, ok, "nothing sent for the destination itself")
+
+	env.settle()
+	info, ok := env.srv.ItemByPath("/dst.bin")
+	require.True(t, ok)
+	env.fs.mu.Lock()
+	bound := c.dst.item != nil && c.dst.item.ID == info.ID
+	env.fs.mu.Unlock()
+	assert.True(t, bound, "the destination's entry is the new item")
+	assert.Zero(t, env.srv.Stats().BytesUploaded)
+}
+
+// Changes made to a pending copy (times, rename, unlink) land on the new
+// item when its job completes; the source may change at once and the copy
+// keeps the version copied.
+func TestPendingCopyChangesLandAtCompletion(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Copy = graphtest.CopyOptions{Latency: 500 * time.Millisecond}
+	})
+	ctx := context.Background()
+	c := env.copyFixture(32<<10, "a.bin")
+	_, err := c.copy(ctx, 0, 0, 32<<10)
+	require.NoError(t, err)
+	c.close()
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	require.NoError(t, env.fs.setTimes(ctx, c.dst, mtime, time.Time{}))
+	require.NoError(t, env.fs.rename(ctx, env.fs.root, "a.bin", env.fs.root, "renamed.bin", 0))
+	assert.Equal(t, mtime, env.fs.attrOf(c.dst).mtime)
+
+	// The source is overwritten right after cp returned.
+	env.writeFile(env.fs.root, "src.bin", []byte("new source bytes"))
+
+	// A second copy, deleted before its job ends.
+	d, _, err := env.fs.create(ctx, env.fs.root, "gone.bin", true)
+	require.NoError(t, err)
+	hd, err := env.fs.open(ctx, d, false)
+	require.NoError(t, err)
+	_, err = env.fs.copyFileRange(ctx, copyRange{src: c.src, dst: d, hout: hd, n: 1 << 20})
+	require.NoError(t, err)
+	require.NoError(t, hd.release(ctx))
+	require.NoError(t, env.fs.unlink(ctx, env.fs.root, "gone.bin"))
+
+	env.settle()
+	b, err := env.srv.ReadFile("/renamed.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(c.data, b), "the copy has the version copied")
+	info, ok := env.srv.ItemByPath("/renamed.bin")
+	require.True(t, ok)
+	assert.True(t, info.FSModified.Equal(mtime), "the recorded mtime: %v", info.FSModified)
+	_, ok = env.srv.ItemByPath("/a.bin")
+	assert.False(t, ok)
+	_, ok = env.srv.ItemByPath("/gone.bin")
+	assert.False(t, ok, "the deleted copy is gone")
+	require.Zero(t, env.fs.sendJournal(ctx), "the held source upload goes once the copies are done")
+	b, err = env.srv.ReadFile("/src.bin")
+	require.NoError(t, err)
+	assert.Equal(t, "new source bytes", string(b))
 }
 
 func TestResolveCopyDest(t *testing.T) {
@@ -274,8 +326,8 @@ func TestResolveCopyDest(t *testing.T) {
 		{"/mnt/other/z.txt", "", "", errCrossMount},
 		{"/mnt/odd/z.txt", "", "", errCrossMount},
 		{"../../z.txt", "", "", errCrossMount},
-		{"none/z.txt", "", "", errGone},
-		{"none/", "", "", errGone},
+		{"none/z.txt", "", "", errNoEntry},
+		{"none/", "", "", errNoEntry},
 		{"taken.txt/z", "", "", errNotDir},
 		{"a|b", "", "", errInvalid},
 		{"", "", "", errInvalid},
@@ -288,7 +340,7 @@ func TestResolveCopyDest(t *testing.T) {
 		}
 		require.NoError(t, err, c.dest)
 		env.fs.mu.Lock()
-		assert.Equal(t, c.parent, env.fs.pathOfLocked(parent), c.dest)
+		assert.Equal(t, c.parent, env.fs.pathOfFSLocked(parent), c.dest)
 		env.fs.mu.Unlock()
 		assert.Equal(t, c.name, name, c.dest)
 	}
@@ -311,7 +363,7 @@ func TestXattrCopyRevealsResult(t *testing.T) {
 	n := &node{fsys: env.fs, e: src}
 	require.Zero(t, n.Setxattr(ctx, xattrCopy, []byte("d2"), 0))
 	_, err = env.walk("/d2")
-	require.ErrorIs(t, err, errGone, "not before completion")
+	require.ErrorIs(t, err, errNoEntry, "not before completion")
 
 	status := func() copyjob.StatusDoc {
 		v, err := env.fs.getxattr(src, xattrCopyStatus)
@@ -348,35 +400,6 @@ func TestXattrCopyRevealsResult(t *testing.T) {
 	assert.Contains(t, string(buf[:got]), `"status":"completed"`)
 	_, errno = n.Getxattr(ctx, xattrCopyJobs, nil)
 	assert.Equal(t, syscall.ENODATA, errno)
-}
-
-func TestPollErrorMapping(t *testing.T) {
-	for _, code := range []int{http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden} {
-		err := pollError(&remote.Error{StatusCode: code})
-		assert.ErrorIs(t, err, copyjob.ErrMonitorGone, "%d", code)
-	}
-	var te *copyjob.ThrottledError
-	err := pollError(&remote.Error{StatusCode: 429, RetryAfter: 3 * time.Second})
-	require.ErrorAs(t, err, &te)
-	assert.Equal(t, 3*time.Second, te.RetryAfter)
-	err = pollError(&remote.Error{StatusCode: 503, RetryAfter: time.Second})
-	require.ErrorAs(t, err, &te)
-	err = pollError(&remote.Error{StatusCode: 429})
-	assert.False(t, errors.As(err, &te), "no Retry-After: an ordinary error, retried with back-off")
-	err = pollError(fmt.Errorf("dial: %w", syscall.ECONNREFUSED))
-	assert.NotErrorIs(t, err, copyjob.ErrMonitorGone)
-}
-
-func TestJobStatusOf(t *testing.T) {
-	st := jobStatusOf(&remote.JobStatus{State: remote.JobRunning, Status: "inProgress", Percent: 27.5, RetryAfter: time.Second})
-	assert.Equal(t, copyjob.Status{State: copyjob.StateRunning, Raw: "inProgress", Percent: 27.5, RetryAfter: time.Second}, st)
-	st = jobStatusOf(&remote.JobStatus{State: remote.JobCompleted, Status: "completed", Percent: 100, ResourceID: "X!1", ResourceURL: "https://h/items/X!1"})
-	assert.Equal(t, copyjob.StateCompleted, st.State)
-	assert.Equal(t, "X!1", st.ResourceID)
-	st = jobStatusOf(&remote.JobStatus{State: remote.JobFailed, Status: "failed", Err: &remote.Error{Code: "nameAlreadyExists", Message: "Name already exists"}})
-	assert.Equal(t, copyjob.StateFailed, st.State)
-	assert.Equal(t, "nameAlreadyExists", st.ErrorCode)
-	assert.Equal(t, "Name already exists", st.ErrorMessage)
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

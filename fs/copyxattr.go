@@ -11,25 +11,13 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
-// The extended-attribute trigger of server-side copies:
+// The extended-attribute trigger of server-side copies,
 //
 //	setfattr -n user.onedrive.copy -v DEST PATH
 //
-// starts an asynchronous copy of PATH (a file, or a folder with everything
-// in it) and returns as soon as the service has accepted it. DEST is an
-// absolute path inside the mount, or a path relative to PATH's folder; an
-// existing folder, or a DEST ending in "/", means "into that folder, under
-// PATH's name". Errors: DEST exists → EEXIST; DEST outside the mount → EXDEV;
-// its folder missing → ENOENT; a name OneDrive forbids → EINVAL. Nothing is
-// created before the job completes; then the tracker's OnDone reveals the
-// new item (jobs.go).
-//
-// Progress: user.onedrive.copy.status on PATH is the JSON status of the
-// newest job started from it (by this attribute or by cp), and
-// user.onedrive.copy.jobs on the mount's root the JSON array of all jobs,
-// newest first: {"id","source","destination","status","percentageComplete",
-// "error"}. Their values change from one read to the next: the size a
-// caller asks for first is padded so that the value read right after fits.
+// and the status attributes user.onedrive.copy.status (on PATH) and
+// user.onedrive.copy.jobs (on the root). How DEST is resolved, the errors,
+// and the JSON documents are in docs/copy-semantics.md.
 
 // Names of the copy attributes.
 const (
@@ -66,12 +54,16 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	}
 	f.mu.Lock()
 	parentID := parent.item.ID
-	srcPath := f.pathOfLocked(src)
-	dstPath := path.Join(f.pathOfLocked(parent), name)
+	srcPath := f.pathOfFSLocked(src)
+	dstPath := path.Join(f.pathOfFSLocked(parent), name)
 	f.mu.Unlock()
+	if !f.reserveDest(parentID, name) {
+		return fmt.Errorf("copy destination %q: another copy into it is running: %w", dstPath, errExists)
+	}
 	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
+		f.releaseDest(parentID, name)
 		return err
 	}
 	j, err := f.copies.Add(copyjob.Spec{
@@ -79,6 +71,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 		MonitorURL: monitor, Size: it.Size, IsFolder: it.IsFolder || it.IsRoot, Origin: originXattr,
 	})
 	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
+		f.releaseDest(parentID, name)
 		return err // the service copies anyway: the next listing shows it
 	}
 	f.log.Info("server-side copy started", "job", j.ID, "source", srcPath, "destination", dstPath)
@@ -86,7 +79,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 }
 
 // resolveCopyDest turns a copy destination into the folder and name the
-// copy goes to (see the rules above).
+// copy goes to (docs/copy-semantics.md).
 func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*entry, string, error) {
 	if dest == "" {
 		return nil, "", fmt.Errorf("empty copy destination: %w", errInvalid)
@@ -96,7 +89,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	srcName := src.name
 	base := "/"
 	if src.parent != nil {
-		base = f.pathOfLocked(src.parent)
+		base = f.pathOfFSLocked(src.parent)
 	}
 	removed := src.removed || (!isRoot && src.parent == nil)
 	mountDir := f.mountDir
@@ -105,7 +98,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	case isRoot:
 		return nil, "", fmt.Errorf("the root folder cannot be copied: %w", errInvalid)
 	case removed:
-		return nil, "", errGone
+		return nil, "", errRemoved
 	}
 
 	into := strings.HasSuffix(dest, "/")
@@ -159,7 +152,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 		last := segs[len(segs)-1]
 		c, err := f.lookup(ctx, dir, last)
 		switch {
-		case errors.Is(err, errGone):
+		case errors.Is(err, errNoEntry):
 			name = last
 		case err != nil:
 			return nil, "", err
@@ -168,13 +161,13 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 		default:
 			return nil, "", fmt.Errorf("copy destination %q: %w", dest, errExists)
 		}
-		if err := f.checkNewName(ctx, name); err != nil {
+		if err := f.checkNewPath(ctx, dir, name); err != nil {
 			return nil, "", err
 		}
 	}
 	if _, err := f.lookup(ctx, dir, name); err == nil {
 		return nil, "", fmt.Errorf("copy destination %q: %w", path.Join(dest, name), errExists)
-	} else if !errors.Is(err, errGone) {
+	} else if !errors.Is(err, errNoEntry) {
 		return nil, "", err
 	}
 	if src.isDir && f.isAncestor(src, dir) {
@@ -183,7 +176,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if dir.item == nil || dir.removed {
-		return nil, "", errGone
+		return nil, "", errRemoved
 	}
 	return dir, name, nil
 }
@@ -194,7 +187,7 @@ func (f *FS) copyStatus(e *entry) ([]byte, error) {
 		return nil, errNoXattr
 	}
 	f.mu.Lock()
-	id := e.itemIDLocked()
+	id := e.itemIDFSLocked()
 	f.mu.Unlock()
 	j, ok := f.copies.LatestForSource(id)
 	if !ok {

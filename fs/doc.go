@@ -2,7 +2,7 @@
 // FUSE (go-fuse v2). It owns the go-fuse nodes and handles, the POSIX rules
 // (what errno a call gets, in one table: errors.go), the metadata extended
 // attributes and the background work of a mount. It talks to the service
-// only through the Remote interface (satisfied by *remote.Client) and keeps
+// only through *remote.Client and keeps
 // its local state in the cache package (content cache, staging journal,
 // listing TTL cache, persisted state). It must not parse flags, set a
 // default logger or exit the process: that is cmd's job.
@@ -33,7 +33,8 @@
 // fsync upload the staged content; if the upload fails, the content is
 // committed to the journal, and a transient failure still counts as success:
 // once close() or fsync() returns success, the data is on the server or in
-// the journal that the background retry and the next mount replay. A file
+// the journal that the background sender (writeback.go) and the next mount
+// replay. A file
 // whose content changed on the server since it was staged is not
 // overwritten: the server's version stays, the local one is saved beside it
 // as "name (conflict YYYY-MM-DD HHMMSS).ext", and a warning is logged.
@@ -42,25 +43,10 @@
 //
 // This is why the filesystem exists: a copy made inside the mount becomes
 // OneDrive's own copy (POST …/copy), and no byte of the file crosses the
-// network. Two ways in:
-//
-//   - copy_file_range (copy.go), which cp, KDE, Go's io.Copy, Rust's
-//     fs::copy, Python's shutil and GLib use. A call at offsets 0 into an
-//     empty destination starts a copy of the whole source (unsent writes of
-//     the source are sent first) and waits for it; the destination's entry
-//     is then bound to the new item (its local placeholder is never
-//     uploaded). The calls that follow, from the same source at rising
-//     offsets (the kernel's 4294963200-byte clamp, or a caller's chunks),
-//     are answered without I/O. stat shows the bytes answered so far; a
-//     caller that stops early gets a destination cut to exactly those bytes
-//     when it closes the file. Any other range copies bytes. A copy the
-//     service refuses or fails is made by copying the bytes (logged), so cp
-//     succeeds anyway; ENOSYS is never answered.
-//   - The user.onedrive.copy attribute (copyxattr.go): setfattr starts a
-//     copy of a file or a whole folder and returns once the service has
-//     accepted it; user.onedrive.copy.status and, on the root,
-//     user.onedrive.copy.jobs report progress as JSON. `onedrivefs cp` and
-//     `onedrivefs jobs` wrap them.
+// network. Two ways in: copy_file_range (copy.go), which cp and most copy
+// routines call, and the user.onedrive.copy attribute (copyxattr.go), which
+// setfattr, `onedrivefs cp` and scripts use. Their rules are written once,
+// in docs/copy-semantics.md.
 //
 // Jobs are tracked by a copyjob.Tracker (jobs.go) running on the background
 // context and persisted under the cache dir: a FUSE interrupt never cancels
@@ -68,17 +54,6 @@
 // shows its result. When a job completes, its item is put in its folder's
 // cached listing and the kernel is told (from the notifier goroutine), so
 // ls and stat see it at once.
-//
-// How long cp takes. cp returns when the service reports the copy
-// complete, so a finished cp is a finished copy: a few seconds for most
-// files, minutes for a large one on a busy service, during which cp sits in
-// copy_file_range with no output (`onedrivefs jobs MOUNTPOINT`, or getfattr
-// -n user.onedrive.copy.status on the source, shows its progress). Ctrl-C
-// returns at once (EINTR) and leaves the mount healthy, but it stops only
-// the waiting: OneDrive cannot cancel a copy, so the job runs to its end and
-// its result then replaces the destination (which meanwhile is the empty
-// file cp created). For copies that should not hold a shell, use
-// `onedrivefs cp` (returns once the job is accepted) or setfattr.
 //
 // # Kernel caching
 //
@@ -100,11 +75,11 @@
 //
 // # Locks and deadlocks
 //
-// Lock order: fileState.mu (one per file: staged content and its uploads),
+// Lock order: file.mu (one per file: staged content and its uploads),
 // then FS.mu (entries, listings, inode table), then the cache package's own
 // locks. FS.mu is never held across a request to the service, content I/O
 // or a call into go-fuse. No lock is held while waiting for a copy job: the
-// tracker's OnDone takes fileState.mu and FS.mu itself. Kernel
+// tracker's OnDone takes file.mu and FS.mu itself. Kernel
 // notifications (NotifyEntry, NotifyContent) are never made from a handler:
 // the kernel takes the directory's lock to invalidate a name, and the
 // handler may be running under that very lock. They are queued (notify.go)

@@ -23,7 +23,8 @@ var (
 	errNotSupported = errors.New("operation not supported")
 	errInvalid      = errors.New("invalid argument")
 	errNameTooLong  = errors.New("name too long")
-	errGone         = errors.New("item no longer exists")
+	errNoEntry      = errors.New("no such file or directory")
+	errRemoved      = errors.New("the item was deleted")
 	errNoXattr      = errors.New("no such attribute")
 	errXattrRange   = errors.New("attribute value larger than the buffer")
 	errCrossMount   = errors.New("not in this mount")
@@ -65,7 +66,7 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.EINVAL
 	case errors.Is(err, errNameTooLong):
 		return syscall.ENAMETOOLONG
-	case errors.Is(err, errGone):
+	case errors.Is(err, errNoEntry), errors.Is(err, errRemoved):
 		return syscall.ENOENT
 	case errors.Is(err, errNoXattr):
 		return syscall.ENODATA

@@ -45,7 +45,7 @@ func TestErrnoTable(t *testing.T) {
 		{errNotSupported, syscall.ENOTSUP},
 		{errInvalid, syscall.EINVAL},
 		{errNameTooLong, syscall.ENAMETOOLONG},
-		{errGone, syscall.ENOENT},
+		{errRemoved, syscall.ENOENT},
 		{errNoXattr, syscall.ENODATA},
 		{errXattrRange, syscall.ERANGE},
 		{wrap(errCrossMount), syscall.EXDEV},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,30 +15,44 @@ import (
 )
 
 // The write path: writes go to a staged copy of the whole file
-// (cache.Staging) and reach the server on flush, fsync or release (reads:
-// read.go).
+// (cache.Staging) and reach the service on flush, fsync or release (reads:
+// read.go; sending, with the conflict rule: upload.go; the journal and its
+// background sender: writeback.go).
 //
 // Durability: flush (close) and fsync return success only once the staged
-// content is on the server, or committed to the staging journal, which the
-// next mount replays. A failed upload is committed, retried in the
-// background, and replayed at the next mount.
+// content is on the service, or committed to the staging journal, which the
+// background sender retries while mounted and the next mount replays.
+//
+// Locks: functions and methods whose names end in Locked require the file's
+// lock (file.mu); those ending in FSLocked require FS.mu. Lock order:
+// file.mu, then FS.mu.
 
-// fileState is the local content state of one file, shared by all its open
-// handles.
-type fileState struct {
+// file is the local content state of one regular file, shared by all its
+// open handles.
+type file struct {
 	// mu serialises changes to the staged content and uploads of this file.
-	// Lock order: fileState.mu before FS.mu.
 	mu sync.Mutex
-	// The fields below are guarded by mu.
-	staged    *cache.StagedFile // full local content; nil while the content is the server's
-	committed bool              // a journal record exists for staged
-	dirty     bool              // staged differs from the server
-	isNew     bool              // created locally, never uploaded (lazy creation)
-	baseCTag  string            // cTag of the server content staged was taken from
-	baseETag  string            // eTag seen with baseCTag
+	// staged is the full local content; nil while the content is the
+	// service's. GUARDED_BY(mu)
+	staged *cache.StagedFile
+	// committed: a journal record exists for staged. GUARDED_BY(mu)
+	committed bool
+	// dirty: staged differs from the service. GUARDED_BY(mu)
+	dirty bool
+	// failed: the last upload failed; the journal record waits for the
+	// background sender. GUARDED_BY(mu)
+	failed bool
+	// baseCTag and baseETag are the service version staged was taken from.
+	// GUARDED_BY(mu)
+	baseCTag, baseETag string
 	// copyIn is set while the file's content is a server-side copy made for
 	// a copy_file_range caller that has been answered part of it (copy.go).
+	// GUARDED_BY(mu)
 	copyIn *serverCopy
+	// holds counts the server-side copies taken from this file that have
+	// not completed: its uploads wait in the journal meanwhile (pending.go).
+	// GUARDED_BY(mu)
+	holds int
 
 	// handles counts open handles; changed without mu so that open never
 	// waits for an upload.
@@ -57,17 +70,17 @@ type fileState struct {
 	copiedSize int64
 }
 
-func newFileState() *fileState { return &fileState{} }
+func newFile() *file { return &file{} }
 
 // localAttr returns the staged size and mtime, and whether there is staged
 // content.
-func (st *fileState) localAttr() (int64, time.Time, bool) {
+func (st *file) localAttr() (int64, time.Time, bool) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	return st.size, st.mtime, st.local
 }
 
-func (st *fileState) setLocalAttr(local bool, size int64, mtime time.Time) {
+func (st *file) setLocalAttr(local bool, size int64, mtime time.Time) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	st.local, st.size, st.mtime = local, size, mtime
@@ -75,13 +88,13 @@ func (st *fileState) setLocalAttr(local bool, size int64, mtime time.Time) {
 
 // copiedAttr returns the size shown for a file filled by a server-side copy
 // whose caller has been answered part of it, and whether there is one.
-func (st *fileState) copiedAttr() (int64, bool) {
+func (st *file) copiedAttr() (int64, bool) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	return st.copiedSize, st.copied
 }
 
-func (st *fileState) setCopiedAttr(copied bool, size int64) {
+func (st *file) setCopiedAttr(copied bool, size int64) {
 	st.attrMu.Lock()
 	defer st.attrMu.Unlock()
 	st.copied, st.copiedSize = copied, size
@@ -89,7 +102,7 @@ func (st *fileState) setCopiedAttr(copied bool, size int64) {
 
 // setMtimeIfLocal records mtime for the staged content, if the file has
 // unsent changes, and reports whether it did.
-func (st *fileState) setMtimeIfLocal(mtime time.Time) bool {
+func (st *file) setMtimeIfLocal(mtime time.Time) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.staged == nil || !st.dirty {
@@ -105,7 +118,7 @@ func (st *fileState) setMtimeIfLocal(mtime time.Time) bool {
 type handle struct {
 	f  *FS
 	e  *entry
-	st *fileState
+	st *file
 	ra *cache.Readahead
 
 	raBusy atomic.Bool // a background read-ahead of this handle is running
@@ -126,7 +139,7 @@ func (f *FS) open(ctx context.Context, e *entry, truncate bool) (*handle, error)
 	if e.isDir {
 		return nil, errIsDir
 	}
-	st := f.fileStateFor(e)
+	st := f.ensureFile(e)
 	st.handles.Add(1)
 	h := &handle{f: f, e: e, st: st, ra: cache.NewReadahead(readaheadMin, readaheadMax)}
 	if truncate {
@@ -167,10 +180,10 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	if e.isDir {
 		return errIsDir
 	}
-	st := f.fileStateFor(e)
+	st := f.ensureFile(e)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.copyIn != nil && size == 0 {
+	if st.copyIn != nil && size == 0 && pendingCopyLocked(st) == nil {
 		f.dropCopyLocked(st) // all of it goes: no need to cut it first
 	}
 	if err := f.settleCopyLocked(ctx, e, st); err != nil {
@@ -204,7 +217,7 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 // stageLocked makes sure st has staged content: a new staged file, holding
 // the server's content when keep is set (a write into an existing file needs
 // all of it: OneDrive replaces whole files). Caller holds st.mu.
-func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool) error {
+func (f *FS) stageLocked(ctx context.Context, e *entry, st *file, keep bool) error {
 	if err := f.settleCopyLocked(ctx, e, st); err != nil {
 		return err
 	}
@@ -213,13 +226,7 @@ func (f *FS) stageLocked(ctx context.Context, e *entry, st *fileState, keep bool
 	}
 	f.mu.Lock()
 	it := e.item
-	removed := e.removed
 	f.mu.Unlock()
-	if removed {
-		// Unlinked while open: writes still work (POSIX), and the content is
-		// discarded at close.
-		it, keep = nil, false
-	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
 	if err != nil {
 		return err
@@ -265,108 +272,123 @@ func (f *FS) copyServerContent(ctx context.Context, it *remote.Item, size int64,
 	return nil
 }
 
-// flush is close(2) on one descriptor: changes go to the server (or the
+// flush is close(2) on one descriptor: changes go to the service (or the
 // journal). An empty file (new, or truncated to nothing) is only journaled
 // here and sent at release: a destination a server-side copy fills is never
 // uploaded empty first, and a shell's `echo x > file`, which closes a
 // duplicate of the truncated file's descriptor before writing, does not
 // send an empty version ahead of the real one.
 func (h *handle) flush(ctx context.Context) error {
-	f, st := h.f, h.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if err := f.settleCopyLocked(ctx, h.e, st); err != nil {
+	f, fl := h.f, h.st
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if pendingCopyLocked(fl) != nil {
+		return nil // a pending copy has nothing to send; close never waits for it
+	}
+	if err := f.settleCopyLocked(ctx, h.e, fl); err != nil {
 		return err
 	}
-	if !st.dirty {
+	if !fl.dirty || f.unlinked(h.e) {
 		return nil
 	}
-	if size, _, _ := st.localAttr(); size == 0 {
-		return f.commitLocked(h.e, st)
+	if size, _, _ := fl.localAttr(); size == 0 {
+		return f.commitLocked(h.e, fl)
 	}
-	return f.syncLocked(ctx, h.e, st)
+	return f.syncLocked(ctx, h.e, fl)
 }
 
 // fsync sends the changes, creating a new empty file too.
 func (h *handle) fsync(ctx context.Context) error {
-	st := h.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if err := h.f.settleCopyLocked(ctx, h.e, st); err != nil {
+	fl := h.st
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if err := h.f.settleCopyLocked(ctx, h.e, fl); err != nil {
 		return err
 	}
-	return h.f.syncLocked(ctx, h.e, st)
+	return h.f.syncLocked(ctx, h.e, fl)
 }
 
 // release is the last close of a handle: when no handle is left, unsent
-// changes are sent and the staged copy is dropped.
+// changes are sent and the staged copy is dropped; the content of a file
+// unlinked while open goes with its last handle.
 func (h *handle) release(ctx context.Context) error {
 	h.dropCacheEntry()
-	f, st := h.f, h.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.handles.Add(-1) > 0 {
+	f, fl := h.f, h.st
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	if fl.handles.Add(-1) > 0 {
 		return nil
 	}
+	if fl.failed && fl.dirty && !f.unlinked(h.e) {
+		// Journaled after a failed upload: the background sender sends it,
+		// rather than this release waiting out the same failure.
+		return nil
+	}
+	return f.finishLocked(ctx, h.e, fl)
+}
+
+// unlinked reports whether this mount deleted e.
+func (f *FS) unlinked(e *entry) bool {
 	f.mu.Lock()
-	_, failed := f.pending[h.e]
-	f.mu.Unlock()
-	if failed {
-		// Already journaled after a failed upload: the background retry
-		// sends it, rather than this release waiting out the same failure.
-		return nil
-	}
-	return f.finishLocked(ctx, h.e, st)
+	defer f.mu.Unlock()
+	return e.unlinked
 }
 
 // finishLocked sends unsent changes of a file no handle has open and drops
-// its staged copy when clean. Caller holds st.mu.
-func (f *FS) finishLocked(ctx context.Context, e *entry, st *fileState) error {
-	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+// its staged copy when clean (or unlinked). Requires fl.mu.
+func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
+	if pendingCopyLocked(fl) != nil {
+		return nil // the copy's completion settles it
+	}
+	if f.unlinked(e) {
+		if fl.handles.Load() == 0 {
+			f.discardLocalLocked(fl)
+		}
+		return nil
+	}
+	if err := f.settleCopyLocked(ctx, e, fl); err != nil {
 		return err
 	}
-	err := f.syncLocked(ctx, e, st)
-	if !st.dirty && st.handles.Load() == 0 {
-		f.discardLocalLocked(st)
+	err := f.syncLocked(ctx, e, fl)
+	if !fl.dirty && fl.handles.Load() == 0 {
+		f.discardLocalLocked(fl)
 	}
 	return err
 }
 
-// syncLocked uploads st's unsent changes. If the upload fails, the content is
-// committed to the journal: a transient failure (network, throttling, the
+// syncLocked uploads fl's unsent changes. If the upload fails, the content
+// is committed to the journal: a transient failure (network, throttling, the
 // service unavailable) then counts as success for the caller, since the data
-// is durable and is retried in the background and at the next mount; other
-// failures are returned. Caller holds st.mu.
-func (f *FS) syncLocked(ctx context.Context, e *entry, st *fileState) error {
-	if !st.dirty || st.staged == nil {
+// is durable and the background sender retries it; other failures are
+// returned. Requires fl.mu.
+func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
+	if !fl.dirty || fl.staged == nil || f.unlinked(e) {
 		return nil
 	}
-	f.mu.Lock()
-	removed := e.removed
-	f.mu.Unlock()
-	if removed {
-		f.discardLocalLocked(st)
+	if fl.holds > 0 {
+		// A copy taken from this file is running: its upload waits in the
+		// journal until the copy has the version the caller saw.
+		if err := f.commitLocked(e, fl); err != nil {
+			return err
+		}
+		fl.failed = true
 		return nil
 	}
-	err := f.uploadLocked(ctx, e, st)
+	err := f.uploadLocked(ctx, e, fl)
+	wasFailed := fl.failed
+	fl.failed = err != nil
 	if err == nil {
-		f.mu.Lock()
-		delete(f.pending, e)
-		f.mu.Unlock()
 		return nil
 	}
-	if cerr := f.commitLocked(e, st); cerr != nil {
-		f.log.Error("upload failed and the change could not be journaled", "name", e.name, "err", err, "journal_err", cerr)
+	if cerr := f.commitLocked(e, fl); cerr != nil {
+		f.log.Error("upload failed and the change could not be journaled", "path", f.pathOf(e), "err", err, "journal_err", cerr)
 		return errors.Join(err, cerr)
 	}
-	f.mu.Lock()
-	if f.pending == nil {
-		f.pending = make(map[*entry]struct{})
+	if !wasFailed {
+		f.kickWriteback() // new to the sender; a retry's failure keeps its back-off
 	}
-	f.pending[e] = struct{}{}
-	f.mu.Unlock()
 	if transient(err) {
-		f.log.Warn("upload failed; the change is kept in the journal and will be sent again", "name", e.name, "err", err)
+		f.log.Warn("upload failed; the change is kept in the journal and will be sent again", "path", f.pathOf(e), "err", err)
 		return nil
 	}
 	return err
@@ -387,172 +409,122 @@ func transient(err error) bool {
 	if errors.As(err, &re) {
 		return re.StatusCode >= 500
 	}
-	return !errors.Is(err, errGone)
+	return !errors.Is(err, errRemoved)
+}
+
+// targetFSLocked says where e's content goes: its item, or its folder and
+// name (the last known ones for a removed entry). Requires FS.mu.
+func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
+	t := sendTarget{name: e.name, baseETag: fl.baseETag, baseCTag: fl.baseCTag}
+	if e.item != nil && !e.removed {
+		t.itemID, t.knownCTag = e.item.ID, e.item.CTag
+	}
+	if p := e.parent; p != nil {
+		if p.item != nil {
+			t.parentID = p.item.ID
+		}
+		if names, ok := f.pathNamesFSLocked(p); ok {
+			t.dirPath = strings.Join(names, "/")
+		}
+	}
+	return t
 }
 
 // commitLocked makes the staged content and where it goes durable in the
-// journal. Caller holds st.mu.
-func (f *FS) commitLocked(e *entry, st *fileState) error {
+// journal. Requires fl.mu.
+func (f *FS) commitLocked(e *entry, fl *file) error {
 	f.mu.Lock()
-	rec := cache.Record{ID: st.staged.ID(), Name: e.name, BaseETag: st.baseETag, BaseCTag: st.baseCTag}
-	if e.item != nil {
-		rec.RemoteItemID = e.item.ID
-	}
-	if e.parent != nil && e.parent.item != nil {
-		rec.ParentID = e.parent.item.ID
-	}
+	t := f.targetFSLocked(e, fl)
+	rec := cache.Record{ID: fl.staged.ID(), Name: t.name, ParentID: t.parentID, DirPath: t.dirPath,
+		RemoteItemID: t.itemID, BaseETag: t.baseETag, BaseCTag: t.baseCTag}
 	f.mu.Unlock()
-	_, rec.ModTime, _ = st.localAttr()
+	_, rec.ModTime, _ = fl.localAttr()
 	if _, err := f.staging.Commit(rec); err != nil {
 		return err
 	}
-	st.committed = true
+	fl.committed = true
+	f.mu.Lock()
+	if f.journaled == nil {
+		f.journaled = make(map[string]*entry)
+	}
+	f.journaled[rec.ID] = e
+	f.mu.Unlock()
 	return nil
 }
 
-// uploadLocked sends the staged content: a new file by parent and name
-// (failing if the name was taken meanwhile), an existing one by id with the
-// eTag it was based on. A file changed on the server since it was staged is
-// not overwritten: see saveConflictLocked. Caller holds st.mu.
-func (f *FS) uploadLocked(ctx context.Context, e *entry, st *fileState) error {
+// uploadLocked sends the staged content (upload.go has the rule) and
+// records where it went. A file deleted on the service meanwhile is created
+// again; one changed there is saved beside it. Requires fl.mu.
+func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
 	f.mu.Lock()
-	it, parent, name := e.item, e.parent, e.name
-	var parentID string
-	if parent != nil && parent.item != nil {
-		parentID = parent.item.ID
-	}
+	t := f.targetFSLocked(e, fl)
 	f.mu.Unlock()
-	size, mtime, _ := st.localAttr()
-	req := remote.UploadRequest{Content: st.staged.File(), Size: size, FSModified: mtime}
-	newFile := func() error {
-		if parentID == "" {
-			return errGone
-		}
-		req.ItemID, req.IfMatch = "", ""
-		req.ParentID, req.Name, req.Conflict = parentID, name, remote.ConflictFail
-		return nil
+	if t.parentID == "" && t.itemID == "" {
+		return errRemoved
 	}
-	if it != nil {
-		if it.CTag != st.baseCTag {
-			return f.saveConflictLocked(ctx, e, st, parentID, name)
-		}
-		req.ItemID, req.IfMatch = it.ID, it.ETag
-	} else if err := newFile(); err != nil {
+	size, mtime, _ := fl.localAttr()
+	res, err := f.send(ctx, fl.staged.File(), size, mtime, t)
+	if err != nil {
 		return err
 	}
-	got, err := f.remote.Upload(ctx, req)
-	if it != nil && errors.Is(err, remote.ErrPreconditionFailed) {
-		// The eTag moved: a metadata change (rename, times) or new content?
-		cur, gerr := f.remote.Item(ctx, it.ID)
-		switch {
-		case errors.Is(gerr, remote.ErrNotFound):
-			err = gerr
-		case gerr != nil:
-			return gerr
-		default:
-			f.mu.Lock()
-			f.entryForItemLocked(cur)
-			f.mu.Unlock()
-			if cur.CTag != st.baseCTag {
-				return f.saveConflictLocked(ctx, e, st, parentID, name)
+	got := res.item
+	f.mu.Lock()
+	if res.conflict {
+		c := f.setItemFSLocked(got)
+		if parent := f.byID[got.ParentID]; parent != nil {
+			f.placeFSLocked(c, parent, got.Name)
+		}
+		if e.item == nil && !e.removed {
+			// A new local file lost its name to one made on the service:
+			// the service's item shows under the name at the next listing.
+			f.dropFSLocked(e, false)
+			if e.parent != nil && e.parent.item != nil {
+				f.listings.Invalidate(e.parent.item.ID)
 			}
-			req.IfMatch = cur.ETag
-			got, err = f.remote.Upload(ctx, req)
 		}
-	}
-	if it != nil && errors.Is(err, remote.ErrNotFound) {
-		// Deleted on the server while changed here: the local change wins
-		// back the name, as a new file.
-		f.log.Warn("file deleted on OneDrive while changed here; uploading it again", "name", name)
-		if nerr := newFile(); nerr != nil {
-			return nerr
+		f.notes.content(e)
+	} else {
+		f.bindFSLocked(e, got)
+		if res.recreated || e.removed {
+			if parent := f.byID[got.ParentID]; parent != nil {
+				f.placeFSLocked(e, parent, got.Name)
+			}
 		}
-		got, err = f.remote.Upload(ctx, req)
+		e.mtime = mtime
 	}
-	if errors.Is(err, remote.ErrConflict) && req.ItemID == "" {
-		return f.saveConflictLocked(ctx, e, st, parentID, name)
-	}
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.bindLocked(e, got)
 	f.mu.Unlock()
-	st.dirty, st.isNew = false, false
-	st.baseCTag, st.baseETag = got.CTag, got.ETag
-	if st.committed {
-		if _, merr := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
+	fl.dirty = false
+	if !res.conflict {
+		fl.baseCTag, fl.baseETag = got.CTag, got.ETag
+	}
+	if fl.committed {
+		if _, merr := f.staging.Modify(fl.staged.ID(), func(r *cache.Record) {
 			r.RemoteItemID, r.BaseETag, r.BaseCTag = got.ID, got.ETag, got.CTag
+			r.ParentID, r.Name = got.ParentID, got.Name
 		}); merr != nil {
-			f.log.Warn("updating the journal after an upload failed", "name", name, "err", merr)
+			f.log.Warn("updating the journal after an upload failed", "name", got.Name, "err", merr)
 		}
 	}
 	return nil
 }
 
-// saveConflictLocked handles a file changed on the server since it was
-// staged here: the server's version is kept, the local one is uploaded beside
-// it as "name (conflict YYYY-MM-DD HHMMSS).ext", and a warning is logged.
-// Caller holds st.mu.
-func (f *FS) saveConflictLocked(ctx context.Context, e *entry, st *fileState, parentID, name string) error {
-	if parentID == "" {
-		return errGone
-	}
-	size, mtime, _ := st.localAttr()
-	cname := conflictName(name, f.now())
-	got, err := f.remote.Upload(ctx, remote.UploadRequest{
-		ParentID: parentID, Name: cname, Content: st.staged.File(), Size: size,
-		FSModified: mtime, Conflict: remote.ConflictRename,
-	})
-	if err != nil {
-		return err
-	}
-	f.log.Warn("file changed on OneDrive since it was changed here: kept the OneDrive version, saved the local one beside it",
-		"name", name, "saved_as", got.Name)
-	f.mu.Lock()
-	parent := f.byID[parentID]
-	c := f.entryForItemLocked(got)
-	if parent != nil {
-		c.parent, c.name, c.removed = parent, got.Name, false
-		f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(got.Name)] = c })
-		if e.item == nil {
-			// A new local file lost its name to one created on the server.
-			f.forgetChildLocked(parent, e)
-			e.removed, e.parent = true, nil
-			f.listings.Invalidate(parentID)
-		}
-	}
-	f.mu.Unlock()
-	st.dirty, st.isNew = false, false
-	if st.committed {
-		if _, merr := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
-			r.ParentID, r.Name, r.RemoteItemID, r.BaseETag, r.BaseCTag = parentID, got.Name, got.ID, got.ETag, got.CTag
-		}); merr != nil {
-			f.log.Warn("updating the journal after a conflict failed", "name", name, "err", merr)
-		}
-	}
-	if parent != nil {
-		f.notes.aliases(parent, name)
-		f.notes.aliases(parent, got.Name)
-	}
-	f.notes.content(e)
-	return nil
-}
-
-// discardLocalLocked drops st's staged content and journal record. Caller
-// holds st.mu.
-func (f *FS) discardLocalLocked(st *fileState) {
-	f.dropCopyLocked(st)
-	if st.staged == nil {
+// discardLocalLocked drops fl's staged content and journal record. Requires
+// fl.mu.
+func (f *FS) discardLocalLocked(fl *file) {
+	f.dropCopyLocked(fl)
+	if fl.staged == nil {
 		return
 	}
-	id := st.staged.ID()
-	_ = st.staged.Close()
+	id := fl.staged.ID()
+	_ = fl.staged.Close()
 	if err := f.staging.Done(id); err != nil {
 		f.log.Warn("removing a staged file failed", "err", err)
 	}
-	st.staged, st.committed, st.dirty, st.isNew = nil, false, false, false
-	st.setLocalAttr(false, 0, time.Time{})
+	f.mu.Lock()
+	delete(f.journaled, id)
+	f.mu.Unlock()
+	fl.staged, fl.committed, fl.dirty = nil, false, false
+	fl.setLocalAttr(false, 0, time.Time{})
 }
 
 // abandonStaged removes a staged file that never became a file's content.
@@ -561,21 +533,9 @@ func (f *FS) abandonStaged(sf *cache.StagedFile) {
 	_ = f.staging.Done(sf.ID())
 }
 
-// conflictName returns "name (conflict YYYY-MM-DD HHMMSS).ext" for t.
-func conflictName(name string, t time.Time) string {
-	ext := path.Ext(name)
-	base := strings.TrimSuffix(name, ext)
-	if base == "" || len(ext) > 16 || strings.ContainsRune(ext, ' ') {
-		base, ext = name, ""
-	}
-	return fmt.Sprintf("%s (conflict %s)%s", base, t.Format("2006-01-02 150405"), ext)
-}
-
-// itemMtime is the modification time shown for an item: its fileSystemInfo
-// time when set, else the server's.
-func itemMtime(it *remote.Item) time.Time {
-	if !it.FSModified.IsZero() {
-		return it.FSModified
-	}
-	return it.Modified
+// pathOf returns e's path in the drive, for log lines.
+func (f *FS) pathOf(e *entry) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pathOfFSLocked(e)
 }

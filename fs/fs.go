@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,28 +12,6 @@ import (
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
-
-// Remote is the part of *remote.Client the filesystem uses. Its contract is
-// remote's: errors match remote's sentinels with errors.Is, and the
-// client retries transient failures itself, so an error here is final for
-// the request that got it.
-type Remote interface {
-	Drive(ctx context.Context) (*remote.Drive, error)
-	Root(ctx context.Context) (*remote.Item, error)
-	Item(ctx context.Context, id string) (*remote.Item, error)
-	Child(ctx context.Context, parentID, name string) (*remote.Item, error)
-	Children(ctx context.Context, folderID string) ([]*remote.Item, error)
-	CreateFolder(ctx context.Context, parentID, name string, cb remote.ConflictBehavior) (*remote.Item, error)
-	Update(ctx context.Context, id string, u remote.ItemUpdate) (*remote.Item, error)
-	Delete(ctx context.Context, id, ifMatch string) error
-	Download(ctx context.Context, itemID string, off, length int64, w io.Writer) (int64, error)
-	Upload(ctx context.Context, r remote.UploadRequest) (*remote.Item, error)
-	Delta(ctx context.Context, link string) (*remote.DeltaPage, error)
-	StartCopy(ctx context.Context, srcID string, cr remote.CopyRequest) (string, error)
-	Monitor(ctx context.Context, monitorURL string) (*remote.JobStatus, error)
-}
-
-var _ Remote = (*remote.Client)(nil)
 
 // Defaults of Config.
 const (
@@ -47,7 +24,10 @@ const (
 // Config configures a filesystem. Remote, Content, Staging and State are
 // required.
 type Config struct {
-	Remote Remote
+	// Remote is the service. Its errors match remote's sentinels with
+	// errors.Is, and it retries transient failures itself, so an error is
+	// final for the request that got it.
+	Remote *remote.Client
 	// Content caches downloaded file bytes, keyed by item id and cTag.
 	Content *cache.Content
 	// Staging holds the content of files with local changes, and the
@@ -70,24 +50,22 @@ type Config struct {
 	PollInterval time.Duration
 	// Clock tells the time; nil → time.Now.
 	Clock func() time.Time
-	// CopyJobs configures the tracker of server-side copy jobs (copy.go,
-	// jobs.go). Set Dir (under the cache dir) so that jobs survive an
-	// unmount: the next mount resumes them and reveals their results; ""
-	// keeps them in memory. Logger and OnDone are the filesystem's; a nil
-	// Poller reads monitor URLs through Remote.
-	CopyJobs copyjob.Config
+	// CopyJobsDir is where the copy-job tracker keeps its jobs (under the
+	// cache dir), so that a job still running at unmount is resumed by the
+	// next mount, which reveals its result; "" keeps them in memory.
+	CopyJobsDir string
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
 // mount knows them, with stable inode numbers, cached listings, staged writes
 // and the background work (delta poll, upload retries, kernel notifications).
 //
-// Lock order: fileState.mu, then FS.mu, then cache.Listings' own lock. FS.mu
+// Lock order: file.mu, then FS.mu, then cache.Listings' own lock. FS.mu
 // is never held across a request to the service, a disk read or write of
 // content, or a call into go-fuse (kernel notifications run on the notifier
 // goroutine with no lock held).
 type FS struct {
-	remote   Remote
+	remote   *remote.Client
 	content  *cache.Content
 	staging  *cache.Staging
 	state    *cache.State
@@ -104,16 +82,22 @@ type FS struct {
 
 	notes *notifier
 	bg    *background
+	// wbWake wakes the journal's background sender (writeback.go).
+	wbWake chan struct{}
 
-	// copyCfg configures the copy-job tracker, which start opens (it reads
-	// the jobs a previous mount left). copies is set once by start and
-	// never changed; nil before.
-	copyCfg copyjob.Config
-	copies  *copyjob.Tracker
+	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
+	// by start (it reads the jobs a previous mount left) and never changed;
+	// nil before.
+	copyJobsDir string
+	copies      *copyjob.Tracker
 	// mountDir is the absolute path of the mount point, set by Mount
 	// before serving (absolute copy destinations are resolved against it);
 	// "" when not mounted.
 	mountDir string
+
+	// startMu is held while a cp copy is started and registered, so that its
+	// binder cannot run before (pending.go).
+	startMu sync.Mutex
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -123,13 +107,24 @@ type FS struct {
 	root    *entry
 	quota   *remote.Quota // last known; nil before the first fetch
 	started bool
-	// pending: files whose changes are committed to the journal but not yet
-	// on the server (a failed upload); the poll loop retries them.
-	pending map[*entry]struct{}
+	// seq counts the changes this mount made to items (entry.seq; stale
+	// service reports are recognised by it: staleItem).
+	seq uint64
+	// journaled maps the journal records of files this mount has staged to
+	// their entries (writeback.go).
+	journaled map[string]*entry
 	// copyWaiters counts, by destination (copyWaiterKey), the copy_file_range
 	// server copies this process is waiting for: their results are bound to
 	// the destination's entry by the waiter, not revealed by copyJobDone.
 	copyWaiters map[string]int
+	// pendingCopies are the cp copies whose jobs have not ended, by job id
+	// (pending.go); deferredDeletes the items whose deletion waits for
+	// copies taken from them.
+	pendingCopies   map[string]*serverCopy
+	deferredDeletes map[string]bool
+	// copyDests holds the destinations (copyWaiterKey) of xattr copies
+	// whose jobs have not ended (reserveDest).
+	copyDests map[string]struct{}
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -146,21 +141,21 @@ func New(cfg Config) (*FS, error) {
 		return nil, errors.New("fs: Config.State is required")
 	}
 	f := &FS{
-		remote:   cfg.Remote,
-		content:  cfg.Content,
-		staging:  cfg.Staging,
-		state:    cfg.State,
-		log:      cfg.Logger,
-		now:      cfg.Clock,
-		uid:      cfg.UID,
-		gid:      cfg.GID,
-		readOnly: cfg.ReadOnly,
-		ttl:      cfg.ListingTTL,
-		poll:     cfg.PollInterval,
-		byIno:    make(map[uint64]*entry),
-		byID:     make(map[string]*entry),
-		nextIno:  rootIno + 1,
-		copyCfg:  cfg.CopyJobs,
+		remote:      cfg.Remote,
+		content:     cfg.Content,
+		staging:     cfg.Staging,
+		state:       cfg.State,
+		log:         cfg.Logger,
+		now:         cfg.Clock,
+		uid:         cfg.UID,
+		gid:         cfg.GID,
+		readOnly:    cfg.ReadOnly,
+		ttl:         cfg.ListingTTL,
+		poll:        cfg.PollInterval,
+		byIno:       make(map[uint64]*entry),
+		byID:        make(map[string]*entry),
+		nextIno:     rootIno + 1,
+		copyJobsDir: cfg.CopyJobsDir,
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -177,6 +172,7 @@ func New(cfg Config) (*FS, error) {
 	f.listings = cache.NewListings[*dirListing](cache.ListingsOptions{TTL: f.ttl, Clock: f.now})
 	f.notes = newNotifier()
 	f.bg = newBackground()
+	f.wbWake = make(chan struct{}, 1)
 	return f, nil
 }
 
@@ -202,10 +198,11 @@ func (f *FS) start(ctx context.Context) error {
 	if err := f.refreshQuota(ctx); err != nil {
 		f.log.Warn("reading the drive quota failed; df shows nothing until it succeeds", "err", err)
 	}
-	f.replayJournal(ctx)
 	if err := f.openCopyJobs(); err != nil {
 		return err
 	}
+	f.loadDeferredDeletes()
+	f.replayJournal(ctx)
 	return nil
 }
 

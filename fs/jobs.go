@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -12,9 +11,8 @@ import (
 
 // The mount's copy jobs: the copyjob.Tracker that polls the monitors of the
 // server-side copies started by copy_file_range (copy.go) and by the
-// user.onedrive.copy attribute (copyxattr.go), the Poller that reads a
-// monitor through the remote client, and what a finished job does to the
-// tree.
+// user.onedrive.copy attribute (copyxattr.go), polling their monitors
+// through the remote client, and what a finished job does to the tree.
 //
 // The tracker runs on the filesystem's background context (a FUSE interrupt
 // never stops a job) and keeps its jobs under the cache dir, so a job still
@@ -40,12 +38,7 @@ const (
 // left in its directory. A jobs file it cannot use costs those jobs, not the
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
-	cfg := f.copyCfg
-	cfg.Logger = f.log
-	cfg.OnDone = f.copyJobDone
-	if cfg.Poller == nil {
-		cfg.Poller = monitorPoller{remote: f.remote}
-	}
+	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote}
 	t, err := copyjob.New(cfg)
 	if err != nil && cfg.Dir != "" {
 		f.log.Error("the copy jobs of an earlier mount cannot be read; copy jobs are kept in memory only",
@@ -84,6 +77,31 @@ func copyWaiterKey(parentID, name string) string {
 	return parentID + "\x00" + foldName(name)
 }
 
+// reserveDest claims a copy destination (folder and name) for an xattr copy
+// until its job ends, so that two copies started at once into one name
+// cannot both be accepted: the second gets EEXIST. It reports whether the
+// name was free.
+func (f *FS) reserveDest(parentID, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := copyWaiterKey(parentID, name)
+	if _, taken := f.copyDests[k]; taken {
+		return false
+	}
+	if f.copyDests == nil {
+		f.copyDests = make(map[string]struct{})
+	}
+	f.copyDests[k] = struct{}{}
+	return true
+}
+
+// releaseDest undoes reserveDest.
+func (f *FS) releaseDest(parentID, name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.copyDests, copyWaiterKey(parentID, name))
+}
+
 // addCopyWaiter records that this process waits for a copy into key.
 func (f *FS) addCopyWaiter(key string) {
 	f.mu.Lock()
@@ -98,15 +116,19 @@ func (f *FS) addCopyWaiter(key string) {
 func (f *FS) doneCopyWaiter(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.copyWaiters[key] <= 1 {
+		delete(f.copyWaiters, key)
+		return
+	}
 	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
 		delete(f.copyWaiters, key)
 	}
 }
 
-// copyWaitedLocked reports whether a copy_file_range of this process waits
+// copyWaitedFSLocked reports whether a copy_file_range of this process waits
 // for a server-side copy into name in the folder parentID. Caller holds
 // FS.mu.
-func (f *FS) copyWaitedLocked(parentID, name string) bool {
+func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
 	return f.copyWaiters[copyWaiterKey(parentID, name)] > 0
 }
 
@@ -116,16 +138,15 @@ func (f *FS) copyWaitedLocked(parentID, name string) bool {
 // lock; it may do I/O (on the background context) but must not notify the
 // kernel directly.
 func (f *FS) copyJobDone(j copyjob.Job) {
+	if j.Origin == originCP {
+		f.settleServerCopy(j)
+		return
+	}
+	if j.Origin == originXattr {
+		defer f.releaseDest(j.DestParentID, j.DestName)
+	}
 	if j.State != copyjob.StateCompleted {
 		return // the tracker logs the failure; the status attribute shows it
-	}
-	if j.Origin == originCP {
-		f.mu.Lock()
-		waited := f.copyWaitedLocked(j.DestParentID, j.DestName)
-		f.mu.Unlock()
-		if waited {
-			return
-		}
 	}
 	it, err := f.copiedItem(f.bg.ctx, j)
 	if err != nil {
@@ -176,9 +197,9 @@ func (f *FS) revealItem(it *remote.Item) {
 			f.mu.Unlock()
 			return // a folder this mount has not listed: the next listing finds the item
 		}
-		cur := f.cachedChildLocked(parent, it.Name)
+		cur := f.cachedChildFSLocked(parent, it.Name)
 		replaces := cur != nil && (cur.item == nil || cur.item.ID != it.ID)
-		var st *fileState
+		var st *file
 		if replaces {
 			st = cur.file
 		}
@@ -188,7 +209,7 @@ func (f *FS) revealItem(it *remote.Item) {
 			st.mu.Lock()
 		}
 		f.mu.Lock()
-		again := f.cachedChildLocked(parent, it.Name) != cur
+		again := f.cachedChildFSLocked(parent, it.Name) != cur
 		if cur != nil {
 			replaces = cur.item == nil || cur.item.ID != it.ID
 			again = again || (replaces && cur.file != st)
@@ -208,15 +229,10 @@ func (f *FS) revealItem(it *remote.Item) {
 			return
 		}
 		if replaces {
-			f.forgetChildLocked(parent, cur)
-			cur.removed, cur.parent = true, nil
+			f.dropFSLocked(cur, false)
 		}
-		e := f.entryForItemLocked(it)
-		if e.parent != nil && e.parent != parent {
-			f.forgetChildLocked(e.parent, e)
-		}
-		e.parent, e.name, e.removed = parent, it.Name, false
-		f.updateListingLocked(parent, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+		e := f.setItemFSLocked(it)
+		f.placeFSLocked(e, parent, it.Name)
 		f.mu.Unlock()
 		if st != nil {
 			if st.handles.Load() == 0 {
@@ -224,7 +240,6 @@ func (f *FS) revealItem(it *remote.Item) {
 			}
 			st.mu.Unlock()
 		}
-		f.notes.aliases(parent, it.Name)
 		if !e.isDir {
 			f.notes.content(e)
 		}
@@ -233,15 +248,15 @@ func (f *FS) revealItem(it *remote.Item) {
 	f.forgetDestination(it.ParentID, it.Name)
 }
 
-// cachedChildLocked returns what holds name in dir as far as the mount knows
+// cachedChildFSLocked returns what holds name in dir as far as the mount knows
 // without asking the service: a local new file, or the cached listing's
-// child; nil if neither. Caller holds FS.mu.
-func (f *FS) cachedChildLocked(dir *entry, name string) *entry {
+// child; nil if neither. Requires FS.mu.
+func (f *FS) cachedChildFSLocked(dir *entry, name string) *entry {
 	k := foldName(name)
 	if c := dir.local[k]; c != nil && !c.removed {
 		return c
 	}
-	if l := f.listingLocked(dir); l != nil {
+	if l := f.listingFSLocked(dir); l != nil {
 		if c := l.children[k]; c != nil && !c.removed {
 			return c
 		}
@@ -258,61 +273,4 @@ func (f *FS) forgetDestination(parentID, name string) {
 	parent := f.byID[parentID]
 	f.mu.Unlock()
 	f.notes.aliases(parent, name)
-}
-
-// monitorPoller reads a monitor URL for the tracker through the remote
-// client (which polls with no Authorization header and follows no
-// redirect), mapping its answers as copyjob's Poller contract asks.
-type monitorPoller struct{ remote Remote }
-
-var _ copyjob.Poller = monitorPoller{}
-
-// Poll implements copyjob.Poller.
-func (p monitorPoller) Poll(ctx context.Context, monitorURL string) (copyjob.Status, error) {
-	st, err := p.remote.Monitor(ctx, monitorURL)
-	if err != nil {
-		return copyjob.Status{}, pollError(err)
-	}
-	return jobStatusOf(st), nil
-}
-
-// jobStatusOf maps one poll of the remote client to the tracker's Status.
-func jobStatusOf(st *remote.JobStatus) copyjob.Status {
-	out := copyjob.Status{
-		Raw:         st.Status,
-		Percent:     st.Percent,
-		ResourceID:  st.ResourceID,
-		ResourceURL: st.ResourceURL,
-		RetryAfter:  st.RetryAfter,
-	}
-	switch st.State {
-	case remote.JobCompleted:
-		out.State = copyjob.StateCompleted
-	case remote.JobFailed:
-		out.State = copyjob.StateFailed
-		if st.Err != nil {
-			out.ErrorCode, out.ErrorMessage = st.Err.Code, st.Err.Message
-		}
-	default:
-		out.State = copyjob.StateRunning
-	}
-	return out
-}
-
-// pollError maps a failed poll: a monitor that no longer knows the job (or
-// no longer accepts its URL) is gone; a throttled poll with a Retry-After
-// pauses polling; anything else is retried with back-off.
-func pollError(err error) error {
-	var re *remote.Error
-	if !errors.As(err, &re) {
-		return err
-	}
-	switch re.StatusCode {
-	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: %w", copyjob.ErrMonitorGone, err)
-	}
-	if errors.Is(err, remote.ErrThrottled) && re.RetryAfter > 0 {
-		return &copyjob.ThrottledError{RetryAfter: re.RetryAfter, Err: err}
-	}
-	return err
 }

@@ -145,6 +145,7 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	}
 	f.bg.Go(func(ctx context.Context) { f.runNotifier(ctx, &root.Inode) })
 	f.bg.Go(f.pollLoop)
+	f.bg.Go(f.runWriteback)
 	f.bg.Go(f.runCopyJobs)
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
@@ -219,8 +220,12 @@ func (f *FS) flushAll(ctx context.Context) {
 	for _, e := range files {
 		st := e.file
 		st.mu.Lock()
+		if pendingCopyLocked(st) != nil {
+			st.mu.Unlock()
+			continue // its job is kept on disk; the next mount settles it
+		}
 		if err := f.settleCopyLocked(ctx, e, st); err != nil {
-			f.log.Error("cutting a partly copied file to its copied bytes failed", "name", e.name, "err", err)
+			f.log.Error("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(e), "err", err)
 		}
 		if st.dirty && st.staged != nil {
 			var err error
@@ -230,7 +235,7 @@ func (f *FS) flushAll(ctx context.Context) {
 				err = f.syncLocked(ctx, e, st)
 			}
 			if err != nil {
-				f.log.Error("a change could not be sent nor journaled", "name", e.name, "err", err)
+				f.log.Error("a change could not be sent nor journaled", "path", f.pathOf(e), "err", err)
 			}
 		}
 		st.mu.Unlock()

@@ -13,6 +13,11 @@ import (
 // maxNameBytes is the longest name the Linux VFS passes (NAME_MAX).
 const maxNameBytes = 255
 
+// maxPathChars is the longest path the service accepts: the item's path
+// below the drive's root ("a/b/c", no leading slash), in Unicode code
+// points.
+const maxPathChars = 400
+
 // forbiddenNameChars are the characters the service refuses in a name.
 const forbiddenNameChars = `"*:<>?/\|`
 
@@ -32,7 +37,7 @@ type nameError struct {
 }
 
 func (e *nameError) Error() string {
-	return fmt.Sprintf("OneDrive does not allow the name %q: %s", e.Name, e.Rule)
+	return fmt.Sprintf("OneDrive does not allow the name %q: %s", truncateForLog(e.Name), e.Rule)
 }
 
 // Unwrap lets errnoOf map a nameError through the sentinels.
@@ -51,7 +56,7 @@ func checkName(name string) error {
 	case name == "" || name == "." || name == "..":
 		return bad("empty, . and .. are not names")
 	case len(name) > maxNameBytes:
-		return &nameError{Name: name, Rule: fmt.Sprintf("longer than %d bytes", maxNameBytes), tooLong: true}
+		return checkNameLen(name)
 	case !utf8.ValidString(name):
 		return bad("not valid UTF-8")
 	}
@@ -81,6 +86,37 @@ func checkName(name string) error {
 		}
 	}
 	return nil
+}
+
+// checkNameLen refuses a name longer than NAME_MAX with ENAMETOOLONG: every
+// operation that takes a name checks it first (the kernel passes FUSE names
+// of up to 1024 bytes).
+func checkNameLen(name string) error {
+	if len(name) > maxNameBytes {
+		return &nameError{Name: name, Rule: fmt.Sprintf("longer than %d bytes", maxNameBytes), tooLong: true}
+	}
+	return nil
+}
+
+// checkPathLen refuses a path (its names from the root down) longer than
+// the service allows, with ENAMETOOLONG: refused when the item is created
+// or moved, before any data is accepted for it.
+func checkPathLen(names []string) error {
+	p := strings.Join(names, "/")
+	if n := utf8.RuneCountInString(p); n > maxPathChars {
+		return &nameError{Name: names[len(names)-1], tooLong: true,
+			Rule: fmt.Sprintf("the path would be %d characters long; OneDrive allows %d", n, maxPathChars)}
+	}
+	return nil
+}
+
+// truncateForLog bounds a caller-supplied string in a log line.
+func truncateForLog(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	return s[:max] + fmt.Sprintf("…(%d bytes)", len(s))
 }
 
 // foldName is the key under which names are compared: OneDrive names are

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -66,29 +67,6 @@ func (f *FS) newInode(ctx context.Context, parent *gofs.Inode, e *entry) *gofs.I
 	return parent.NewInode(ctx, &fileNode{node{fsys: f, e: e}}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: e.ino})
 }
 
-// Block sizes reported by stat and statfs.
-const (
-	blockSize  = 4096
-	statfsSize = 4096
-)
-
-// fillAttr turns attributes into FUSE's. st_blocks counts 512-byte units,
-// rounded up: cp treats files with fewer blocks than size/512 as sparse.
-func (f *FS) fillAttr(out *fuse.Attr, a attr) {
-	out.Ino = a.ino
-	out.Size = uint64(a.size)
-	out.Blocks = (uint64(a.size) + 511) / 512
-	out.Blksize = blockSize
-	out.Nlink = 1
-	if a.isDir {
-		out.Mode = syscall.S_IFDIR | 0o755
-	} else {
-		out.Mode = syscall.S_IFREG | 0o644
-	}
-	out.Uid, out.Gid = f.uid, f.gid
-	out.SetTimes(&a.mtime, &a.mtime, &a.ctime)
-}
-
 // Getattr implements stat.
 func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	n.fsys.fillAttr(&out.Attr, n.fsys.attrOf(n.e))
@@ -105,8 +83,16 @@ func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrI
 			return f.errno(ctx, "truncate", err, "ino", n.e.ino)
 		}
 	}
-	if mtime, ok := in.GetMTime(); ok {
-		if err := f.setMtime(ctx, n.e, mtime); err != nil {
+	mtime, mok := in.GetMTime()
+	atime, aok := in.GetATime()
+	if mok || aok {
+		if !mok {
+			mtime = time.Time{}
+		}
+		if !aok {
+			atime = time.Time{}
+		}
+		if err := f.setTimes(ctx, n.e, mtime, atime); err != nil {
 			return f.errno(ctx, "utimens", err, "ino", n.e.ino)
 		}
 	}
@@ -226,10 +212,14 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out 
 	return nil, syscall.EPERM
 }
 
-// Fsync on a folder (fsyncdir) has nothing to do: every change to a
-// folder is made on the server before the call that made it returns.
+// Fsync on a folder (fsyncdir; `sync DIR`) waits for the server-side
+// copies still pending into it and the folders beneath it, and sends their
+// journaled changes at once: `cp -r a b && sync b` is a finished copy on
+// the service. Every other change to a folder
+// is made on the service before the call that made it returns.
 func (d *dirNode) Fsync(ctx context.Context, _ gofs.FileHandle, flags uint32) syscall.Errno {
-	return 0
+	f := d.fsys
+	return f.errno(ctx, "fsyncdir", f.waitPendingUnder(ctx, d.e), "ino", d.e.ino)
 }
 
 // Open opens a file. No FOPEN_KEEP_CACHE: the kernel drops its cached pages

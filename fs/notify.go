@@ -8,48 +8,6 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
-// background runs the filesystem's goroutines (delta poll, upload retries,
-// read-ahead, kernel notifications) on one context that unmount cancels,
-// and waits for them.
-type background struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	stopped bool // GUARDED_BY(mu)
-	wg      sync.WaitGroup
-}
-
-func newBackground() *background {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &background{ctx: ctx, cancel: cancel}
-}
-
-// Go runs fn on its own goroutine unless stop was called; it reports
-// whether fn was started.
-func (b *background) Go(fn func(ctx context.Context)) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.stopped {
-		return false
-	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		fn(b.ctx)
-	}()
-	return true
-}
-
-// stop cancels the context and waits for every goroutine to return.
-func (b *background) stop() {
-	b.mu.Lock()
-	b.stopped = true
-	b.mu.Unlock()
-	b.cancel()
-	b.wg.Wait()
-}
-
 // Kernel notifications. The kernel caches names (dentries) and file pages;
 // when the tree changes behind its back (a remote change, or a name that
 // differs only in case from the one just changed) it must be told. Telling it
@@ -152,7 +110,7 @@ func (f *FS) sendNote(root *gofs.Inode, x note) {
 // it (then there is nothing to invalidate).
 func (f *FS) inodeOf(root *gofs.Inode, e *entry) *gofs.Inode {
 	f.mu.Lock()
-	names, ok := f.pathNamesLocked(e)
+	names, ok := f.pathNamesFSLocked(e)
 	f.mu.Unlock()
 	if !ok {
 		return nil

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -19,7 +21,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	if err := f.checkWritable(); err != nil {
 		return nil, err
 	}
-	if err := f.checkNewName(ctx, name); err != nil {
+	if err := f.checkNewPath(ctx, dir, name); err != nil {
 		return nil, err
 	}
 	l, err := f.listing(ctx, dir, false)
@@ -27,7 +29,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 		return nil, err
 	}
 	f.mu.Lock()
-	if childLocked(dir, l, name) != nil {
+	if childFSLocked(dir, l, name) != nil {
 		f.mu.Unlock()
 		return nil, errExists
 	}
@@ -40,9 +42,8 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	e := f.entryForItemLocked(it)
-	e.parent, e.name, e.removed = dir, it.Name, false
-	f.updateListingLocked(dir, func(l *dirListing) { l.children[foldName(it.Name)] = e })
+	e := f.setItemFSLocked(it)
+	f.placeFSLocked(e, dir, it.Name)
 	// A new folder is empty: cache that, so that entering it costs nothing.
 	f.listings.Put(it.ID, &dirListing{children: map[string]*entry{}})
 	return e, nil
@@ -57,12 +58,15 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	if err := f.checkWritable(); err != nil {
 		return nil, false, err
 	}
+	if err := checkNameLen(name); err != nil {
+		return nil, false, err
+	}
 	l, err := f.listing(ctx, dir, false)
 	if err != nil {
 		return nil, false, err
 	}
 	f.mu.Lock()
-	if c := childLocked(dir, l, name); c != nil {
+	if c := childFSLocked(dir, l, name); c != nil {
 		f.mu.Unlock()
 		switch {
 		case excl:
@@ -73,7 +77,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 		return c, false, nil
 	}
 	f.mu.Unlock()
-	if err := f.checkNewName(ctx, name); err != nil {
+	if err := f.checkNewPath(ctx, dir, name); err != nil {
 		return nil, false, err
 	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
@@ -84,13 +88,14 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	if dir.removed {
 		f.mu.Unlock()
 		f.abandonStaged(sf)
-		return nil, false, errGone
+		return nil, false, errRemoved
 	}
-	e = f.newLocalEntryLocked(dir, name)
-	st := newFileState()
-	st.staged, st.dirty, st.isNew = sf, true, true
-	st.setLocalAttr(true, 0, f.now())
-	e.file = st
+	e = f.newLocalEntryFSLocked(dir, name)
+	f.touchDirFSLocked(dir)
+	fl := newFile()
+	fl.staged, fl.dirty = sf, true
+	fl.setLocalAttr(true, 0, f.now())
+	e.file = fl
 	f.mu.Unlock()
 	return e, true, nil
 }
@@ -151,34 +156,48 @@ func (f *FS) checkEmpty(ctx context.Context, d *entry) error {
 	return nil
 }
 
-// remove deletes c (a child of dir) on the server and forgets it locally. A
-// file that exists only locally is just dropped, with its staged content.
+// remove deletes c (a child of dir) on the service and takes it out of the
+// tree. A file still open keeps its content for its handles (POSIX): a
+// clean one is staged first (its bytes fetched while the item exists), and
+// its content goes with the last close; nothing of it is sent again. A file
+// that exists only locally is just dropped.
 func (f *FS) remove(ctx context.Context, dir, c *entry) error {
-	if st := f.fileStateOf(c); st != nil {
-		st.mu.Lock() // no upload of c may run while it is removed
-		defer st.mu.Unlock()
+	fl := f.fileOf(c)
+	if fl != nil {
+		fl.mu.Lock() // no upload of c may run while it is removed
+		defer fl.mu.Unlock()
+		if fl.handles.Load() > 0 && fl.staged == nil && pendingCopyLocked(fl) == nil {
+			if err := f.stageLocked(ctx, c, fl, true); err != nil {
+				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
+			}
+		}
 	}
 	f.mu.Lock()
-	id := c.itemIDLocked()
+	id := c.itemIDFSLocked()
 	f.mu.Unlock()
-	if id != "" {
+	switch {
+	case fl != nil && pendingCopyLocked(fl) != nil:
+		// A copy still being made: deleted when it completes.
+		f.recordThenLocked(fl.copyIn, func(t *copyjob.Then) { t.Delete = true })
+	case id != "" && fl != nil && fl.holds > 0:
+		// A copy is being taken from it: deleted once that is done.
+		f.deferDelete(id)
+		id = "" // its cached content stays for the copy's readers
+	case id != "":
 		err := f.remote.Delete(ctx, id, "")
 		if err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return err
 		}
 	}
 	f.mu.Lock()
-	f.forgetChildLocked(dir, c)
-	c.removed, c.parent = true, nil
-	st := c.file
+	f.dropFSLocked(c, true)
 	f.mu.Unlock()
-	if st != nil {
-		f.discardLocalLocked(st)
+	if fl != nil && fl.handles.Load() == 0 {
+		f.discardLocalLocked(fl)
 	}
 	if id != "" {
 		f.content.Remove(id)
 	}
-	f.notes.aliases(dir, c.name)
 	return nil
 }
 
@@ -198,11 +217,14 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	if flags&renameExchange != 0 {
 		return fmt.Errorf("RENAME_EXCHANGE: %w", errInvalid)
 	}
+	if err := checkNameLen(newName); err != nil {
+		return err
+	}
 	src, err := f.lookup(ctx, dir, name)
 	if err != nil {
 		return err
 	}
-	if err := f.checkNewName(ctx, newName); err != nil {
+	if err := f.checkNewPath(ctx, newDir, newName); err != nil {
 		return err
 	}
 	if src.isDir && f.isAncestor(src, newDir) {
@@ -210,7 +232,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 	dst, err := f.lookup(ctx, newDir, newName)
 	switch {
-	case errors.Is(err, errGone):
+	case errors.Is(err, errNoEntry):
 		dst = nil
 	case err != nil:
 		return err
@@ -233,7 +255,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 			return err
 		}
 	}
-	st := f.fileStateOf(src)
+	st := f.fileOf(src)
 	if st != nil {
 		st.mu.Lock() // an upload in progress must finish before the move
 		defer st.mu.Unlock()
@@ -242,9 +264,9 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	f.mu.Lock()
 	if src.removed || newDir.removed || newDir.item == nil {
 		f.mu.Unlock()
-		return errGone
+		return errRemoved
 	}
-	id := src.itemIDLocked()
+	id := src.itemIDFSLocked()
 	oldName := src.name
 	var upd remote.ItemUpdate
 	if newDir != dir {
@@ -261,32 +283,28 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 			return err
 		}
 		f.mu.Lock()
-		f.entryForItemLocked(it)
+		f.setItemFSLocked(it)
 		f.mu.Unlock()
 	}
 	f.mu.Lock()
-	f.forgetChildLocked(dir, src)
-	src.parent, src.name = newDir, newName
-	if src.item == nil {
-		if newDir.local == nil {
-			newDir.local = make(map[string]*entry)
-		}
-		newDir.local[foldName(newName)] = src
-	} else {
-		f.updateListingLocked(newDir, func(l *dirListing) { l.children[foldName(newName)] = src })
-	}
+	f.placeFSLocked(src, newDir, newName)
 	newParentID := newDir.item.ID
+	names, _ := f.pathNamesFSLocked(newDir)
 	f.mu.Unlock()
+	if st != nil {
+		if c := pendingCopyLocked(st); c != nil {
+			f.recordThenLocked(c, func(t *copyjob.Then) { t.Name, t.ParentID = newName, newParentID })
+		}
+	}
 	if st != nil && st.committed {
 		// A journaled change follows the file to its new name.
 		if _, err := f.staging.Modify(st.staged.ID(), func(r *cache.Record) {
-			r.ParentID, r.Name = newParentID, newName
+			r.ParentID, r.Name, r.DirPath = newParentID, newName, strings.Join(names, "/")
 		}); err != nil {
 			f.log.Warn("updating the journal after a rename failed", "name", newName, "err", err)
 		}
 	}
 	f.notes.aliases(dir, oldName)
-	f.notes.aliases(newDir, newName)
 	return nil
 }
 
@@ -302,56 +320,90 @@ func (f *FS) isAncestor(a, d *entry) bool {
 	return false
 }
 
-// setMtime sets e's modification time: recorded with the staged content when
-// the file has unsent changes (it travels with the upload), otherwise sent
-// to the service as fileSystemInfo.
-func (f *FS) setMtime(ctx context.Context, e *entry, mtime time.Time) error {
+// setTimes sets e's modification time (a zero mtime leaves it) and
+// access time (a zero atime leaves it). The mtime is recorded with the
+// staged content when the file has unsent changes (it travels with the
+// upload), otherwise sent to the service as fileSystemInfo; the access time
+// is only remembered here (the service has none).
+func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) error {
 	if err := f.checkWritable(); err != nil {
 		return err
 	}
-	if st := f.fileStateOf(e); st != nil && st.setMtimeIfLocal(mtime) {
+	if !atime.IsZero() {
+		f.mu.Lock()
+		e.atime = atime
+		f.mu.Unlock()
+	}
+	if mtime.IsZero() {
 		return nil
 	}
+	if fl := f.fileOf(e); fl != nil {
+		fl.mu.Lock()
+		c := pendingCopyLocked(fl)
+		if c != nil {
+			f.recordThenLocked(c, func(t *copyjob.Then) { t.ModTime = mtime })
+			f.mu.Lock()
+			e.mtime = mtime
+			f.mu.Unlock()
+		}
+		fl.mu.Unlock()
+		if c != nil {
+			return nil
+		}
+		if fl.setMtimeIfLocal(mtime) {
+			return nil
+		}
+	}
 	f.mu.Lock()
-	id := e.itemIDLocked()
+	id := e.itemIDFSLocked()
 	f.mu.Unlock()
 	if id == "" {
-		return errGone
+		return errRemoved
 	}
 	it, err := f.remote.Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.entryForItemLocked(it)
+	f.setItemFSLocked(it)
+	e.mtime = mtime
 	f.mu.Unlock()
 	return nil
 }
 
-// checkNewName validates a name for a new or renamed item, logging the rule
-// it breaks.
-func (f *FS) checkNewName(ctx context.Context, name string) error {
+// checkNewPath validates name for a new or renamed item in dir, and the
+// length of the path it would have, logging the rule it breaks.
+func (f *FS) checkNewPath(ctx context.Context, dir *entry, name string) error {
 	err := checkName(name)
-	if err != nil {
-		f.log.InfoContext(ctx, "refused a name OneDrive does not allow", "name", name, "rule", err.(*nameError).Rule)
+	if err == nil {
+		f.mu.Lock()
+		names, ok := f.pathNamesFSLocked(dir)
+		f.mu.Unlock()
+		if ok {
+			err = checkPathLen(append(names, name))
+		}
+	}
+	var ne *nameError
+	if errors.As(err, &ne) {
+		f.log.InfoContext(ctx, "refused a name OneDrive does not allow", "name", truncateForLog(name), "rule", ne.Rule)
 	}
 	return err
 }
 
-// fileStateOf returns e's file state, nil for folders and files never
+// fileOf returns e's file state, nil for folders and files never
 // opened.
-func (f *FS) fileStateOf(e *entry) *fileState {
+func (f *FS) fileOf(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return e.file
 }
 
-// fileStateFor returns e's file state, creating it.
-func (f *FS) fileStateFor(e *entry) *fileState {
+// ensureFile returns e's file state, creating it.
+func (f *FS) ensureFile(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.file == nil {
-		e.file = newFileState()
+		e.file = newFile()
 	}
 	return e.file
 }

@@ -60,15 +60,44 @@ func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.R
 		return fuse.ReadResultData(dest[:n]), nil
 	}
 	// A server-side copy whose caller was answered part of it shows only
-	// those bytes (copy.go).
+	// those bytes (copy.go); one still pending is read from the source
+	// version it copies (pending.go).
 	limit := int64(-1)
+	var pending *serverCopy
 	if c := st.copyIn; c != nil {
 		limit = c.answered
+		if c.pending() {
+			pending = c
+		} else if c.err != nil {
+			st.mu.Unlock()
+			return nil, c.err
+		}
 	}
 	st.mu.Unlock()
 	f.mu.Lock()
 	it := h.e.item
 	f.mu.Unlock()
+	if pending != nil {
+		it = pending.srcItem
+		if off >= limit {
+			return fuse.ReadResultData(nil), nil
+		}
+		if off+int64(len(dest)) > limit {
+			dest = dest[:limit-off]
+		}
+		rr, err := h.readServer(ctx, it, false, min(int64(len(dest)), it.Size-off), off)
+		if err == nil || !(errors.Is(err, remote.ErrNotFound) || errors.Is(err, remote.ErrContentChanged)) {
+			return rr, err
+		}
+		// The source version is gone: the copy's own item has the bytes.
+		st.mu.Lock()
+		err = f.waitCopyLocked(ctx, st)
+		st.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return h.readResult(ctx, dest, off)
+	}
 	it, pinned := h.version(it, off)
 	if it == nil || off >= it.Size || (limit >= 0 && off >= limit) {
 		return fuse.ReadResultData(nil), nil
@@ -368,22 +397,15 @@ func (f *FS) fetcher(id string) cache.FetchFunc {
 	}
 }
 
-// versionDownloader is the remote's download bound to one version
-// (remote.Client.DownloadVersion); test doubles may lack it.
-type versionDownloader interface {
-	DownloadVersion(ctx context.Context, itemID, cTag string, off, length int64, w io.Writer) (int64, error)
-}
-
 // fetcherFor returns the content cache's download function for the version
 // of it: bytes of another version are never written under its key.
 func (f *FS) fetcherFor(it *remote.Item) cache.FetchFunc {
-	vd, ok := f.remote.(versionDownloader)
-	if !ok || it.CTag == "" {
+	if it.CTag == "" {
 		return f.fetcher(it.ID)
 	}
 	id, cTag := it.ID, it.CTag
 	return func(ctx context.Context, off, n int64, w io.Writer) error {
-		got, err := vd.DownloadVersion(ctx, id, cTag, off, n, w)
+		got, err := f.remote.DownloadVersion(ctx, id, cTag, off, n, w)
 		return checkFetched(off, n, got, err)
 	}
 }

@@ -21,31 +21,47 @@ type entry struct {
 	ino   uint64 // immutable
 	isDir bool   // immutable
 
-	// The fields below are guarded by FS.mu.
-
-	// item is the last known server state; nil for a new file that exists
+	// item is the last known service state; nil for a new file that exists
 	// only locally until its first upload (lazy creation). Treated as
-	// immutable: replaced, never modified.
+	// immutable: replaced, never modified. GUARDED_BY(FS.mu)
 	item *remote.Item
-	// parent and name place the entry in the tree; parent is nil for the
-	// root, for removed entries and for items moved where this mount does
-	// not look.
+	// seq is FS.seq when a change made by this mount last set item (0: set
+	// by what the service reported). A service report fetched before that
+	// may be older than item (staleItem). GUARDED_BY(FS.mu)
+	seq uint64
+	// parent and name place the entry in the tree. parent is nil for the
+	// root and for items moved where this mount does not look; a removed
+	// entry keeps its last place (where its unsent content goes back to).
+	// GUARDED_BY(FS.mu)
 	parent *entry
 	name   string
-	// removed: deleted locally or on the server; no listing holds it.
+	// removed: no longer in the tree (deleted here or on the service, or
+	// replaced); no listing holds it. GUARDED_BY(FS.mu)
 	removed bool
+	// unlinked: deleted by this mount (unlink, rmdir, rename over it). Its
+	// open handles keep reading and writing its content until the last
+	// close, and nothing of it is sent again. GUARDED_BY(FS.mu)
+	unlinked bool
 	// local holds, for a folder, its children that exist only locally (new
 	// files not uploaded yet), by folded name. They survive relisting.
+	// GUARDED_BY(FS.mu)
 	local map[string]*entry
+
+	// Times this mount set, shown in place of the service's (attr.go): for
+	// a folder, when an entry was last added or removed; for a file, the
+	// last utimens or write (mtime, kept while the service holds it at its
+	// own precision) and the last utimens' access time. Zero: none.
+	// GUARDED_BY(FS.mu)
+	mtime, ctime, atime time.Time
 
 	// file is the content state of a file; set once, under FS.mu, on first
 	// need, and never cleared.
-	file *fileState
+	file *file
 }
 
 // itemID returns the entry's item id, "" for a local-only file.
-// Caller holds FS.mu.
-func (e *entry) itemIDLocked() string {
+// Requires FS.mu.
+func (e *entry) itemIDFSLocked() string {
 	if e.item == nil {
 		return ""
 	}
@@ -66,24 +82,112 @@ func hiddenItem(it *remote.Item) bool {
 	return it.Package != "" || it.Deleted
 }
 
-// entryForItemLocked returns the entry of it, creating it (with a new inode
-// number) the first time the item is seen, and records it as the latest
-// server state. Caller holds FS.mu.
-func (f *FS) entryForItemLocked(it *remote.Item) *entry {
+// entryForItemFSLocked returns the entry of it, creating it (with a new
+// inode number) the first time the item is seen. It does not change an
+// existing entry's item: see setItemFSLocked and observeItemFSLocked.
+// Requires FS.mu.
+func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
-		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
+		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot, item: it}
 		f.nextIno++
 		f.byIno[e.ino] = e
 		f.byID[it.ID] = e
 	}
-	e.item = it
 	return e
 }
 
-// newLocalEntryLocked registers a file that exists only locally (lazy
-// creation). Caller holds FS.mu.
-func (f *FS) newLocalEntryLocked(parent *entry, name string) *entry {
+// setItemFSLocked records it, the answer to a change this mount made (or
+// an item it just fetched), as its entry's service state, and returns the
+// entry. Requires FS.mu.
+func (f *FS) setItemFSLocked(it *remote.Item) *entry {
+	e := f.entryForItemFSLocked(it)
+	e.item = it
+	f.seq++
+	e.seq = f.seq
+	return e
+}
+
+// observeItemFSLocked records it, as a listing or delta page fetched when
+// FS.seq was since reported it, unless it is older than what the entry
+// holds; it returns the entry and whether it took the item. Requires FS.mu.
+func (f *FS) observeItemFSLocked(it *remote.Item, since uint64) (*entry, bool) {
+	e := f.entryForItemFSLocked(it)
+	if e.item != it && staleItem(e.item, it, e.seq > since) {
+		return e, false
+	}
+	e.item = it
+	return e, true
+}
+
+// staleItem reports whether it, a report of cur's item, is older than cur.
+// The service's lastModifiedDateTime rises with every change to an item
+// (content, name, place or times), so a strictly earlier one is an older
+// version. Equal times with a different eTag happen when two changes fall
+// within the service's time precision: then a change this mount made after
+// the report was fetched (changedSince) wins. A page fetched before a local
+// upload and applied after it must never roll the entry back: the next
+// upload would be based on the old version and end as a conflict copy.
+func staleItem(cur, it *remote.Item, changedSince bool) bool {
+	if cur == nil || cur.ID != it.ID {
+		return false
+	}
+	if it.Modified.Before(cur.Modified) {
+		return true
+	}
+	return it.Modified.Equal(cur.Modified) && it.ETag != cur.ETag && changedSince
+}
+
+// placeFSLocked puts e in the tree as name in dir (its cached listing, or its
+// local children for a local-only file), out of where it was, and queues
+// the kernel notifications. Requires FS.mu.
+func (f *FS) placeFSLocked(e, dir *entry, name string) {
+	if e.parent != nil && !e.removed && (e.parent != dir || foldName(e.name) != foldName(name)) {
+		f.forgetChildFSLocked(e.parent, e)
+		f.touchDirFSLocked(e.parent)
+		f.notes.aliases(e.parent, e.name)
+	}
+	e.parent, e.name, e.removed, e.unlinked = dir, name, false, false
+	k := foldName(name)
+	if e.item == nil {
+		if dir.local == nil {
+			dir.local = make(map[string]*entry)
+		}
+		dir.local[k] = e
+	} else {
+		if dir.local[k] == e {
+			delete(dir.local, k)
+		}
+		f.updateListingFSLocked(dir, func(l *dirListing) { l.children[k] = e })
+	}
+	f.touchDirFSLocked(dir)
+	f.notes.aliases(dir, name)
+}
+
+// dropFSLocked takes e out of the tree: it is removed, keeping its last
+// place. unlinked says this mount deleted it. Requires FS.mu.
+func (f *FS) dropFSLocked(e *entry, unlinked bool) {
+	if e.parent != nil && !e.removed {
+		f.forgetChildFSLocked(e.parent, e)
+		f.touchDirFSLocked(e.parent)
+		f.notes.aliases(e.parent, e.name)
+	}
+	e.removed = true
+	e.unlinked = e.unlinked || unlinked
+}
+
+// touchDirFSLocked records that dir's entries changed now (its mtime and
+// ctime). Requires FS.mu.
+func (f *FS) touchDirFSLocked(dir *entry) {
+	if dir != nil {
+		now := f.now()
+		dir.mtime, dir.ctime = now, now
+	}
+}
+
+// newLocalEntryFSLocked registers a file that exists only locally (lazy
+// creation). Requires FS.mu.
+func (f *FS) newLocalEntryFSLocked(parent *entry, name string) *entry {
 	e := &entry{ino: f.nextIno, parent: parent, name: name}
 	f.nextIno++
 	f.byIno[e.ino] = e
@@ -94,9 +198,9 @@ func (f *FS) newLocalEntryLocked(parent *entry, name string) *entry {
 	return e
 }
 
-// bindLocked records that local entry e was created on the server as it.
-// Caller holds FS.mu.
-func (f *FS) bindLocked(e *entry, it *remote.Item) {
+// bindFSLocked records that e is now the service's item it (an upload
+// created or replaced it, or a copy made it). Requires FS.mu.
+func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 	if e.item == nil || e.item.ID != it.ID {
 		if e.item != nil && f.byID[e.item.ID] == e {
 			delete(f.byID, e.item.ID)
@@ -104,18 +208,20 @@ func (f *FS) bindLocked(e *entry, it *remote.Item) {
 		f.byID[it.ID] = e
 	}
 	e.item = it
+	f.seq++
+	e.seq = f.seq
 	if p := e.parent; p != nil && !e.removed {
 		k := foldName(e.name)
 		if p.local[k] == e {
 			delete(p.local, k)
 		}
-		f.updateListingLocked(p, func(l *dirListing) { l.children[k] = e })
+		f.updateListingFSLocked(p, func(l *dirListing) { l.children[k] = e })
 	}
 }
 
-// listingLocked returns the fresh cached listing of dir, or nil. Caller
+// listingFSLocked returns the fresh cached listing of dir, or nil. Caller
 // holds FS.mu.
-func (f *FS) listingLocked(dir *entry) *dirListing {
+func (f *FS) listingFSLocked(dir *entry) *dirListing {
 	if dir.item == nil {
 		return nil
 	}
@@ -126,10 +232,10 @@ func (f *FS) listingLocked(dir *entry) *dirListing {
 	return l
 }
 
-// updateListingLocked changes dir's cached listing in place, if one is
+// updateListingFSLocked changes dir's cached listing in place, if one is
 // fresh; if none is, there is nothing to keep consistent (the next reader
-// lists the folder again). Caller holds FS.mu.
-func (f *FS) updateListingLocked(dir *entry, fn func(*dirListing)) {
+// lists the folder again). Requires FS.mu.
+func (f *FS) updateListingFSLocked(dir *entry, fn func(*dirListing)) {
 	if dir.item == nil {
 		return
 	}
@@ -150,10 +256,10 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 	}
 	if dir.removed || dir.item == nil {
 		f.mu.Unlock()
-		return nil, errGone
+		return nil, errRemoved
 	}
 	if !force {
-		if l := f.listingLocked(dir); l != nil {
+		if l := f.listingFSLocked(dir); l != nil {
 			f.mu.Unlock()
 			return l, nil
 		}
@@ -163,12 +269,15 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 
 	for attempt := 0; ; attempt++ {
 		gen := f.listings.Generation()
+		f.mu.Lock()
+		since := f.seq
+		f.mu.Unlock()
 		items, err := f.remote.Children(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		f.mu.Lock()
-		l := f.applyListingLocked(dir, items)
+		l := f.applyListingFSLocked(dir, items, since)
 		stored := f.listings.PutIfFresh(gen, id, l)
 		f.mu.Unlock()
 		if stored || attempt == 2 {
@@ -179,42 +288,53 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 	}
 }
 
-// applyListingLocked turns a folder's children, as the service listed them,
-// into a listing, updating the entries. Caller holds FS.mu.
-func (f *FS) applyListingLocked(dir *entry, items []*remote.Item) *dirListing {
+// applyListingFSLocked turns a folder's children, as the service listed them
+// when FS.seq was since, into a listing, updating the entries. An entry this
+// mount changed after the listing was fetched keeps its newer state (and
+// stays out of this listing if it left the folder). Requires FS.mu.
+func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64) *dirListing {
 	l := &dirListing{children: make(map[string]*entry, len(items))}
 	for _, it := range items {
 		if hiddenItem(it) {
 			continue
 		}
-		e := f.entryForItemLocked(it)
-		if e.parent != nil && e.parent != dir {
-			// Moved here from a folder whose listing still holds it.
-			f.forgetChildLocked(e.parent, e)
+		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.ID, it.Name) {
+			continue // a pending copy's destination: its binder places the item
 		}
-		e.parent, e.name, e.removed = dir, it.Name, false
+		e, took := f.observeItemFSLocked(it, since)
+		if !took {
+			if e.parent == dir && !e.removed {
+				l.children[foldName(e.name)] = e
+			}
+			continue
+		}
+		if e.parent != nil && e.parent != dir && !e.removed {
+			// Moved here from a folder whose listing still holds it.
+			f.forgetChildFSLocked(e.parent, e)
+		}
+		e.parent, e.name, e.removed, e.unlinked = dir, it.Name, false, false
 		l.children[foldName(it.Name)] = e
 	}
 	return l
 }
 
-// forgetChildLocked removes e from dir's cached listing and local children.
-// Caller holds FS.mu.
-func (f *FS) forgetChildLocked(dir, e *entry) {
+// forgetChildFSLocked removes e from dir's cached listing and local children.
+// Requires FS.mu.
+func (f *FS) forgetChildFSLocked(dir, e *entry) {
 	k := foldName(e.name)
 	if dir.local[k] == e {
 		delete(dir.local, k)
 	}
-	f.updateListingLocked(dir, func(l *dirListing) {
+	f.updateListingFSLocked(dir, func(l *dirListing) {
 		if l.children[k] == e {
 			delete(l.children, k)
 		}
 	})
 }
 
-// childLocked finds name in dir: local children first, then the listing l.
-// Caller holds FS.mu.
-func childLocked(dir *entry, l *dirListing, name string) *entry {
+// childFSLocked finds name in dir: local children first, then the listing l.
+// Requires FS.mu.
+func childFSLocked(dir *entry, l *dirListing, name string) *entry {
 	k := foldName(name)
 	if c := dir.local[k]; c != nil && !c.removed {
 		return c
@@ -227,16 +347,19 @@ func childLocked(dir *entry, l *dirListing, name string) *entry {
 
 // lookup finds name in dir, case-insensitively.
 func (f *FS) lookup(ctx context.Context, dir *entry, name string) (*entry, error) {
+	if err := checkNameLen(name); err != nil {
+		return nil, err
+	}
 	l, err := f.listing(ctx, dir, false)
 	if err != nil {
 		return nil, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if c := childLocked(dir, l, name); c != nil {
+	if c := childFSLocked(dir, l, name); c != nil {
 		return c, nil
 	}
-	return nil, errGone
+	return nil, errNoEntry
 }
 
 // dirEntry is one line of a directory listing.
@@ -270,46 +393,6 @@ func (f *FS) readdir(ctx context.Context, dir *entry) ([]dirEntry, error) {
 	return out, nil
 }
 
-// attr is what stat shows of an entry.
-type attr struct {
-	ino   uint64
-	isDir bool
-	size  int64
-	mtime time.Time
-	ctime time.Time
-}
-
-// attrOf returns e's attributes: the staged content's size and time while
-// the file has local changes, else the server's (mtime from fileSystemInfo
-// when set).
-func (f *FS) attrOf(e *entry) attr {
-	f.mu.Lock()
-	a := attr{ino: e.ino, isDir: e.isDir}
-	if it := e.item; it != nil {
-		if !e.isDir {
-			a.size = it.Size
-		}
-		a.mtime = itemMtime(it)
-		a.ctime = it.Modified
-	}
-	st := e.file
-	f.mu.Unlock()
-	if st != nil {
-		if size, mtime, ok := st.localAttr(); ok {
-			a.size, a.mtime = size, mtime
-			if mtime.After(a.ctime) {
-				a.ctime = mtime
-			}
-		} else if size, ok := st.copiedAttr(); ok {
-			a.size = size
-		}
-	}
-	if a.ctime.IsZero() || a.ctime.Before(a.mtime) {
-		a.ctime = a.mtime
-	}
-	return a
-}
-
 // parentIno returns the inode number of e's parent (the root's for the
 // root).
 func (f *FS) parentIno(e *entry) uint64 {
@@ -321,9 +404,9 @@ func (f *FS) parentIno(e *entry) uint64 {
 	return e.parent.ino
 }
 
-// pathNamesLocked returns the names on the way from the root down to e (none
-// for the root); false when e is not in the tree. Caller holds FS.mu.
-func (f *FS) pathNamesLocked(e *entry) ([]string, bool) {
+// pathNamesFSLocked returns the names on the way from the root down to e (none
+// for the root); false when e is not in the tree. Requires FS.mu.
+func (f *FS) pathNamesFSLocked(e *entry) ([]string, bool) {
 	var names []string
 	for p := e; p != f.root; p = p.parent {
 		if p == nil {
@@ -335,10 +418,10 @@ func (f *FS) pathNamesLocked(e *entry) ([]string, bool) {
 	return names, true
 }
 
-// pathOfLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
-// when e is not in the tree. Caller holds FS.mu.
-func (f *FS) pathOfLocked(e *entry) string {
-	names, ok := f.pathNamesLocked(e)
+// pathOfFSLocked returns e's path in the drive ("/a/b"; "/" for the root), ""
+// when e is not in the tree. Requires FS.mu.
+func (f *FS) pathOfFSLocked(e *entry) string {
+	names, ok := f.pathNamesFSLocked(e)
 	if !ok {
 		return ""
 	}

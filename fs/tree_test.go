@@ -21,7 +21,7 @@ func TestLookupIsCaseInsensitiveAndCasePreserving(t *testing.T) {
 	assert.Same(t, e, env.mustWalk("/Docs/README.md"), "one entry per item")
 
 	_, err = env.walk("/Docs/nope")
-	assert.ErrorIs(t, err, errGone)
+	assert.ErrorIs(t, err, errNoEntry)
 
 	list, err := env.fs.readdir(context.Background(), env.mustWalk("DOCS"))
 	require.NoError(t, err)
@@ -83,7 +83,7 @@ func TestListingExpiresAfterTTL(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = env.walk("/d/new.txt")
-	assert.ErrorIs(t, err, errGone, "within the TTL the cached listing answers")
+	assert.ErrorIs(t, err, errNoEntry, "within the TTL the cached listing answers")
 	now = now.Add(2 * time.Minute)
 	env.mustWalk("/d/new.txt")
 }
@@ -113,10 +113,10 @@ func TestHiddenPackagesAreHiddenEverywhere(t *testing.T) {
 	// the listing code path directly.
 	env := newTestEnv(t)
 	env.fs.mu.Lock()
-	l := env.fs.applyListingLocked(env.fs.root, []*remoteItem{
+	l := env.fs.applyListingFSLocked(env.fs.root, []*remoteItem{
 		{ID: "n1", Name: "Notebook", Package: "oneNote", IsFolder: true},
 		{ID: "f1", Name: "plain.txt"},
-	})
+	}, 0)
 	env.fs.mu.Unlock()
 	assert.Len(t, l.children, 1)
 	assert.Contains(t, l.children, "plain.txt")

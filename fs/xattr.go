@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"syscall"
@@ -19,6 +20,12 @@ import (
 
 // xattrPrefix is the namespace of the metadata attributes.
 const xattrPrefix = "user.onedrive."
+
+// xattrPending is the JSON of what is still to reach the service at or
+// beneath an item: copies not completed and changes not sent
+// (pendingSummary); `onedrivefs wait` reads it for its progress. It is
+// read by name only, not listed (getfattr -d and cp -a would copy it).
+const xattrPending = "user.onedrive.pending"
 
 // metaXattrs returns the metadata attributes of e that have a value, in a
 // stable order.
@@ -55,6 +62,8 @@ func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
 			return nil, errNoXattr
 		}
 		return f.copyJobsJSON()
+	case xattrPending:
+		return json.Marshal(f.pendingUnder(e))
 	}
 	for _, kv := range f.metaXattrs(e) {
 		if kv[0] == name {
@@ -113,7 +122,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if err != nil {
 		return 0, n.fsys.errno(ctx, "getxattr", err, "attr", attr)
 	}
-	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs) {
+	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs || attr == xattrPending) {
 		// The value changes between the size query and the read that
 		// follows it: leave room for it to grow.
 		return uint32(min(len(v)+statusSlack, maxXattrValue+statusSlack)), 0
@@ -131,7 +140,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	f := n.fsys
 	if attr == xattrCopy {
-		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", string(data))
+		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", truncateForLog(string(data)))
 	}
 	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }

@@ -11,11 +11,12 @@ import (
 	"time"
 )
 
-// Server-side copy (graph-contract.md §4): StartCopy POSTs …/items/{id}/copy
-// and returns the monitor URL from the 202's Location; Monitor polls it once.
-// The monitor URL is pre-authenticated and often on another host: it is
-// fetched with the plain client (no Authorization header, which some hosts
-// refuse) and redirects are not followed (a 303 is itself an answer).
+// Server-side copy (docs/graph-contract.md §4): StartCopy POSTs
+// …/items/{id}/copy and returns the monitor URL from the 202's Location;
+// Monitor polls it once. The monitor URL is pre-authenticated and often on
+// another host: it is fetched with the plain client (no Authorization header,
+// which some hosts refuse) and redirects are not followed (a 303 is itself an
+// answer).
 
 // CopyRequest says where a copy goes. Zero fields keep the source's: an
 // empty DestParentID copies into the same folder, an empty Name keeps the
@@ -161,8 +162,11 @@ func (c *Client) Monitor(ctx context.Context, monitorURL string) (*JobStatus, er
 	return nil, fmt.Errorf("%w: copy monitor: a %d reply without a job status", ErrNotSupported, status)
 }
 
-// toStatus classifies an asyncJobStatus. Unknown statuses count as running:
-// the caller's overall deadline bounds a job that never ends.
+// toStatus classifies an asyncJobStatus; it is the one place where status
+// words are read (copyjob decides on State). Words compare
+// case-insensitively. Unknown statuses count as running, so a word the
+// service invents cannot end a job early: the caller's overall deadline
+// bounds a job that never ends.
 func (w *wireJobStatus) toStatus() *JobStatus {
 	st := &JobStatus{
 		Status:      w.Status,
@@ -183,7 +187,7 @@ func (w *wireJobStatus) toStatus() *JobStatus {
 		if st.ResourceID == "" && st.ResourceURL != "" {
 			st.ResourceID = itemIDFromURL(st.ResourceURL)
 		}
-	case "failed", "deletefailed", "cancelled":
+	case "failed", "deletefailed", "cancelled", "canceled":
 		st.State = JobFailed
 		st.Err = w.jobError()
 	default: // notStarted, inProgress, updating, waiting, deletePending, cancelPending, …
@@ -201,7 +205,7 @@ func (w *wireJobStatus) jobError() *Error {
 	if w.Error != nil {
 		e.addDetail(w.Error)
 		// SharePoint reports multi-item failures with no top-level code,
-		// only details[] (graph-contract.md §4): the first says why.
+		// only details[] (docs/graph-contract.md §4): the first says why.
 		for _, d := range w.Error.Details {
 			if e.Code == "" && d.Code != "" {
 				e.Code = d.Code

@@ -59,6 +59,23 @@ type monitorReply struct {
 	location string // Location, relative to the server ("" for none)
 }
 
+func TestJobStatusWords(t *testing.T) {
+	for word, want := range map[string]JobState{
+		"completed": JobCompleted, "Completed": JobCompleted,
+		"failed": JobFailed, "deleteFailed": JobFailed, "cancelled": JobFailed, "canceled": JobFailed,
+		"notStarted": JobRunning, "inProgress": JobRunning, "waiting": JobRunning, "updating": JobRunning,
+		"deletePending": JobRunning, "cancelPending": JobRunning, "somethingNew": JobRunning,
+	} {
+		w := wireJobStatus{Status: word}
+		st := w.toStatus()
+		assert.Equal(t, want, st.State, word)
+		assert.Equal(t, word, st.Status, "the service's word is kept")
+		if want == JobFailed {
+			assert.NotNil(t, st.Err, word)
+		}
+	}
+}
+
 func TestMonitorForms(t *testing.T) {
 	cases := map[string]struct {
 		reply monitorReply
@@ -244,6 +261,11 @@ func TestItemIDFromURL(t *testing.T) {
 		"https://api.onedrive.com/v1.0/drive/items(01QQ)":                         "01QQ",
 		"https://api.onedrive.com/v1.0/drive/items('')":                           "",
 		"https://api.onedrive.com/v1.0/drive/root":                                "",
+		// Cases copyjob tested when it parsed these URLs itself.
+		"https://graph.microsoft.com/v1.0/drives/d/items/01XYZ/children": "01XYZ",
+		"https://api.onedrive.com/v1.0/drive/items/a%20b":                "a b",
+		"https://api.onedrive.com/v1.0/drive/root:/a/b":                  "",
+		"::not a url": "",
 	}
 	for in, want := range cases {
 		assert.Equal(t, want, itemIDFromURL(in), in)

@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// Delta (graph-contract.md §6): GET …/root/delta pages through the changes
-// since a token; the last page carries the @odata.deltaLink to resume from.
-// Items come as their latest state (deleted ones with Deleted set and no
+// Delta (docs/graph-contract.md §6): GET …/root/delta pages through the
+// changes since a token; the last page carries the @odata.deltaLink to resume
+// from. Items come as their latest state (deleted ones with Deleted set and no
 // path); an item may appear more than once (the last one wins).
 
 // DeltaPage is the outcome of a delta enumeration.

@@ -1,5 +1,5 @@
 // Package remote is onedrivefs's Microsoft Graph client: everything that
-// crosses the network to OneDrive goes through here (graph-contract.md is
+// crosses the network to OneDrive goes through here (docs/graph-contract.md is
 // the contract it follows).
 //
 // It owns:

@@ -16,11 +16,11 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
 )
 
-// Downloads (graph-contract.md §3): GET …/items/{id}/content answers 302
+// Downloads (docs/graph-contract.md §3): GET …/items/{id}/content answers 302
 // with a pre-authenticated URL; the bytes are fetched from there with the
-// plain client (no Authorization header: it can make the host refuse), with
-// a Range header. The URL is cached per item for a short while and fetched
-// again when its host refuses it (401/403/404/410).
+// plain client (no Authorization header: it can make the host refuse), with a
+// Range header. The URL is cached per item for a short while and fetched again
+// when its host refuses it (401/403/404/410).
 
 const (
 	// downloadURLLifetime is how long a pre-authenticated URL is reused. The

@@ -431,7 +431,7 @@ func TestIntegrationSessionUploadQuota(t *testing.T) {
 	_, ok := e.fake.ItemByPath("/too-big.bin")
 	assert.False(t, ok)
 	// The session declared the file's size: refused before any byte
-	// crossed (graph-contract.md §5).
+	// crossed (docs/graph-contract.md §5).
 	st := e.fake.Stats()
 	assert.Zero(t, st.BytesUploaded)
 	assert.Zero(t, st.Requests["upload.fragment"])

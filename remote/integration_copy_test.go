@@ -334,7 +334,7 @@ func TestIntegrationCopyWithRealLatency(t *testing.T) {
 }
 
 func TestIntegrationCopyCompletedBeforeVisible(t *testing.T) {
-	// Eventual consistency (graph-contract.md §4, #1239): the job reports
+	// Eventual consistency (docs/graph-contract.md §4, #1239): the job reports
 	// completed while the new item is not yet visible by path; its id, from
 	// the monitor, already works.
 	t.Parallel()

@@ -1,12 +1,11 @@
 package remote_test
 
-// Integration tests of the service's alternative forms (graph-contract.md:
-// "where the service's behaviour varies, the client must accept every form
-// listed"): the fake is switched to each form it can produce (FormOptions,
-// the monitor knobs of CopyOptions, FaultOptions.RetryAfterForm and
-// dropped replies) and the client must come out the same. The fake's own
-// tests (graphtest/forms_test.go) show that each form is really on the
-// wire.
+// Integration tests of the service's alternative forms
+// (docs/graph-contract.md: where the service's behaviour varies, the client
+// accepts every form listed): the fake is switched to each form it can produce
+// (FormOptions, the monitor knobs of CopyOptions, FaultOptions.RetryAfterForm
+// and dropped replies) and the client must come out the same. The fake's own
+// tests (graphtest/forms_test.go) show that each form is really on the wire.
 
 import (
 	"bytes"

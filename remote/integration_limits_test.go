@@ -18,10 +18,10 @@ import (
 
 func TestIntegrationSimpleUploadCapLowerThanClient(t *testing.T) {
 	t.Parallel()
-	// The service's simple-upload cap is not certain (graph-contract.md §3:
-	// 4 MB in older documents, 4 MiB in rclone, 250 MB today). A service
-	// whose cap is below the client's answers 413; the client must still
-	// get the file there, through a session.
+	// The service's simple-upload cap is not certain (docs/graph-contract.md
+	// §3: 4 MB in older documents, 4 MiB in rclone, 250 MB today). A service
+	// whose cap is below the client's answers 413; the client must still get
+	// the file there, through a session.
 	e := newEnv(t, envConfig{fake: graphtest.Options{SimpleUploadLimit: 1 << 20}})
 	content := pattern(3<<20, 20)
 	mtime := time.Date(2016, 6, 6, 6, 6, 6, 0, time.UTC)

@@ -1,8 +1,9 @@
 package remote_test
 
 // Integration tests: the real client (package remote) against the real fake
-// OneDrive (remote/graphtest), for every operation. Where graph-contract.md
-// allows several forms of a reply, the fake is switched to each of them.
+// OneDrive (remote/graphtest), for every operation. Where
+// docs/graph-contract.md allows several forms of a reply, the fake is switched
+// to each of them.
 //
 // This file holds the shared harness (a fake, a client, a transport that
 // records what crossed the wire) and the item operations; content, copy,
@@ -556,6 +557,8 @@ func TestIntegrationUpdate(t *testing.T) {
 	require.NoError(t, err)
 	it, err = e.client.Update(e.ctx, id, remote.ItemUpdate{Name: "etag-ok.txt", IfMatch: cur.ETag})
 	require.NoError(t, err)
+	assert.Equal(t, "etag-ok.txt", it.Name)
+	assert.NotEqual(t, cur.ETag, it.ETag, "a rename gives a new eTag")
 	_, err = e.client.Update(e.ctx, id, remote.ItemUpdate{Name: "etag-stale.txt", IfMatch: cur.ETag})
 	assert.ErrorIs(t, err, remote.ErrPreconditionFailed)
 	_, ok = e.fake.ItemByPath("/etag-ok.txt")

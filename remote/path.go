@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Addressing items (graph-contract.md §1): by id, …/items/{id}; by path,
+// Addressing items (docs/graph-contract.md §1): by id, …/items/{id}; by path,
 // …/root:/a/b: or …/items/{parentId}:/{name}:. Each path segment is
 // percent-encoded on its own, so that a name can hold any character the
 // service allows ('#', '%', '?', spaces, non-ASCII…).
@@ -46,12 +46,12 @@ func keepInSegment(c byte) bool {
 	return false
 }
 
-// checkName refuses, before anything is sent, a name that cannot be a
-// single path segment: "", ".", "..", or one holding a '/'. The service reads
-// an encoded slash (%2F) as a separator (graph-contract.md §1), so such a
+// checkName refuses, before anything is sent, a name that cannot be a single
+// path segment: "", ".", "..", or one holding a '/'. The service reads an
+// encoded slash (%2F) as a separator (docs/graph-contract.md §1), so such a
 // name would silently address another item (Upload{Name: "a/b"} would write
-// into folder a). The error matches ErrInvalidName. Every other naming rule
-// is the service's to enforce; its refusals match ErrInvalidName too.
+// into folder a). The error matches ErrInvalidName. Every other naming rule is
+// the service's to enforce; its refusals match ErrInvalidName too.
 func checkName(op, name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
 		return fmt.Errorf("%w: %s: %q cannot be the name of an item", ErrInvalidName, op, name)

@@ -15,14 +15,15 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote/quickxorhash"
 )
 
-// Uploads (graph-contract.md §3, §5). Files up to Config.SimpleUploadLimit
-// go in one PUT; larger ones through an upload session: fragments of
-// Config.FragmentSize bytes are PUT in order to the session's uploadUrl with
-// the plain client. After a failed fragment the session is asked which bytes
-// it still expects (nextExpectedRanges) and the upload goes on from there:
-// fragments the service acknowledged are never sent again. A session the
-// service has forgotten (404) is started afresh, a bounded number of times.
-// On any other failure, including cancellation, the session is deleted.
+// Uploads (docs/graph-contract.md §3, §5). Files up to
+// Config.SimpleUploadLimit go in one PUT; larger ones through an upload
+// session: fragments of Config.FragmentSize bytes are PUT in order to the
+// session's uploadUrl with the plain client. After a failed fragment the
+// session is asked which bytes it still expects (nextExpectedRanges) and the
+// upload goes on from there: fragments the service acknowledged are never sent
+// again. A session the service has forgotten (404) is started afresh, a
+// bounded number of times. On any other failure, including cancellation, the
+// session is deleted.
 
 const (
 	maxSessionRestarts = 2
@@ -105,7 +106,7 @@ func (c *Client) Upload(ctx context.Context, u UploadRequest) (*Item, error) {
 		if err == nil || u.Size == 0 || !errors.As(err, &e) || e.StatusCode != http.StatusRequestEntityTooLarge {
 			return item, err
 		}
-		// The service's cap is below ours (graph-contract.md §3: 4 MB,
+		// The service's cap is below ours (docs/graph-contract.md §3: 4 MB,
 		// 4 MiB or 250 MB depending on the service and the year): nothing
 		// was stored; send this file, and from now on files this large,
 		// through a session.

@@ -1,8 +1,8 @@
 package remote
 
-// Wire types: JSON as the service sends and receives it (graph-contract.md
-// §2–§7), and their conversion to the package's own types. Nothing outside
-// this file should depend on the JSON shape.
+// Wire types: JSON as the service sends and receives it
+// (docs/graph-contract.md §2–§7), and their conversion to the package's own
+// types. Nothing outside this file should depend on the JSON shape.
 
 import (
 	"encoding/json"
@@ -157,7 +157,7 @@ type wireUploadSession struct {
 }
 
 // wireJobStatus is an asyncJobStatus from a copy monitor URL, in all the
-// shapes seen (graph-contract.md §4).
+// shapes seen (docs/graph-contract.md §4).
 type wireJobStatus struct {
 	Operation          string           `json:"operation"`
 	Status             string           `json:"status"`

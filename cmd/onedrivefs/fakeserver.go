@@ -27,7 +27,20 @@ Where the real service answers in more than one form, the fake answers in
 one of them; the --download-*, --inner-error-*, --nested-inner-errors,
 --delta-link-form, --upload-*-status, --monitor-* and --retry-after-form
 flags pick the others (also at run time: PUT /_fake/forms, /_fake/copy,
-/_fake/faults).`
+/_fake/faults).
+
+The network can go away and come back, to see what a client does when the
+service is unreachable: PUT /_fake/network {"mode":"refuse"} closes the API
+port (connections refused, open ones closed), "blackhole" accepts
+connections and answers nothing, "up" serves again on the same port. While
+the API port is down the control API on it is down too: --control-addr
+serves the control API on a listener of its own that stays up, and
+--network refuse|blackhole starts with the API port down.
+
+--generate folders=N,files=M builds a drive of N folders of M small files
+each in memory (all sharing one blob), for scale tests: 10,000 folders of
+100 files take a few seconds and about 500 MB. Such a drive is not saved:
+--data and --seed cannot be given with it.`
 
 // runFakeServer serves a graphtest fake until ctx is cancelled.
 func runFakeServer(ctx context.Context, e *env, args []string) error {
@@ -65,6 +78,10 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	deltaLinkForm := fset.String("delta-link-form", "query", "form of delta's nextLink and deltaLink: query (…/delta?token=X) or path (…/delta(token='X'))")
 	createdStatus := fset.Int("upload-created-status", http.StatusCreated, "status of an upload (simple or last fragment) that created a file: 201 or 200")
 	replacedStatus := fset.Int("upload-replaced-status", http.StatusOK, "status of an upload that replaced a file's content: 200 or 201")
+	controlAddr := fset.String("control-addr", "", "also serve the control API (/_fake/ only) on `HOST:PORT`, a listener that stays up whatever the network mode (port 0: any free port)")
+	network := fset.String("network", "up", "network mode at start: up, refuse (the API port refuses connections) or blackhole (it accepts them and answers nothing); switch with PUT /_fake/network")
+	generate := fset.String("generate", "", "generate a drive of `folders=N,files=M` (N folders of M small files under the root) in memory, not saved; excludes --data and --seed")
+	deltaParentPath := fset.Bool("delta-parent-path", false, "delta items carry parentReference.path, as personal drives have been seen to send (no effect with --drive-type business)")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
 	if err := parseFlags(fset, args); err != nil {
 		return err
@@ -126,30 +143,52 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 		Forms: graphtest.FormOptions{
 			DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
 			InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
+			DeltaParentPath:     *deltaParentPath,
 			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
 		},
+	}
+	mode := graphtest.NetworkMode(*network)
+	switch mode {
+	case graphtest.NetworkUp, graphtest.NetworkRefuse, graphtest.NetworkBlackhole:
+	default:
+		return usage("--network %q: use up, refuse or blackhole", *network)
+	}
+	var spec graphtest.GenerateSpec
+	if *generate != "" {
+		if spec, err = graphtest.ParseGenerateSpec(*generate); err != nil {
+			return usage("--generate: %v", err)
+		}
+		if *dataDir != "" || *seedDir != "" {
+			return usage("--generate builds a drive in memory that is not saved: drop --data and --seed")
+		}
 	}
 	// The fake checks its knobs itself (monitor forms, throttle status,
 	// answer forms, negative counts); a refusal here is a usage error.
 	if err := opts.Validate(); err != nil {
 		return usage("%v", err)
 	}
-	dir, err := fakeDataDir(e, *dataDir)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	opts.DataDir, opts.Logger = dir, log
+	opts.Logger = log
+	dir := "" // a generated drive lives in a temporary directory, removed at exit
+	if *generate == "" {
+		if dir, err = fakeDataDir(e, *dataDir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		opts.DataDir = dir
+	}
 	fake, err := graphtest.New(opts)
 	if err != nil {
 		return err
 	}
 	closeFake := func() error {
-		if err := fake.Close(); err != nil {
+		err := fake.Close()
+		switch {
+		case err != nil && dir == "":
+			return fmt.Errorf("closing the fake: %w", err)
+		case err != nil:
 			return fmt.Errorf("saving the drive to %s: %w", dir, err)
 		}
 		return nil
@@ -160,44 +199,62 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
+	if *generate != "" {
+		start := time.Now()
+		if err := fake.Generate(spec); err != nil {
+			_ = closeFake()
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Generated %s (%d items) in %s\n", spec, spec.Items(), time.Since(start).Round(time.Millisecond))
+	}
 
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
+	if err := fake.Start(*addr); err != nil {
 		_ = closeFake()
 		return err
 	}
-	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", base)
-	fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", base)
-	fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", base)
-	fmt.Fprintf(e.stdout, "Data: %s\n", dir)
+	ctlURL := fake.URL
+	var ctl *http.Server
+	if *controlAddr != "" {
+		ln, err := net.Listen("tcp", *controlAddr)
+		if err != nil {
+			_ = closeFake()
+			return fmt.Errorf("--control-addr: %w", err)
+		}
+		ctlURL = "http://" + ln.Addr().String()
+		ctl = &http.Server{Handler: fake.ControlHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		go func() { _ = ctl.Serve(ln) }() // ends at ctl.Shutdown below
+	}
+	if err := fake.SetNetwork(mode); err != nil {
+		if ctl != nil {
+			_ = ctl.Close()
+		}
+		_ = closeFake()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", fake.URL)
+	fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", fake.URL)
+	fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", ctlURL)
+	if mode != graphtest.NetworkUp {
+		fmt.Fprintf(e.stdout, "Network: %s (PUT %s/_fake/network {\"mode\":\"up\"} to serve)\n", mode, ctlURL)
+	}
+	if *generate != "" {
+		fmt.Fprintln(e.stdout, "Data: (in memory, not saved)")
+	} else {
+		fmt.Fprintf(e.stdout, "Data: %s\n", dir)
+		fake.StartAutoSave(2 * time.Second)
+	}
 
-	// No write timeout: downloads of large files take as long as they take.
-	hs := &http.Server{
-		Handler:           fake,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	<-ctx.Done()
+	log.Info("stopping the fake server")
+	if ctl != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := ctl.Shutdown(shutdownCtx); err != nil {
+			_ = ctl.Close()
+		}
 	}
-	fake.StartAutoSave(2 * time.Second)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-
-	var serveErr error
-	select {
-	case <-ctx.Done():
-		log.Info("stopping the fake server")
-	case serveErr = <-served:
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		_ = hs.Close() // downloads still running after the grace period
-	}
-	if errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = nil
-	}
-	return errors.Join(serveErr, closeFake())
+	return closeFake()
 }
 
 // fakeDataDir is --data, or $XDG_DATA_HOME/onedrivefs/fake (~/.local/share

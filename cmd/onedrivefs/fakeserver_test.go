@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -306,6 +307,9 @@ func TestFakeServerFlagErrors(t *testing.T) {
 		{"--copy-rate", "fast"},
 		{"--drive-type", "team"},
 		{"--log-level", "loud"},
+		{"--network", "down"},
+		{"--generate", "folders=3"},
+		{"--generate", "folders=1,files=1", "--seed", "."},
 		{"extra"},
 	} {
 		var stderr bytes.Buffer
@@ -314,4 +318,52 @@ func TestFakeServerFlagErrors(t *testing.T) {
 		assert.ErrorIs(t, err, errUsage, "%v", args)
 		assert.NotEmpty(t, stderr.String(), "%v", args)
 	}
+}
+
+// The fake-server process switched off and on through its control
+// listener, with a generated drive.
+func TestFakeServerNetworkAndGenerate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	p := startFakeProcess(t, bin, "--control-addr", "127.0.0.1:0", "--generate", "folders=3,files=4", "--network", "blackhole")
+	assert.True(t, strings.HasPrefix(p.line("Generated folders=3,files=4 (15 items) in "), "Generated"), p.stdout)
+	assert.Equal(t, "Data: (in memory, not saved)", p.line("Data: "))
+	ctl := strings.TrimSuffix(strings.TrimPrefix(p.line("Control: "), "Control: "), "/_fake/")
+	require.NotEqual(t, p.base, ctl, "a control listener of its own")
+	assert.True(t, strings.HasPrefix(p.line("Network: "), "Network: blackhole"), p.stdout)
+
+	c := &fakeClient{t: t, base: p.base, hc: &http.Client{}}
+	setNetwork := func(mode string) {
+		t.Helper()
+		resp, raw := c.do("PUT", ctl+"/_fake/network", strings.NewReader(`{"mode":"`+mode+`"}`), nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
+		assert.JSONEq(t, `{"mode":"`+mode+`"}`, string(raw))
+	}
+	// Blackholed at start: the API port accepts and answers nothing.
+	short := &http.Client{Timeout: 300 * time.Millisecond}
+	_, err := short.Get(p.base + "/_fake/stats")
+	require.Error(t, err)
+	var ue *url.Error
+	require.ErrorAs(t, err, &ue)
+	assert.True(t, ue.Timeout(), "%v", err)
+
+	setNetwork("up")
+	resp, raw := c.do("POST", "/_fake/tokens", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var tok map[string]any
+	require.NoError(t, json.Unmarshal(raw, &tok))
+	c.token = tok["access_token"].(string)
+	assert.Equal(t, []string{"folder-00001", "folder-00002", "folder-00003"}, childNames(t, c, "/me/drive/root/children"))
+	assert.Len(t, childNames(t, c, "/me/drive/root:/folder-00002:/children"), 4)
+
+	setNetwork("refuse")
+	_, err = short.Get(p.base + "/_fake/stats")
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.ECONNREFUSED), "%v", err)
+
+	setNetwork("up")
+	assert.Len(t, childNames(t, c, "/me/drive/root:/folder-00003:/children"), 4, "the same port serves again")
+	p.stop(t)
 }

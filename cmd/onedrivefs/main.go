@@ -1,9 +1,10 @@
 // Command onedrivefs mounts a OneDrive drive as a directory tree through FUSE
 // and turns copies made inside the mount into OneDrive's server-side copies.
 //
-// One binary carries every subcommand (see DESIGN.md, "Command line"). This
-// package owns flag parsing, logging set-up, signal handling and the wiring of
-// the other packages; no other package parses flags or sets a default logger.
+// One binary carries every subcommand (docs/architecture.md, "Command line").
+// This package owns flag parsing, logging set-up, signal handling and the
+// wiring of the other packages; no other package parses flags or sets a
+// default logger.
 package main
 
 import (

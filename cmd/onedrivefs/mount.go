@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
-	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/fs"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
@@ -159,7 +158,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
 		// mount.
-		CopyJobs: copyjob.Config{Dir: filepath.Join(cdir, "copyjobs")},
+		CopyJobsDir: filepath.Join(cdir, "copyjobs"),
 	})
 	if err != nil {
 		return err

@@ -192,7 +192,7 @@ func TestMountReplaceByRenameAndCopyInside(t *testing.T) {
 	// cp inside the mount (bytes through the data path until server-side
 	// copy exists) and an editor-style save: write a temporary, fsync,
 	// rename over the original.
-	env.sh("cp target.txt copy.txt && cmp target.txt copy.txt")
+	env.sh("cp target.txt copy.txt && cmp target.txt copy.txt && sync .")
 	env.sh("printf 'edited' > .target.tmp && sync .target.tmp && mv -f .target.tmp target.txt")
 	got, err = env.srv.ReadFile("/target.txt")
 	require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"sort"
@@ -50,6 +51,8 @@ func controlEndpoints() []controlEndpoint {
 		{"POST", "/_fake/tokens/expire", "expire every access token issued so far"},
 		{"POST", "/_fake/delta/expire", "make every delta token stale (410 resyncRequired)"},
 		{"POST", "/_fake/save", "write the drive to the data directory now"},
+		{"GET", "/_fake/network", "the network mode: up, refuse or blackhole"},
+		{"PUT", "/_fake/network", "switch the network: {\"mode\":\"refuse\"} closes the API port (connections refused), \"blackhole\" accepts connections and answers nothing, \"up\" serves again on the same port"},
 	}
 }
 
@@ -145,6 +148,24 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, rt route) 
 	case "POST delta/expire":
 		s.ExpireDeltaTokens()
 		writeJSON(w, http.StatusOK, map[string]string{"status": "expired"})
+	case "GET network":
+		writeJSON(w, http.StatusOK, networkJSON{Mode: s.Network()})
+	case "PUT network":
+		var body networkJSON
+		if !readControlBody(w, r, &body) {
+			return
+		}
+		// Refusing closes every connection of the API port but the one
+		// carrying this request, which closes after the reply.
+		conn, _ := r.Context().Value(connKey{}).(net.Conn)
+		if body.Mode == NetworkRefuse && conn != nil {
+			w.Header().Set("Connection", "close")
+		}
+		if err := s.setNetwork(body.Mode, conn); err != nil {
+			controlFail(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, networkJSON{Mode: s.Network()})
 	case "POST save":
 		if err := s.Save(); err != nil {
 			controlFail(w, http.StatusInternalServerError, err.Error())

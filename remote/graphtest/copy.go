@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// CopyOptions shape server-side copy jobs (graph-contract.md §4). They can
-// be changed at run time (SetCopyOptions, `PUT /_fake/copy`); a job keeps
+// CopyOptions shape server-side copy jobs (docs/graph-contract.md §4). They
+// can be changed at run time (SetCopyOptions, `PUT /_fake/copy`); a job keeps
 // the timing it started with.
 type CopyOptions struct {
 	// Latency of every copy job: it reports notStarted for the first quarter

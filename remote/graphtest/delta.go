@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// Delta (graph-contract.md §6).
+// Delta (docs/graph-contract.md §6).
 //
 // A delta token is the change sequence number the client has seen: a
 // request with token T reports every item of the scope whose Seq > T in its
@@ -248,39 +248,74 @@ func (s *Server) renderDeltaEntryLocked(r *http.Request, d *drive, id string) an
 // depth, then sequence. It also returns the token the round ends with: the
 // current sequence number, or just below the first change still hidden by
 // VisibilityDelay. Called with s.mu held.
+//
+// It costs the size of the answer, not of the drive: a full enumeration
+// walks the scope's subtree breadth first (depth comes with the walk), and
+// changes after a token come from the change log (changelog.go).
 func (s *Server) deltaChangesLocked(d *drive, scope *item, from int64) ([]string, int64) {
 	upTo := s.seq
-	wholeDrive := scope.ParentID == ""
-	depth := map[string]int{}
-	var depthOf func(id string) int
-	depthOf = func(id string) int {
-		if n, ok := depth[id]; ok {
+	now := s.now()
+	hidden := func(it *item) bool { return !it.VisibleAt.IsZero() && now.Before(it.VisibleAt) }
+	type entry struct {
+		depth int
+		seq   int64
+		id    string
+	}
+	var live []entry
+	if from < 0 {
+		level := []*item{scope}
+		for depth := 0; len(level) > 0; depth++ {
+			var next []*item
+			for _, it := range level {
+				if hidden(it) {
+					upTo = min(upTo, it.Seq-1)
+				} else {
+					live = append(live, entry{depth, it.Seq, it.ID})
+				}
+				for _, cid := range it.children {
+					if c := d.Items[cid]; c != nil {
+						next = append(next, c)
+					}
+				}
+			}
+			level = next
+		}
+	} else {
+		wholeDrive := scope.ParentID == ""
+		depth := map[string]int{}
+		var depthOf func(it *item) int
+		depthOf = func(it *item) int {
+			if n, ok := depth[it.ID]; ok {
+				return n
+			}
+			n := 0
+			if p := d.Items[it.ParentID]; p != nil && it.ParentID != "" {
+				n = depthOf(p) + 1
+			}
+			depth[it.ID] = n
 			return n
 		}
-		n := 0
-		if it := d.Items[id]; it != nil && it.ParentID != "" {
-			n = depthOf(it.ParentID) + 1
-		}
-		depth[id] = n
-		return n
-	}
-	var live []*item
-	for _, it := range d.Items {
-		if !wholeDrive && !d.isAncestor(scope, it) {
-			continue
-		}
-		switch {
-		case s.hiddenLocked(it):
-			upTo = min(upTo, it.Seq-1)
-		case it.Seq > from:
-			live = append(live, it)
+		for _, e := range s.changes.since(from) {
+			it := e.it
+			if d.Items[it.ID] != it || (!wholeDrive && !d.isAncestor(scope, it)) {
+				continue // another drive's, or out of scope
+			}
+			if hidden(it) {
+				upTo = min(upTo, it.Seq-1)
+				continue
+			}
+			live = append(live, entry{depthOf(it), it.Seq, it.ID})
 		}
 	}
-	slices.SortFunc(live, func(a, b *item) int {
-		return cmp.Or(cmp.Compare(depthOf(a.ID), depthOf(b.ID)), cmp.Compare(a.Seq, b.Seq), strings.Compare(a.ID, b.ID))
+	slices.SortFunc(live, func(a, b entry) int {
+		if c := cmp.Compare(a.depth, b.depth); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq) // sequence numbers are unique
 	})
 	var tombs []*tombstone
 	if from >= 0 {
+		wholeDrive := scope.ParentID == ""
 		for _, t := range d.Tombstones {
 			if t.Seq > from && d.Items[t.ID] == nil && (wholeDrive || s.tombInScope(d, t, scope)) {
 				tombs = append(tombs, t)
@@ -294,8 +329,8 @@ func (s *Server) deltaChangesLocked(d *drive, scope *item, from int64) ([]string
 	for _, t := range tombs {
 		entries = append(entries, t.ID)
 	}
-	for _, it := range live {
-		entries = append(entries, it.ID)
+	for _, e := range live {
+		entries = append(entries, e.id)
 	}
 	return entries, upTo
 }

@@ -297,3 +297,68 @@ func TestDeltaVisibilityDelay(t *testing.T) {
 	assert.Contains(t, h.childNames("/me/drive/root"), "b.txt")
 	assert.Equal(t, st.ResourceID, h.item("/me/drive/root:/b.txt")["id"])
 }
+
+// Delta after a token reports each change once, also after thousands of
+// changes (the change log is compacted) and after a restart (it is rebuilt
+// from the saved drive).
+func TestDeltaChangeLogCompactedAndRestored(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := graphtest.New(graphtest.Options{DataDir: dir})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start("127.0.0.1:0"))
+	h := newHarness(t, srv)
+	h.put("/a1.txt", "1", time.Time{})
+	h.put("/a2.txt", "2", time.Time{})
+	token := func(link string) string {
+		u, err := url.Parse(link)
+		require.NoError(t, err)
+		return "/me/drive/root/delta?token=" + url.QueryEscape(u.Query().Get("token"))
+	}
+	_, _, link := h.deltaRound("/me/drive/root/delta?token=latest")
+	t0 := token(link)
+	const bulk = 2500 // over 5,000 stamps: the log is compacted on the way
+	for i := range bulk {
+		h.put(fmt.Sprintf("/bulk/f%04d", i), "x", time.Time{})
+	}
+	_, _, link = h.deltaRound("/me/drive/root/delta?token=latest")
+	t1 := token(link)
+	h.put("/a1.txt", "changed", time.Time{})
+	r := h.api("DELETE", "/me/drive/root:/a2.txt", nil)
+	require.Equal(t, http.StatusNoContent, r.status)
+
+	check := func() {
+		t.Helper()
+		items, _, _ := h.deltaRound(t1)
+		var got []string
+		for _, it := range items {
+			name := it.Name
+			if it.Deleted != nil {
+				name = "deleted:" + name
+			}
+			got = append(got, name)
+		}
+		assert.Equal(t, []string{"deleted:a2.txt", "root", "a1.txt"}, got)
+
+		items, _, _ = h.deltaRound(t0)
+		seen := map[string]int{}
+		for _, it := range items {
+			seen[it.ID]++
+		}
+		assert.Len(t, items, bulk+4, "root, a1, bulk and its files, a2's tombstone")
+		for id, n := range seen {
+			assert.Equal(t, 1, n, "%s reported %d times", id, n)
+		}
+		assert.Equal(t, "bulk", byName(items)["bulk"].Name)
+	}
+	check()
+
+	require.NoError(t, srv.Close())
+	srv, err = graphtest.New(graphtest.Options{DataDir: dir})
+	require.NoError(t, err)
+	require.NoError(t, srv.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = srv.Close() })
+	tok := h.token
+	h = newHarness(t, srv)
+	h.token = tok
+	check()
+}

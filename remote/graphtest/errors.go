@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Graph error codes used by the fake (graph-contract.md §7).
+// Graph error codes used by the fake (docs/graph-contract.md §7).
 const (
 	codeAccessDenied        = "accessDenied"
 	codeActivityLimit       = "activityLimitReached"

@@ -7,12 +7,12 @@ import (
 	"net/http"
 )
 
-// FormOptions choose, where the service answers the same request in more
-// than one form (graph-contract.md: "the client must accept every form
-// listed and the fake should be able to produce each"), which form the fake
-// produces. The zero value is the fake's default form for each. Set them in
-// Options.Forms, with SetForms, or at run time with `PUT /_fake/forms`
-// (JSON, field names as in the tags below; PUT merges).
+// FormOptions choose, where the service answers the same request in more than
+// one form (docs/graph-contract.md: the client accepts every form listed
+// there, and the fake can produce each), which form the fake produces. The
+// zero value is the fake's default form for each. Set them in Options.Forms,
+// with SetForms, or at run time with `PUT /_fake/forms` (JSON, field names as
+// in the tags below; PUT merges).
 //
 // The forms of the copy monitor are CopyOptions (MonitorStyle and the
 // Monitor* fields) and the form of Retry-After is FaultOptions.RetryAfterForm,
@@ -46,6 +46,11 @@ type FormOptions struct {
 	// rclone relies on) or "path" (…/delta(token='X'), the documentation's
 	// other form, §6). Requests are accepted in both forms either way.
 	DeltaLinkForm string `json:"deltaLinkForm"`
+	// DeltaParentPath makes the items of delta answers on a personal drive
+	// carry parentReference.path, as personal drives have been seen to do
+	// although the documentation says delta omits it (§6). Business drives
+	// never send it, so the knob has no effect on them. Default: omitted.
+	DeltaParentPath bool `json:"deltaParentPath"`
 	// UploadCreatedStatus is the status of an upload (a simple PUT, or the
 	// final fragment of an upload session) that created a new file: 201
 	// (the default) or 200 (both occur, §3, §5).

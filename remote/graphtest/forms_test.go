@@ -182,7 +182,7 @@ func TestFormsControl(t *testing.T) {
 	h := startFake(t, graphtest.Options{})
 	r := h.plain("GET", "/_fake/forms", nil)
 	require.Equal(t, http.StatusOK, r.status)
-	assert.Equal(t, []string{"deltaLinkForm", "downloadIgnoresRange", "downloadUrlAnnotation", "innerErrorSpelling",
+	assert.Equal(t, []string{"deltaLinkForm", "deltaParentPath", "downloadIgnoresRange", "downloadUrlAnnotation", "innerErrorSpelling",
 		"nestedInnerErrors", "uploadCreatedStatus", "uploadReplacedStatus"}, keys(r.object(t)))
 
 	r = h.plain("PUT", "/_fake/forms", `{"downloadIgnoresRange":true,"deltaLinkForm":"path"}`)
@@ -383,4 +383,38 @@ func TestCopyMonitorKnobs(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 	assert.Equal(t, 500, h.srv.CopyOptions().MonitorFailedStatus)
 	assert.Equal(t, "sharepoint", h.srv.CopyOptions().MonitorBody)
+}
+
+func TestFormsDeltaParentPath(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		driveType string
+		knob      bool
+		want      bool
+	}{
+		{"default", "personal", false, false},
+		{"personal with the knob", "personal", true, true},
+		{"business ignores the knob", "business", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startFake(t, graphtest.Options{DriveType: tc.driveType,
+				Forms: graphtest.FormOptions{DeltaParentPath: tc.knob}})
+			h.put("/Docs/a.txt", "a", time.Time{})
+			r := h.api("GET", "/me/drive/root/delta", nil)
+			require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+			paths := map[string]any{}
+			for _, v := range r.object(t)["value"].([]any) {
+				it := v.(map[string]any)
+				ref, _ := it["parentReference"].(map[string]any)
+				if p, ok := ref["path"]; ok {
+					paths[it["name"].(string)] = p
+				}
+			}
+			if !tc.want {
+				assert.Empty(t, paths)
+				return
+			}
+			assert.Equal(t, map[string]any{"Docs": "/drive/root:", "a.txt": "/drive/root:/Docs"}, paths)
+		})
+	}
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Item handlers (graph-contract.md §3). Choices where the contract leaves
+// Item handlers (docs/graph-contract.md §3). Choices where the contract leaves
 // room:
 //   - Create folder (POST …/children): the body needs a folder facet;
 //     conflictBehavior from the body (either spelling) or the query, default

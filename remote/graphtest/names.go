@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Naming rules (graph-contract.md §8). The fake enforces:
+// Naming rules (docs/graph-contract.md §8). The fake enforces:
 //
 //   - the characters " * : < > ? / \ | and control characters (U+0000–U+001F,
 //     U+007F) are forbidden anywhere;

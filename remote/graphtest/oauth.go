@@ -16,11 +16,11 @@ import (
 	"time"
 )
 
-// AuthOptions configure the fake Microsoft identity platform (graph-contract.md
-// §10). The zero value: tokens valid for an hour, refresh tokens for 90 days,
-// device codes valid for 15 minutes and approved on their first poll, any
-// client id accepted. They can be changed at run time (SetAuthOptions,
-// `PUT /_fake/auth`).
+// AuthOptions configure the fake Microsoft identity platform
+// (docs/graph-contract.md §10). The zero value: tokens valid for an hour,
+// refresh tokens for 90 days, device codes valid for 15 minutes and approved
+// on their first poll, any client id accepted. They can be changed at run time
+// (SetAuthOptions, `PUT /_fake/auth`).
 type AuthOptions struct {
 	// TokenLifetime of access tokens; 0 → 1 h (the service says 3599 s).
 	TokenLifetime time.Duration
@@ -44,10 +44,10 @@ type AuthOptions struct {
 	// valid until it expires, and each redemption also returns a new one);
 	// the knob catches clients that forget to store the new token.
 	SingleUseRefreshTokens bool
-	// LenientPreAuth accepts an Authorization header on pre-authenticated
-	// URLs (download, upload session, monitor). By default such requests get
-	// 401 unauthenticated, as the service sometimes answers (graph-contract.md
-	// §4, §5).
+	// LenientPreAuth accepts an Authorization header on pre-authenticated URLs
+	// (download, upload session, monitor). By default such requests get 401
+	// unauthenticated, as the service sometimes answers
+	// (docs/graph-contract.md §4, §5).
 	LenientPreAuth bool
 }
 
@@ -274,7 +274,7 @@ func bearerToken(r *http.Request) (string, bool) {
 // checkBearer admits a Graph request carrying a live access token. Otherwise
 // it answers 401 InvalidAuthenticationToken with a WWW-Authenticate header;
 // for an expired token that header contains "expired_token", which is how
-// rclone tells an expired token from a bad one (graph-contract.md §7).
+// rclone tells an expired token from a bad one (docs/graph-contract.md §7).
 func (s *Server) checkBearer(w http.ResponseWriter, r *http.Request) bool {
 	tok, ok := bearerToken(r)
 	if !ok {
@@ -301,10 +301,10 @@ func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request, message, c
 	writeError(w, r, http.StatusUnauthorized, codeInvalidAuthToken, message, "")
 }
 
-// rejectAuthorization answers a request for a pre-authenticated URL
-// (download, upload session, monitor) that carries an Authorization header
-// with 401 unauthenticated, as the service may (graph-contract.md §4); it
-// reports whether it did. AuthOptions.LenientPreAuth turns the check off.
+// rejectAuthorization answers a request for a pre-authenticated URL (download,
+// upload session, monitor) that carries an Authorization header with 401
+// unauthenticated, as the service may (docs/graph-contract.md §4); it reports
+// whether it did. AuthOptions.LenientPreAuth turns the check off.
 func (s *Server) rejectAuthorization(w http.ResponseWriter, r *http.Request) bool {
 	if r.Header.Get("Authorization") == "" || s.AuthOptions().LenientPreAuth {
 		return false

@@ -109,6 +109,7 @@ func (s *Server) load() error {
 		}
 	}
 	s.defaultID = s.opts.DriveID
+	s.changes.rebuild(s.drives)
 	refs := map[string]int{}
 	for _, d := range s.drives {
 		for _, it := range d.Items {

@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 )
 
-// quickXor computes OneDrive's quickXorHash (graph-contract.md §9): a
+// quickXor computes OneDrive's quickXorHash (docs/graph-contract.md §9): a
 // 160-bit state A = 0; byte i is XORed into A rotated left by (11·i) mod
 // 160 bits; the digest is A as 20 little-endian bytes with the 64-bit
 // little-endian data length XORed into bytes 12..19.

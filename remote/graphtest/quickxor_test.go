@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// naiveQuickXor is the definition of graph-contract.md §9, bit by bit.
+// naiveQuickXor is the definition of docs/graph-contract.md §9, bit by bit.
 func naiveQuickXor(data []byte) string {
 	var a [160]bool
 	for i, b := range data {

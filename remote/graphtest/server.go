@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -45,7 +44,7 @@ type Options struct {
 	Copy   CopyOptions
 	Faults FaultOptions
 	// Forms choose among the forms the service answers in where it varies
-	// (graph-contract.md); the zero value is the fake's default forms.
+	// (docs/graph-contract.md); the zero value is the fake's default forms.
 	Forms FormOptions
 
 	// Clock returns the current time; nil → time.Now.
@@ -68,7 +67,11 @@ type Server struct {
 	dataDir string
 	tempDir bool // dataDir was created by us and is removed by Close
 	blobs   *blobStore
-	ts      *httptest.Server
+	// net is the API listener (when the fake owns it) and the network mode
+	// (network.go); its own lock.
+	net network
+	// transport is what Client hands out; set by Start.
+	transport *http.Transport
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -81,6 +84,7 @@ type Server struct {
 	auth        authState
 	faults      faultState
 	delta       deltaState // cursors of multi-page delta rounds (delta.go)
+	changes     changeLog  // stamps by sequence number (changelog.go)
 	stats       statsState
 	dirty       bool   // metadata changed since the last save
 	grantKey    []byte // signs download grants (content.go); set by load
@@ -91,22 +95,22 @@ type Server struct {
 	saveMu sync.Mutex // serialises Save (persist.go); taken before mu
 }
 
-// NewServer starts a fake server on a loopback port. It panics if the
-// options are invalid or the data directory cannot be used, as
-// httptest.NewServer panics when it cannot listen. Close it when done.
+// NewServer starts a fake server on a loopback port (Start). It panics if
+// the options are invalid, the data directory cannot be used or it cannot
+// listen, as httptest.NewServer does. Close it when done.
 func NewServer(opts Options) *Server {
 	s, err := New(opts)
+	if err == nil {
+		err = s.Start("127.0.0.1:0")
+	}
 	if err != nil {
 		panic(fmt.Sprintf("graphtest: %v", err))
 	}
-	s.ts = httptest.NewServer(s)
-	s.URL = s.ts.URL
 	return s
 }
 
-// New returns a fake server that is not listening: serve it with your own
-// http.Server (as `onedrivefs fake-server` does). Close it when done to save
-// its state.
+// New returns a fake server that is not listening: Start it, or serve it
+// with your own http.Server. Close it when done to save its state.
 func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:     opts,
@@ -140,6 +144,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.blobs = blobs
 	s.auth.init()
+	s.net.init()
 	s.faults.set(s.opts.Faults, s.now())
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", s.dataDir, err)
@@ -199,20 +204,19 @@ func (s *Server) GraphURL() string { return s.URL + "/v1.0" }
 // AuthURL + "/{tenant}/oauth2/v2.0/".
 func (s *Server) AuthURL() string { return s.URL }
 
-// Client returns an HTTP client for a started server (see httptest.Server.Client).
+// Client returns an HTTP client for a started server (see
+// httptest.Server.Client): its idle connections are closed by Close.
 func (s *Server) Client() *http.Client {
-	if s.ts == nil {
+	if s.transport == nil {
 		return &http.Client{}
 	}
-	return s.ts.Client()
+	return &http.Client{Transport: s.transport}
 }
 
 // Close stops a started server, saves the drive when it persists to a data
 // directory the caller chose, and removes a temporary one.
 func (s *Server) Close() error {
-	if s.ts != nil {
-		s.ts.Close()
-	}
+	s.stopServing()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -236,8 +240,12 @@ func (s *Server) Close() error {
 // ServeHTTP routes a request: OAuth endpoints, the /_fake/ control API,
 // pre-authenticated URLs (download, upload session, monitor) and the Graph
 // API. Every request is counted by operation and may be hit by an injected
-// fault first.
+// fault first. While the network is blackholed or refusing (SetNetwork),
+// requests wait or go unanswered first.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.awaitNetwork(r) {
+		panic(http.ErrAbortHandler) // the network is down: no answer (network.go)
+	}
 	r = s.withRequestInfo(r)
 	rt := s.route(r)
 	s.countRequest(rt.op)

@@ -38,6 +38,10 @@ type Stats struct {
 	// RepliesDropped counts requests served and then left unanswered by
 	// fault injection (DropReplyEvery, DropNextReplies).
 	RepliesDropped int64 `json:"repliesDropped"`
+	// Blackholed counts requests that arrived while the network was
+	// blackholed (SetNetwork): they were answered once it came back, or
+	// never. They are not in Requests unless they were served.
+	Blackholed int64 `json:"blackholed"`
 }
 
 // statsState holds the counters. It has its own mutex, a leaf lock: the

@@ -13,8 +13,9 @@ import (
 // function must be called with s.mu held, and none of them does I/O.
 //
 // Change-sequence contract (delta): every item that is created, changed,
-// moved or deleted gets Seq = s.bumpSeq(), and so does every ancestor whose
-// size, cTag or eTag changed as a result. A deleted item (and every
+// moved or deleted is stamped (s.stamp: Seq = s.bumpSeq(), logged in the
+// change log), and so is every ancestor whose size, cTag or eTag changed as
+// a result. A deleted item (and every
 // descendant of a deleted folder) leaves a tombstone carrying the sequence
 // number of the deletion. Delta therefore reports, for a token holding
 // sequence T, every live item with Seq > T and every tombstone with Seq > T.
@@ -248,7 +249,7 @@ func (s *Server) touchAncestors(d *drive, parent *item, sizeDelta int64) {
 		cur.Size += sizeDelta
 		cur.ETagVersion++
 		cur.CTagVersion++
-		cur.Seq = s.bumpSeq()
+		s.stamp(cur)
 		if cur.ParentID == "" {
 			break
 		}
@@ -286,7 +287,7 @@ func (s *Server) insert(d *drive, parent *item, it *item) {
 	} else if it.Blob != "" {
 		s.blobs.ref(it.Blob)
 	}
-	it.Seq = s.bumpSeq()
+	s.stamp(it)
 	d.Items[it.ID] = it
 	delete(d.Tombstones, it.ID)
 	if parent.children == nil {
@@ -317,6 +318,7 @@ func (s *Server) remove(d *drive, it *item, toRecycleBin bool) {
 			s.blobs.unref(x.Blob)
 		}
 		delete(d.Items, x.ID)
+		x.Seq = 0 // its entries in the change log are dead
 		d.Tombstones[x.ID] = &tombstone{ID: x.ID, Name: x.Name, ParentID: x.ParentID, Folder: x.Folder, Seq: seq}
 	}
 	drop(it)
@@ -358,7 +360,7 @@ func (s *Server) move(d *drive, it *item, newParent *item, newName string) {
 func (s *Server) touchMeta(it *item) {
 	it.ETagVersion++
 	it.Modified = s.now().UTC()
-	it.Seq = s.bumpSeq()
+	s.stamp(it)
 }
 
 // contentUpdate describes new content for a file.
@@ -400,7 +402,7 @@ func (s *Server) touchContent(d *drive, it *item, u contentUpdate) {
 	if u.fsCreated != nil {
 		it.FSCreated = u.fsCreated.UTC()
 	}
-	it.Seq = s.bumpSeq()
+	s.stamp(it)
 	if parent := d.Items[it.ParentID]; parent != nil {
 		s.touchAncestors(d, parent, delta)
 	}
@@ -415,7 +417,7 @@ func (s *Server) newDrive(id string) *drive {
 		Created: now, Modified: now, FSCreated: now, FSModified: now,
 		ETagVersion: 1, CTagVersion: 1}
 	root.ID = s.newItemID(d)
-	root.Seq = s.bumpSeq()
+	s.stamp(root)
 	d.RootID = root.ID
 	d.Items[root.ID] = root
 	return d

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Upload sessions (graph-contract.md §5).
+// Upload sessions (docs/graph-contract.md §5).
 //
 // POST …/createUploadSession creates a session whose URL,
 // base(r)/upload/{id}, takes the content in fragments: PUT with

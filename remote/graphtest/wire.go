@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// The fake's own wire structs for Graph resources (graph-contract.md §2, §3).
-// They are written independently of the client's (package remote), so that a
-// disagreement between the two shows up in tests.
+// The fake's own wire structs for Graph resources (docs/graph-contract.md §2,
+// §3). They are written independently of the client's (package remote), so
+// that a disagreement between the two shows up in tests.
 
 // wireItem is a driveItem as the service renders it.
 type wireItem struct {
@@ -128,7 +128,8 @@ func drivePathPrefix(r *http.Request, d *drive) string {
 }
 
 // buildItem renders it as a driveItem (without $select applied). forDelta
-// omits parentReference.path, as delta responses do. Called with s.mu held.
+// omits parentReference.path, as delta responses do (unless
+// FormOptions.DeltaParentPath, on a personal drive). Called with s.mu held.
 func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *wireItem {
 	b := base(r)
 	w := &wireItem{
@@ -157,7 +158,7 @@ func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *
 		} else {
 			ref.Name = parent.Name
 		}
-		if !forDelta {
+		if !forDelta || (formsOf(r).DeltaParentPath && s.opts.DriveType != "business") {
 			ref.Path = drivePathPrefix(r, d) + s.pathOf(d, parent)
 		}
 	}

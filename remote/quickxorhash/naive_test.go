@@ -3,8 +3,8 @@ package quickxorhash
 import "encoding/binary"
 
 // naiveSum is an independent, deliberately slow implementation of the
-// definition (graph-contract.md §9): every set bit of input byte i toggles
-// bit (11·i + k) mod 160 of the accumulator, one bit at a time.
+// definition (docs/graph-contract.md §9): every set bit of input byte i
+// toggles bit (11·i + k) mod 160 of the accumulator, one bit at a time.
 func naiveSum(data []byte) [Size]byte {
 	var acc [160]bool
 	for i, b := range data {

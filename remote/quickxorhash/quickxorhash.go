@@ -1,6 +1,6 @@
 // Package quickxorhash implements OneDrive's quickXorHash, the only content
 // hash the service reports for every file on both Personal and Business
-// drives (graph-contract.md §9).
+// drives (docs/graph-contract.md §9).
 //
 // Definition: a 160-bit accumulator A starts at zero; byte i of the input is
 // rotated left by (11·i) mod 160 bits inside the 160-bit ring and XORed into

@@ -1,0 +1,645 @@
+package fs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// Pending copies: a copy_file_range that becomes a server-side copy returns
+// as soon as the service has accepted the job (docs/copy-semantics.md). The
+// destination is then a pending copy of the source's version at that
+// moment, and behaves like the finished copy:
+//
+//   - stat shows the bytes answered to the caller (the whole size for cp);
+//   - read is served from the source's version (the content cache is keyed
+//     by item id and cTag); if that version cannot be had, the read waits
+//     for the job;
+//   - write, truncate, fsync wait for the job, then work on the new item;
+//     fsync of a folder waits for the pending copies beneath it;
+//   - utimens, rename and unlink are applied locally at once, recorded in
+//     the job (copyjob.Spec.Then, durable) and applied to the new item when
+//     the job completes, by a PATCH or a DELETE — also after a restart;
+//   - the source's own uploads and deletion are held until the copies taken
+//     from it have completed, so that the service copies the version the
+//     caller saw (a held upload waits in the journal, durable);
+//   - a job that fails is completed through the byte path, from the source
+//     version copied, into the journal; only if that version is gone does
+//     the destination end with an error (EIO on read, logged with both
+//     paths).
+//
+// One binder: the job's completion (settleServerCopy, the tracker's OnDone)
+// binds the new item to the destination, or reveals it when no entry waits
+// for it (a job resumed by a later mount).
+
+// serverCopy is the server-side copy that makes a file's content: pending
+// until done is closed, then the file's item (or its staged bytes, when the
+// job failed). It lives in file.copyIn, under file.mu, and in
+// FS.pendingCopies until its job ends.
+type serverCopy struct {
+	dst     *entry       // immutable: the destination
+	src     *entry       // immutable: the source (continuation calls)
+	srcItem *remote.Item // immutable: the source version copied
+	size    int64        // immutable
+	job     string       // immutable: the copy job's id
+	done    chan struct{}
+	// answered is what the copy_file_range caller was told so far.
+	// GUARDED_BY(file.mu of dst)
+	answered int64
+	// then mirrors the job's Spec.Then: the changes to apply at completion.
+	// GUARDED_BY(file.mu of dst)
+	then copyjob.Then
+	// err says why the destination has no content (the copy failed and the
+	// source version is gone); set before done is closed.
+	err error
+}
+
+// errCopyLost: a copy failed and the source version it was taken from is no
+// longer available: the destination has no content.
+var errCopyLost = errors.New("the server-side copy failed and the source version it copied is gone")
+
+// pending reports whether the copy's job has not ended.
+func (c *serverCopy) pending() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// startPendingCopy has the service copy the source version it into r.dst's
+// folder and name and returns as soon as the job is accepted, making r.dst a
+// pending copy. fallback tells whether an error came before anything
+// happened, so that the bytes may be copied instead.
+func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item) (got int64, fallback bool, err error) {
+	f.mu.Lock()
+	parent, name := r.dst.parent, r.dst.name
+	if r.dst.removed || parent == nil || parent.item == nil {
+		f.mu.Unlock()
+		return 0, true, errRemoved
+	}
+	parentID := parent.item.ID
+	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
+	f.mu.Unlock()
+
+	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
+		DestParentID: parentID, Name: name, Conflict: remote.ConflictReplace})
+	if err != nil {
+		return 0, true, fmt.Errorf("starting the copy: %w", err)
+	}
+	got = min(r.n, it.Size)
+	f.holdSource(r.src)
+	f.addCopyWaiter(copyWaiterKey(parentID, name))
+	// The binder must not run before the copy is registered.
+	f.startMu.Lock()
+	defer f.startMu.Unlock()
+	job, err := f.copies.Add(copyjob.Spec{
+		SourceID: it.ID, SourcePath: srcPath, DestParentID: parentID, DestName: name, DestPath: dstPath,
+		MonitorURL: monitor, Size: it.Size, Origin: originCP,
+		SourceCTag: it.CTag, SourceETag: it.ETag, SourceHash: it.QuickXorHash,
+	})
+	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
+		// The service copies anyway; the next listing shows the result.
+		f.releaseSource(r.src)
+		f.doneCopyWaiter(copyWaiterKey(parentID, name))
+		return 0, false, fmt.Errorf("tracking the copy: %w", err)
+	}
+	c := &serverCopy{dst: r.dst, src: r.src, srcItem: it, size: it.Size, job: job.ID,
+		done: make(chan struct{}), answered: got}
+	fl := f.ensureFile(r.dst)
+	fl.mu.Lock()
+	f.discardLocalLocked(fl) // the empty placeholder is never sent
+	fl.copyIn = c
+	fl.setCopiedAttr(true, got)
+	fl.mu.Unlock()
+	f.mu.Lock()
+	if old := r.dst.item; old != nil {
+		// cp onto an existing file: the job replaces that item with a new
+		// one; until then the destination is a local entry.
+		if f.byID[old.ID] == r.dst {
+			delete(f.byID, old.ID)
+		}
+		f.forgetChildFSLocked(parent, r.dst)
+		r.dst.item = nil
+		f.placeFSLocked(r.dst, parent, name)
+	}
+	r.dst.mtime = f.now()
+	if f.pendingCopies == nil {
+		f.pendingCopies = make(map[string]*serverCopy)
+	}
+	f.pendingCopies[job.ID] = c
+	f.mu.Unlock()
+	return got, false, nil
+}
+
+// settleServerCopy is the binder of cp jobs (the tracker's OnDone): it
+// applies the recorded changes and binds the new item to the destination,
+// or completes a failed copy through the byte path. It runs on the
+// tracker's goroutine.
+func (f *FS) settleServerCopy(j copyjob.Job) {
+	ctx := f.bg.ctx
+	f.startMu.Lock() // a copy being registered is registered
+	f.mu.Lock()
+	c := f.pendingCopies[j.ID]
+	delete(f.pendingCopies, j.ID)
+	src := f.byID[j.SourceID]
+	f.mu.Unlock()
+	f.startMu.Unlock()
+	if c != nil {
+		src = c.src
+		defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
+	}
+	if src != nil {
+		defer f.releaseSource(src)
+	} else {
+		defer f.kickWriteback() // held uploads and deletions of a source this mount does not know
+	}
+	if c == nil {
+		f.settleResumedCopy(ctx, j)
+		return
+	}
+	fl := f.ensureFile(c.dst)
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	settled := sync.OnceFunc(func() { close(c.done) })
+	defer settled()
+	then := c.then
+	if j.State == copyjob.StateCompleted {
+		it, err := f.copiedItem(ctx, j)
+		if err == nil {
+			it, err = f.applyThen(ctx, it, then)
+		}
+		if err != nil {
+			f.log.Warn("reading the item a copy made failed; it shows up at the next listing",
+				"job", j.ID, "destination", j.DestPath, "err", err)
+			f.forgetDestination(j.DestParentID, j.DestName)
+			f.mu.Lock()
+			f.dropFSLocked(c.dst, false)
+			f.mu.Unlock()
+			c.err = err
+			return
+		}
+		if it == nil { // deleted, as recorded
+			return
+		}
+		f.mu.Lock()
+		f.bindFSLocked(c.dst, it)
+		if !then.ModTime.IsZero() {
+			c.dst.mtime = then.ModTime
+		}
+		f.mu.Unlock()
+		fl.baseCTag, fl.baseETag = it.CTag, it.ETag
+		f.notes.content(c.dst)
+		if c.answered < c.size && fl.handles.Load() == 0 {
+			// The caller stopped early and is gone: cut the item to what it
+			// was told it copied, before the copy counts as settled.
+			err := f.trimCopyLocked(ctx, c.dst, fl)
+			if err == nil {
+				err = f.finishLocked(ctx, c.dst, fl)
+			}
+			if err != nil && ctx.Err() == nil {
+				f.log.Warn("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(c.dst), "err", err)
+			}
+		}
+		return
+	}
+	f.log.Warn("the server-side copy failed; copying the bytes instead", "source", j.SourcePath,
+		"destination", f.pathOf(c.dst), "reason", j.Error)
+	if then.Delete {
+		return
+	}
+	sf, err := f.stageSourceVersion(ctx, c.srcItem, j)
+	if err != nil {
+		c.err = err
+		return
+	}
+	f.discardLocalLocked(fl)
+	fl.copyIn = c // the answered bytes still rule continuations
+	fl.staged, fl.dirty = sf, true
+	fl.setLocalAttr(true, c.size, f.copyMtime(c.srcItem, then))
+	if err := f.commitLocked(c.dst, fl); err != nil {
+		f.log.Error("journaling the bytes of a failed copy failed", "destination", f.pathOf(c.dst), "err", err)
+	}
+	// Sent now, before the copy counts as settled (`sync DIR` then means
+	// the bytes are on the service); a failure leaves them journaled.
+	err = f.trimCopyLocked(ctx, c.dst, fl)
+	if err == nil {
+		err = f.syncLocked(ctx, c.dst, fl)
+	}
+	if !fl.dirty && fl.handles.Load() == 0 {
+		f.discardLocalLocked(fl)
+	}
+	if err != nil && ctx.Err() == nil {
+		f.log.Warn("sending the bytes of a failed copy failed; they stay in the journal", "destination", f.pathOf(c.dst), "err", err)
+	}
+}
+
+// settleResumedCopy settles a cp job no entry of this mount waits for (an
+// earlier mount started it): changes recorded in the job are applied and
+// the item revealed, or a failed job's bytes are journaled for sending.
+func (f *FS) settleResumedCopy(ctx context.Context, j copyjob.Job) {
+	if j.State == copyjob.StateCompleted {
+		it, err := f.copiedItem(ctx, j)
+		if err == nil {
+			it, err = f.applyThen(ctx, it, j.Then)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				f.log.Warn("reading the item a copy made failed; it shows up at the next listing",
+					"job", j.ID, "destination", j.DestPath, "err", err)
+			}
+			f.forgetDestination(j.DestParentID, j.DestName)
+			return
+		}
+		if it != nil {
+			f.revealItem(it)
+		}
+		return
+	}
+	if j.Then.Delete {
+		return
+	}
+	f.log.Warn("a server-side copy started by an earlier mount failed; copying the bytes instead",
+		"source", j.SourcePath, "destination", j.DestPath, "reason", j.Error)
+	sf, err := f.stageSourceVersion(ctx, nil, j)
+	if err != nil {
+		return
+	}
+	_ = sf.Close()
+	rec := cache.Record{ID: sf.ID(), ParentID: j.DestParentID, Name: j.DestName,
+		ModTime: f.copyMtime(nil, j.Then)}
+	if j.Then.ParentID != "" {
+		rec.ParentID = j.Then.ParentID
+	}
+	if j.Then.Name != "" {
+		rec.Name = j.Then.Name
+	}
+	f.mu.Lock()
+	if p := f.byID[rec.ParentID]; p != nil {
+		if names, ok := f.pathNamesFSLocked(p); ok {
+			rec.DirPath = strings.Join(names, "/")
+		}
+	}
+	f.mu.Unlock()
+	if _, err := f.staging.Commit(rec); err != nil {
+		f.log.Error("journaling the bytes of a failed copy failed", "destination", j.DestPath, "err", err)
+		return
+	}
+	f.kickWriteback()
+}
+
+// stageSourceVersion stages the bytes of the source version a failed copy
+// was taken from (verified against its hash). If they cannot be had, the
+// error is logged with both paths and errCopyLost returned.
+func (f *FS) stageSourceVersion(ctx context.Context, it *remote.Item, j copyjob.Job) (*cache.StagedFile, error) {
+	if it == nil {
+		it = &remote.Item{ID: j.SourceID, CTag: j.SourceCTag, ETag: j.SourceETag, Size: j.Size, QuickXorHash: j.SourceHash}
+	}
+	sf, err := f.staging.Stage(cache.NewRecordID())
+	if err != nil {
+		return nil, err
+	}
+	err = f.copyServerContent(ctx, it, it.Size, sf)
+	if err == nil && it.QuickXorHash != "" {
+		var got string
+		if got, err = quickXorHashOf(io.NewSectionReader(sf.File(), 0, it.Size)); err == nil && got != it.QuickXorHash {
+			err = fmt.Errorf("the source changed on OneDrive: %w", remote.ErrHashMismatch)
+		}
+	}
+	if err != nil {
+		f.abandonStaged(sf)
+		f.log.Error("a server-side copy failed and the source version it copied is no longer available; the destination has no content",
+			"source", j.SourcePath, "destination", j.DestPath, "err", err)
+		return nil, fmt.Errorf("%w: %w", errCopyLost, err)
+	}
+	return sf, nil
+}
+
+// copyMtime is the mtime of a copy made by bytes: the recorded one, else the
+// source's.
+func (f *FS) copyMtime(src *remote.Item, then copyjob.Then) time.Time {
+	switch {
+	case !then.ModTime.IsZero():
+		return then.ModTime
+	case src != nil && !itemMtime(src).IsZero():
+		return itemMtime(src)
+	}
+	return f.now()
+}
+
+// applyThen applies the changes recorded while the job ran to the item it
+// made: a move, a rename, times (one PATCH), or a deletion (nil item).
+func (f *FS) applyThen(ctx context.Context, it *remote.Item, then copyjob.Then) (*remote.Item, error) {
+	if then.Delete {
+		err := f.remote.Delete(ctx, it.ID, "")
+		if err != nil && !errors.Is(err, remote.ErrNotFound) {
+			return nil, err
+		}
+		return nil, nil
+	}
+	var u remote.ItemUpdate
+	if then.Name != "" && then.Name != it.Name {
+		u.Name = then.Name
+	}
+	if then.ParentID != "" && then.ParentID != it.ParentID {
+		u.ParentID = then.ParentID
+	}
+	u.FSModified = then.ModTime
+	if u.Name == "" && u.ParentID == "" && u.FSModified.IsZero() {
+		return it, nil
+	}
+	return f.remote.Update(ctx, it.ID, u)
+}
+
+// recordThenLocked records a change to a pending copy's destination in its
+// job, durably. Requires the destination's file.mu.
+func (f *FS) recordThenLocked(c *serverCopy, fn func(*copyjob.Then)) {
+	fn(&c.then)
+	if _, err := f.copies.Amend(c.job, func(s *copyjob.Spec) { fn(&s.Then) }); err != nil {
+		f.log.Warn("recording a change to a copy still being made failed; it is applied when the copy completes, unless the mount stops first",
+			"job", c.job, "err", err)
+	}
+}
+
+// pendingCopyLocked returns fl's pending copy, nil if none. Requires
+// fl.mu.
+func pendingCopyLocked(fl *file) *serverCopy {
+	if c := fl.copyIn; c != nil && c.pending() {
+		return c
+	}
+	return nil
+}
+
+// waitCopyLocked waits until no server-side copy into fl is pending,
+// releasing fl.mu meanwhile, and returns the copy's error if it left the
+// file without content. Requires fl.mu.
+func (f *FS) waitCopyLocked(ctx context.Context, fl *file) error {
+	for c := pendingCopyLocked(fl); c != nil; c = pendingCopyLocked(fl) {
+		fl.mu.Unlock()
+		_, err := f.copies.Wait(ctx, c.job)
+		if err == nil || errors.Is(err, copyjob.ErrNotFound) {
+			select {
+			case <-c.done:
+				err = nil
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		fl.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
+	if c := fl.copyIn; c != nil && c.err != nil {
+		return c.err
+	}
+	return nil
+}
+
+// waitCopiesUnder waits for the pending copies into dir and the folders
+// beneath it (fsync of a folder: `sync DIR`).
+func (f *FS) waitCopiesUnder(ctx context.Context, dir *entry) error {
+	for {
+		f.mu.Lock()
+		var c *serverCopy
+		for _, pc := range f.pendingCopies {
+			if f.isUnderFSLocked(pc.dst, dir) { // unlinked ones too: their deletion is still to land
+				c = pc
+				break
+			}
+		}
+		f.mu.Unlock()
+		if c == nil {
+			return nil
+		}
+		if _, err := f.copies.Wait(ctx, c.job); err != nil && !errors.Is(err, copyjob.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// isUnderFSLocked reports whether e is dir or beneath it. Requires FS.mu.
+func (f *FS) isUnderFSLocked(e, dir *entry) bool {
+	for p := e; p != nil; p = p.parent {
+		if p == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// holdSource holds src's own uploads and deletion while a copy taken from
+// it runs.
+func (f *FS) holdSource(src *entry) {
+	fl := f.ensureFile(src)
+	fl.mu.Lock()
+	fl.holds++
+	fl.mu.Unlock()
+}
+
+// releaseSource ends a hold of holdSource; the last one lets the held
+// upload and deletion go.
+func (f *FS) releaseSource(src *entry) {
+	fl := f.ensureFile(src)
+	fl.mu.Lock()
+	fl.holds--
+	held := fl.holds == 0 && fl.dirty
+	fl.mu.Unlock()
+	if held {
+		f.kickWriteback()
+	}
+	f.mu.Lock()
+	id := ""
+	if src.item != nil && f.deferredDeletes[src.item.ID] {
+		id = src.item.ID
+	}
+	f.mu.Unlock()
+	if id != "" {
+		f.kickWriteback()
+	}
+}
+
+// deferredDeletesKey is where the deletions held for running copies are
+// kept in cache.State (a JSON array of item ids).
+const deferredDeletesKey = "deferredDeletes"
+
+// deferDelete records that item id is to be deleted once the copies taken
+// from it have completed (durably: a restart still deletes it).
+func (f *FS) deferDelete(id string) {
+	f.mu.Lock()
+	if f.deferredDeletes == nil {
+		f.deferredDeletes = make(map[string]bool)
+	}
+	f.deferredDeletes[id] = true
+	f.mu.Unlock()
+	f.saveDeferredDeletes()
+}
+
+func (f *FS) saveDeferredDeletes() {
+	f.mu.Lock()
+	ids := make([]string, 0, len(f.deferredDeletes))
+	for id := range f.deferredDeletes {
+		ids = append(ids, id)
+	}
+	f.mu.Unlock()
+	b, _ := json.Marshal(ids)
+	if err := f.state.Save(deferredDeletesKey, string(b)); err != nil {
+		f.log.Warn("saving the deletions held for running copies failed", "err", err)
+	}
+}
+
+// loadDeferredDeletes reads the deletions an earlier mount held.
+func (f *FS) loadDeferredDeletes() {
+	v, ok := f.state.Load(deferredDeletesKey)
+	if !ok {
+		return
+	}
+	var ids []string
+	if json.Unmarshal([]byte(v), &ids) != nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if f.deferredDeletes == nil {
+			f.deferredDeletes = make(map[string]bool)
+		}
+		f.deferredDeletes[id] = true
+	}
+}
+
+// copiedFrom reports whether a copy job not yet settled was taken from item
+// id (its uploads and deletion are then held).
+func (f *FS) copiedFrom(id string) bool {
+	if f.copies == nil || id == "" {
+		return false
+	}
+	if len(f.copies.PendingWhere(func(j *copyjob.Job) bool { return j.SourceID == id && j.Origin == originCP })) > 0 {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.pendingCopies {
+		if c.srcItem.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// sendDeferredDeletes deletes the held items no copy needs any more, and
+// reports how many still wait.
+func (f *FS) sendDeferredDeletes(ctx context.Context) (left int) {
+	f.mu.Lock()
+	var ids []string
+	for id := range f.deferredDeletes {
+		ids = append(ids, id)
+	}
+	f.mu.Unlock()
+	changed := false
+	for _, id := range ids {
+		if f.copiedFrom(id) {
+			left++
+			continue
+		}
+		if err := f.remote.Delete(ctx, id, ""); err != nil && !errors.Is(err, remote.ErrNotFound) {
+			left++
+			continue
+		}
+		f.mu.Lock()
+		delete(f.deferredDeletes, id)
+		f.mu.Unlock()
+		changed = true
+	}
+	if changed {
+		f.saveDeferredDeletes()
+	}
+	return left
+}
+
+// pendingSummary is what is still to reach the service under a path: the
+// value of the user.onedrive.pending attribute (`onedrivefs wait`).
+type pendingSummary struct {
+	Copies      int   `json:"copies"`      // server-side copies not completed
+	CopyBytes   int64 `json:"copyBytes"`   // their sizes
+	Uploads     int   `json:"uploads"`     // files with changes not on the service
+	UploadBytes int64 `json:"uploadBytes"` // their sizes
+}
+
+// pendingUnder sums what is pending at e or beneath it.
+func (f *FS) pendingUnder(e *entry) pendingSummary {
+	var s pendingSummary
+	f.mu.Lock()
+	for _, c := range f.pendingCopies {
+		if !c.dst.unlinked && f.isUnderFSLocked(c.dst, e) {
+			s.Copies++
+			s.CopyBytes += c.size
+		}
+	}
+	var files []*file
+	for _, je := range f.journaled {
+		if !je.unlinked && je.file != nil && f.isUnderFSLocked(je, e) {
+			files = append(files, je.file)
+		}
+	}
+	f.mu.Unlock()
+	for _, fl := range files {
+		if size, _, ok := fl.localAttr(); ok {
+			s.Uploads++
+			s.UploadBytes += size
+		}
+	}
+	return s
+}
+
+// waitPendingUnder waits for the copies pending at or beneath dir, then
+// sends the journaled changes there at once; it fails if some could not be
+// sent (`sync DIR`).
+func (f *FS) waitPendingUnder(ctx context.Context, dir *entry) error {
+	if err := f.waitCopiesUnder(ctx, dir); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	var todo []*entry
+	for _, je := range f.journaled {
+		if !je.unlinked && f.isUnderFSLocked(je, dir) {
+			todo = append(todo, je)
+		}
+	}
+	f.mu.Unlock()
+	var errs []error
+	for _, e := range todo {
+		fl := f.fileOf(e)
+		if fl == nil {
+			continue
+		}
+		fl.mu.Lock()
+		var err error
+		if fl.dirty && fl.holds == 0 {
+			err = f.syncLocked(ctx, e, fl)
+			if err == nil && fl.dirty {
+				err = fmt.Errorf("%s: the change could not be sent yet; it is kept in the journal", f.pathOf(e))
+			}
+		}
+		fl.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
