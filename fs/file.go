@@ -119,19 +119,16 @@ type handle struct {
 	f  *FS
 	e  *entry
 	st *file
-	ra *cache.Readahead
-
-	raBusy atomic.Bool // a background read-ahead of this handle is running
+	ra *cache.Readahead // the handle's sequential runs and its stream (read.go)
 
 	mu sync.Mutex
 	ce *cache.Entry // GUARDED_BY(mu): content-cache handle of the version being read
 }
 
-// Read-ahead window bounds, and the smallest range fetched for a read.
+// Read-ahead window bounds: how far a stream runs ahead of its reader.
 const (
 	readaheadMin = 1 << 20
 	readaheadMax = 16 << 20
-	minFetch     = 1 << 20
 )
 
 // open returns a handle on file e. truncate empties it (O_TRUNC).

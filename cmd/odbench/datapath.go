@@ -164,22 +164,13 @@ const loopbackArg = "loopback-serve"
 // uses when root: the kernel then reads the backing file itself), so every
 // read is served by this process, as onedrivefs serves its reads.
 func serveLoopback(dir, mnt, mode string) error {
-	var st syscall.Stat_t
-	if err := syscall.Stat(dir, &st); err != nil {
+	rootNode, err := gofs.NewLoopbackRoot(dir)
+	if err != nil {
 		return err
 	}
-	lr := &gofs.LoopbackRoot{Path: dir, Dev: st.Dev}
 	if mode == "daemon" {
-		lr.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, _ string, _ *syscall.Stat_t) gofs.InodeEmbedder {
-			return &daemonNode{gofs.LoopbackNode{RootData: r}}
-		}
+		rootNode = &daemonNode{rootNode.(*gofs.LoopbackNode)}
 	}
-	root := lr.NewNode
-	var rootNode gofs.InodeEmbedder = &gofs.LoopbackNode{RootData: lr}
-	if root != nil {
-		rootNode = root(lr, nil, "", &st)
-	}
-	lr.RootNode = rootNode
 	server, err := gofs.Mount(mnt, rootNode, &gofs.Options{MountOptions: fuse.MountOptions{
 		FsName: "odbench-loopback", Name: "loopback", DirectMount: os.Geteuid() == 0,
 		MaxWrite: 1 << 20, MaxReadAhead: 1 << 20, DisableSplice: true,
@@ -202,8 +193,15 @@ func serveLoopback(dir, mnt, mode string) error {
 	return nil
 }
 
-// daemonNode is a loopback node whose open files have no passthrough.
-type daemonNode struct{ gofs.LoopbackNode }
+// daemonNode is a loopback node whose open files have no passthrough; its
+// children are daemonNodes too.
+type daemonNode struct{ *gofs.LoopbackNode }
+
+var _ = (gofs.NodeWrapChilder)((*daemonNode)(nil))
+
+func (n *daemonNode) WrapChild(ctx context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	return &daemonNode{ops.(*gofs.LoopbackNode)}
+}
 
 func (n *daemonNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
