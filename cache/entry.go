@@ -621,8 +621,27 @@ type Span struct {
 // Fd is the data file's descriptor, valid until Release.
 func (s *Span) Fd() uintptr { return s.f.Fd() }
 
-// Release unpins the span; it is idempotent.
-func (s *Span) Release() { _ = s.h.Release() }
+// Release unpins the span; it is idempotent. The span's pages leave the
+// process's mapping (they stay in the page cache): a file read once does
+// not stay in the daemon's resident set.
+func (s *Span) Release() {
+	if s.h.released.Load() {
+		return
+	}
+	if s.Data != nil {
+		e := s.h.e
+		e.mu.Lock()
+		if m := e.mapped; m != nil {
+			page := int64(os.Getpagesize())
+			start := s.Off &^ (page - 1)
+			end := min((s.Off+int64(s.Len)+page-1)&^(page-1), int64(len(m)))
+			_ = syscall.Madvise(m[start:end], syscall.MADV_DONTNEED)
+		}
+		e.mu.Unlock()
+	}
+	_ = s.h.Release()
+}
+
 
 // Span pins the cached bytes at off, up to n of them: the run of present
 // bytes there, cut at n and at the end of the file. Errors are those of

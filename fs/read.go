@@ -272,6 +272,21 @@ func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
 	return fuse.ReadResultFd(r.sp.Fd(), r.sp.Off, r.sp.Len).Bytes(buf)
 }
 
+// Slices hands go-fuse the reply as the mapping's bytes, which it writes to
+// /dev/fuse before calling Done (go-fuse calls Done right after Bytes, before
+// the write, for a result that is not a slice list, which would let the
+// mapping go while the kernel still reads it).
+func (r spanResult) Slices() ([][]byte, fuse.Status) {
+	if r.sp.Data != nil {
+		return [][]byte{r.sp.Data}, fuse.OK
+	}
+	b, st := r.Bytes(make([]byte, r.sp.Len))
+	if st.Ok() && len(b) != r.sp.Len {
+		return nil, fuse.EIO // the header already says Len bytes
+	}
+	return [][]byte{b}, st
+}
+
 func (r spanResult) Size() int { return r.sp.Len }
 
 func (r spanResult) Done() { r.sp.Release() }
