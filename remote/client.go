@@ -21,11 +21,11 @@ const FragmentUnit = 320 << 10
 
 const (
 	// defaultFragmentSize: 40 MiB. Measured with BenchmarkUploadFragmentSize
-	// (256 MiB through the fake): without latency every size from 5 to
-	// 59.7 MiB runs at about the same speed; with 20 ms per fragment
-	// request, 40 MiB uploads 1.7x faster than 10 MiB (7 requests instead
-	// of 26). Much past it the gain is small, and a fragment cut by a
-	// broken connection is sent again whole.
+	// (256 MiB through the fake, 2026-12-04): without latency every size
+	// from 5 to 59.7 MiB uploads at 670-700 MB/s; with 20 ms per fragment
+	// request, 10 MiB gives 281 MB/s, 20 MiB 389, 40 MiB 478, 59.7 MiB 459.
+	// A fragment cut by a broken connection is sent again whole, which
+	// bounds it from above.
 	defaultFragmentSize      = 128 * FragmentUnit
 	maxFragmentSize          = 60 << 20 // fragments must stay below 60 MiB
 	defaultSimpleUploadLimit = 4 << 20
