@@ -642,7 +642,6 @@ func (s *Span) Release() {
 	_ = s.h.Release()
 }
 
-
 // Span pins the cached bytes at off, up to n of them: the run of present
 // bytes there, cut at n and at the end of the file. Errors are those of
 // ReadAt: io.EOF at or past the end, ErrNotPresent when the byte at off is
