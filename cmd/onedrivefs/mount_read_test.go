@@ -244,8 +244,11 @@ func TestMountCacheBudgetHoldsWithStreamedReads(t *testing.T) {
 			assert.LessOrEqual(t, used, int64(budget+1<<20), "after reading %s: %d bytes cached", name, used)
 		}
 	}
+	// Each read downloads its file once; a stream may also receive and
+	// discard a short run (at most 2 MiB) that a concurrent read of the
+	// kernel's read-ahead fetched first.
 	st := env.srv.Stats()
-	assert.LessOrEqual(t, st.BytesDownloaded, int64(10*size), "each read downloads its file at most once")
+	assert.LessOrEqual(t, st.BytesDownloaded, int64(10*(size+2<<20)), "each read downloads its file about once")
 }
 
 // A file written through the mount reads back after a remount: with the old
@@ -280,5 +283,6 @@ func TestMountWrittenFileReadableAfterRemount(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(data, got), "with an empty cache")
 	st := env.srv.Stats()
-	assert.Equal(t, int64(len(data)), st.BytesDownloaded, "downloaded from the service, once: %v", st.Requests)
+	assert.GreaterOrEqual(t, st.BytesDownloaded, int64(len(data)), "downloaded from the service: %v", st.Requests)
+	assert.LessOrEqual(t, st.BytesDownloaded, int64(len(data)+2<<20), "once (a stream may discard a short run): %v", st.Requests)
 }
