@@ -4,10 +4,13 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // Errors of the content cache. Compare with errors.Is.
@@ -48,6 +51,10 @@ type ContentOptions struct {
 	// Logger receives debug lines (evictions, going over budget) and warnings
 	// (discarded entries on load, failed persistence). nil discards.
 	Logger *slog.Logger
+	// StreamIdle is how long a Stream waits at its pace's limit (its reader
+	// stopped reading) before it ends and gives its connection back; the
+	// next read starts another. 0 means 30 s.
+	StreamIdle time.Duration
 }
 
 // ContentStats is a snapshot of the cache's bookkeeping.
@@ -78,9 +85,10 @@ type ContentStats struct {
 // Lock order: Content.mu, then entry.persistMu, then entry.mu. Code holding
 // entry.mu or entry.persistMu never acquires Content.mu.
 type Content struct {
-	dir string
-	max int64
-	log *slog.Logger
+	dir        string
+	max        int64
+	log        *slog.Logger
+	streamIdle time.Duration
 
 	mu         sync.Mutex
 	byID       map[string]*entry // guarded by mu; the indexed entry of each item id
@@ -104,11 +112,15 @@ func OpenContent(opts ContentOptions) (*Content, error) {
 		return nil, fmt.Errorf("cache: create content dir: %w", err)
 	}
 	c := &Content{
-		dir:  opts.Dir,
-		max:  opts.MaxBytes,
-		log:  orDiscard(opts.Logger),
-		byID: make(map[string]*entry),
-		idle: list.New(),
+		dir:        opts.Dir,
+		max:        opts.MaxBytes,
+		log:        orDiscard(opts.Logger),
+		streamIdle: opts.StreamIdle,
+		byID:       make(map[string]*entry),
+		idle:       list.New(),
+	}
+	if c.streamIdle <= 0 {
+		c.streamIdle = 30 * time.Second
 	}
 	if err := c.load(); err != nil {
 		return nil, err
@@ -159,6 +171,108 @@ func (c *Content) Open(key Key, size int64) (*Entry, error) {
 	if e.idleElem != nil {
 		c.idle.Remove(e.idleElem)
 		e.idleElem = nil
+	}
+	e.refs++
+	return &Entry{e: e}, nil
+}
+
+// Adopt makes the file at path the complete cached content of key (the
+// version just uploaded from it, say), so that reading it back downloads
+// nothing. The file is moved into the cache (renamed: the staging and
+// content directories share a file system; a copy when they do not), so
+// the caller must not use path afterwards, and must not have it open for
+// writing. Its size must be size. Any cached version of the item is
+// dropped first, as by Open of a new cTag. The entry is persisted at once
+// and becomes idle: it is evicted like any other when over budget.
+func (c *Content) Adopt(key Key, size int64, path string) error {
+	if key.ID == "" {
+		return errors.New("cache: empty item id")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	if !fi.Mode().IsRegular() || fi.Size() != size {
+		return fmt.Errorf("cache: adopt: %s is %d bytes (%v), expected a regular file of %d", path, fi.Size(), fi.Mode().Type(), size)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if old := c.byID[key.ID]; old != nil {
+		c.dropLocked(old, ErrDropped)
+	}
+	e := &entry{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
+	_ = os.Remove(e.sidecarPath())
+	if err := moveFile(path, e.dataPath()); err != nil {
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	f, err := os.OpenFile(e.dataPath(), os.O_RDWR, 0)
+	if err != nil {
+		_ = os.Remove(e.dataPath())
+		return fmt.Errorf("cache: adopt: %w", err)
+	}
+	e.f = f
+	e.present.Add(0, size)
+	e.gen++
+	e.indexed = true
+	e.accounted = size
+	c.used += size
+	c.byID[key.ID] = e
+	e.persistMu.Lock()
+	err = c.persistLocked(e)
+	e.persistMu.Unlock()
+	e.mu.Lock()
+	e.f = nil
+	e.mu.Unlock()
+	_ = f.Close()
+	if err != nil {
+		c.dropLocked(e, ErrDropped)
+		return err
+	}
+	e.idleElem = c.idle.PushFront(e)
+	c.evictLocked()
+	return nil
+}
+
+// moveFile renames src to dst, or copies it (and removes src) when they are
+// on different file systems.
+func moveFile(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil || !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		_ = os.Remove(dst)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		_ = os.Remove(dst)
+		return err
+	}
+	return os.Remove(src)
+}
+
+// ref returns another handle on e, which the caller already holds one on.
+func (c *Content) ref(e *entry) (*Entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if e.refs == 0 {
+		return nil, ErrReleased
 	}
 	e.refs++
 	return &Entry{e: e}, nil
@@ -275,10 +389,13 @@ func (c *Content) release(e *entry) error {
 // nothing worth keeping.
 func (c *Content) idleLocked(e *entry) {
 	e.mu.Lock()
-	f := e.f
-	e.f = nil
+	f, m := e.f, e.mapped
+	e.f, e.mapped = nil, nil
 	empty := e.present.Covered() == 0
 	e.mu.Unlock()
+	if m != nil {
+		_ = syscall.Munmap(m) // no Span is left: each holds a reference
+	}
 	if f != nil {
 		_ = f.Close()
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // FetchFunc downloads bytes [off, off+n) of the item and streams them, in
@@ -39,6 +41,7 @@ type entry struct {
 
 	mu       sync.Mutex
 	f        *os.File      // guarded by mu; open while refs > 0
+	mapped   []byte        // guarded by mu; f mapped read-only for Spans, from the first until refs == 0
 	present  RangeSet      // guarded by mu; bytes valid in the data file
 	verified bool          // guarded by mu
 	gen      uint64        // guarded by mu; bumped on every change to present/verified
@@ -52,7 +55,8 @@ type entry struct {
 // flight is one FetchFunc call in progress, for a range no other flight
 // covers. Other Fetch calls that need bytes in it wait instead of fetching.
 type flight struct {
-	r      Range
+	r      Range                   // claimed bytes; a stream's End grows as it is paced on
+	pace   Pace                    // non-nil for a stream: it may claim further, up to pace's limit
 	cancel context.CancelCauseFunc // cancels the fetch (entry dropped)
 	// Set under entry.mu when the fetch returns.
 	finished  bool
@@ -247,17 +251,29 @@ func (h *Entry) Fetch(ctx context.Context, off, length int64, fetch FetchFunc) e
 	}
 }
 
+// spanLocked is the range fl stands for: its claim, and for a stream also
+// what it will fetch without anybody reading further (up to its pace's
+// limit), so that nobody else fetches those bytes. Caller holds e.mu.
+func (e *entry) spanLocked(fl *flight) Range {
+	if fl.pace == nil || fl.finished {
+		return fl.r
+	}
+	lim, _ := fl.pace.Limit()
+	return Range{fl.r.Start, min(max(fl.r.End, lim), e.size)}
+}
+
 // planLocked picks the first part of missing that no flight covers (claim),
 // or, when flights cover all of it, returns those flights to wait for.
 func (e *entry) planLocked(missing []Range) (claim Range, waitFor []*flight) {
 	for _, m := range missing {
-		if r, ok := firstUncovered(m, e.flights); ok {
+		if r, ok := e.firstUncoveredLocked(m); ok {
 			return r, nil
 		}
 	}
 	for _, fl := range e.flights {
+		sp := e.spanLocked(fl)
 		for _, m := range missing {
-			if fl.r.Start < m.End && m.Start < fl.r.End {
+			if sp.Start < m.End && m.Start < sp.End {
 				waitFor = append(waitFor, fl)
 				break
 			}
@@ -266,22 +282,27 @@ func (e *entry) planLocked(missing []Range) (claim Range, waitFor []*flight) {
 	return Range{}, waitFor
 }
 
-// firstUncovered returns the first sub-range of m that no flight covers.
-func firstUncovered(m Range, flights []*flight) (Range, bool) {
+// firstUncoveredLocked returns the first sub-range of m that no flight
+// covers. Caller holds e.mu.
+func (e *entry) firstUncoveredLocked(m Range) (Range, bool) {
+	spans := make([]Range, len(e.flights))
+	for i, fl := range e.flights {
+		spans[i] = e.spanLocked(fl)
+	}
 	pos := m.Start
 	for pos < m.End {
 		advanced := false
-		for _, fl := range flights {
-			if fl.r.Start <= pos && pos < fl.r.End {
-				pos = fl.r.End
+		for _, sp := range spans {
+			if sp.Start <= pos && pos < sp.End {
+				pos = sp.End
 				advanced = true
 			}
 		}
 		if !advanced {
 			end := m.End
-			for _, fl := range flights {
-				if fl.r.Start > pos && fl.r.Start < end {
-					end = fl.r.Start
+			for _, sp := range spans {
+				if sp.Start > pos && sp.Start < end {
+					end = sp.Start
 				}
 			}
 			return Range{pos, end}, true
@@ -290,18 +311,38 @@ func firstUncovered(m Range, flights []*flight) (Range, bool) {
 	return Range{}, false
 }
 
-// run calls fetch for fl and records the outcome for the waiters.
+// run calls fetch for fl and records the outcome for the waiters. A stream
+// asks for everything up to the end of the file and is cut short by its
+// writer (errStreamEnd) where it cannot go on; the flight it ends with may
+// be a later one than fl (see rangeWriter.room).
 func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch FetchFunc) error {
-	w := &rangeWriter{e: e, f: f, pos: fl.r.Start, end: fl.r.End}
-	err := fetch(fctx, fl.r.Start, fl.r.Len(), w)
-	switch {
-	case err == nil && w.err != nil:
-		err = w.err // fetch swallowed a write error
-	case err == nil && w.pos < w.end:
-		err = fmt.Errorf("cache: fetch of %v ended after %d bytes: %w",
-			fl.r, w.pos-fl.r.Start, io.ErrUnexpectedEOF)
+	w := &rangeWriter{e: e, f: f, fl: fl, ctx: fctx, pos: fl.r.Start}
+	n := fl.r.Len()
+	if fl.pace != nil {
+		n = e.size - fl.r.Start
+	}
+	err := fetch(fctx, fl.r.Start, n, w)
+	if fl.pace != nil && errors.Is(err, errStreamEnd) {
+		err = nil
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	fl = w.fl
+	end := fl.r.End
+	switch {
+	case err == nil && w.err != nil && !errors.Is(w.err, errStreamEnd):
+		err = w.err // fetch swallowed a write error
+	case err == nil && w.pos < end:
+		err = fmt.Errorf("cache: fetch of %v ended after %d bytes: %w",
+			Range{fl.r.Start, end}, w.pos-fl.r.Start, io.ErrUnexpectedEOF)
+	}
+	e.finishLocked(fl, err, ctx.Err() != nil)
+	return fl.err
+}
+
+// finishLocked records the outcome of fl, removes it from the flights and
+// wakes the waiters. Caller holds e.mu.
+func (e *entry) finishLocked(fl *flight, err error, abandoned bool) {
 	if err != nil && e.gone != nil {
 		err = e.gone
 	}
@@ -312,56 +353,342 @@ func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch Fet
 		}
 	}
 	fl.finished, fl.err = true, err
-	fl.abandoned = err != nil && ctx.Err() != nil
+	fl.abandoned = err != nil && abandoned
 	e.broadcastLocked()
-	e.mu.Unlock()
-	return err
 }
 
-var errOverrun = errors.New("cache: fetch wrote past the requested range")
+var (
+	errOverrun = errors.New("cache: fetch wrote past the requested range")
+	// errStreamEnd stops a stream's fetch where its next bytes are already
+	// present or claimed by another flight.
+	errStreamEnd = errors.New("cache: stream reached bytes present or fetched by another")
+)
 
 // rangeWriter is the io.Writer a FetchFunc streams into: it writes each chunk
-// at its offset in the data file and marks it present at once.
+// at its offset in the data file and marks it present at once. For a stream
+// it extends the flight's claim as its pace allows, and blocks while the
+// pace holds it back.
 type rangeWriter struct {
-	e        *entry
-	f        *os.File
-	pos, end int64
-	err      error // first error returned to the fetch
+	e      *entry
+	f      *os.File
+	fl     *flight         // the flight being written; a stream moves to a new one past a skip
+	ctx    context.Context // the fetch's context: waiting on the pace honours it
+	pos    int64
+	skipTo int64 // a stream discards the bytes before skipTo (present or another's)
+	err    error // first error returned to the fetch
 }
+
+// maxStreamSkip is the longest run of bytes (present, or another flight's)
+// a stream reads past and discards rather than stopping: stopping wastes
+// what the connection already carries, often more.
+const maxStreamSkip = 2 << 20
 
 func (w *rangeWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	var over bool
-	if room := w.end - w.pos; int64(len(p)) > room {
-		p, over = p[:room], true
+	written := 0
+	for len(p) > 0 {
+		if w.pos < w.skipTo {
+			k := int(min(int64(len(p)), w.skipTo-w.pos))
+			w.pos += int64(k)
+			written += k
+			p = p[k:]
+			continue
+		}
+		room, err := w.room()
+		if err == nil && room == 0 {
+			if w.pos < w.skipTo {
+				continue
+			}
+			err = errOverrun
+		}
+		if err != nil {
+			w.err = err
+			return written, err
+		}
+		chunk := p[:min(room, int64(len(p)))]
+		n, err := w.f.WriteAt(chunk, w.pos)
+		if n > 0 {
+			e := w.e
+			e.mu.Lock()
+			gone := e.gone
+			var added int64
+			if gone == nil {
+				added = e.present.Add(w.pos, int64(n))
+				e.gen++
+				e.broadcastLocked()
+			}
+			e.mu.Unlock()
+			e.c.grow(e, added)
+			w.pos += int64(n)
+			written += n
+			p = p[n:]
+			if gone != nil && err == nil {
+				err = gone
+			}
+		}
+		if err != nil {
+			w.err = err
+			return written, err
+		}
 	}
-	n, err := w.f.WriteAt(p, w.pos)
-	if n > 0 {
-		e := w.e
+	return written, nil
+}
+
+// room returns how many bytes may be written at w.pos: what is left of the
+// claim, which a stream extends (waiting for its pace when needed). 0 means
+// the fetch overran what it was asked for, unless it set w.skipTo: a stream
+// that meets a short run of bytes present or claimed by another flight ends
+// its flight there and goes on with a new one after them, discarding what
+// it receives in between.
+func (w *rangeWriter) room() (int64, error) {
+	e := w.e
+	for {
+		fl := w.fl
 		e.mu.Lock()
-		gone := e.gone
-		var added int64
-		if gone == nil {
-			added = e.present.Add(w.pos, int64(n))
-			e.gen++
-			e.broadcastLocked()
+		if e.gone != nil {
+			err := e.gone
+			e.mu.Unlock()
+			return 0, err
+		}
+		if w.pos < fl.r.End || fl.pace == nil || w.pos >= e.size {
+			room := max(fl.r.End-w.pos, 0)
+			e.mu.Unlock()
+			return room, nil
+		}
+		stop := e.present.NextStart(w.pos, e.size)
+		if e.present.RunEnd(w.pos) > w.pos {
+			stop = w.pos
+		}
+		for _, o := range e.flights {
+			if o == fl {
+				continue
+			}
+			if o.r.Start <= w.pos && w.pos < o.r.End {
+				stop = w.pos
+			} else if o.r.Start > w.pos {
+				stop = min(stop, o.r.Start)
+			}
+		}
+		if stop <= w.pos {
+			skipEnd := e.present.RunEnd(w.pos)
+			for _, o := range e.flights {
+				if o != fl && o.r.Start <= w.pos && w.pos < o.r.End {
+					skipEnd = max(skipEnd, o.r.End)
+				}
+			}
+			if skipEnd <= w.pos || skipEnd-w.pos > maxStreamSkip || skipEnd >= e.size {
+				e.mu.Unlock()
+				return 0, errStreamEnd
+			}
+			next := &flight{r: Range{skipEnd, skipEnd}, pace: fl.pace, cancel: fl.cancel}
+			e.finishLocked(fl, nil, false)
+			e.flights = append(e.flights, next)
+			w.fl, w.skipTo = next, skipEnd
+			e.mu.Unlock()
+			return 0, nil
+		}
+		lim, moved := fl.pace.Limit()
+		if end := min(lim, stop); end > w.pos {
+			fl.r.End = end
+			e.mu.Unlock()
+			return end - w.pos, nil
 		}
 		e.mu.Unlock()
-		e.c.grow(e, added)
-		w.pos += int64(n)
-		if gone != nil && err == nil {
-			err = gone
+		idle := time.NewTimer(e.c.streamIdle)
+		select {
+		case <-moved:
+			idle.Stop()
+		case <-w.ctx.Done():
+			idle.Stop()
+			return 0, context.Cause(w.ctx)
+		case <-idle.C:
+			// The reader stopped reading: give the connection back
+			// rather than hold it open until the service drops it.
+			return 0, errStreamEnd
 		}
 	}
-	if err == nil && over {
-		err = errOverrun
+}
+
+// Pace bounds how far ahead a Stream fetches: Limit returns the offset it
+// may fetch up to, and a channel closed when that may have changed.
+// Readahead is the fs's Pace. Limit is called with the entry's lock held:
+// it must not call back into the cache.
+type Pace interface {
+	Limit() (int64, <-chan struct{})
+}
+
+// Stream is one fetch for a sequential reader: a single request from an
+// offset toward the end of the file, consumed as it arrives and paced so
+// that it runs at most its Pace's limit ahead. It stops where the bytes
+// ahead are already present or being fetched by another, when the entry is
+// dropped, and when its context ends. Readers need nothing of it: Fetch
+// and ReadAt wait for and find its bytes as for any flight.
+type Stream struct {
+	h      *Entry // its own handle: the entry stays pinned while it runs
+	fl     *flight
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	once   sync.Once
+}
+
+// StartStream claims the bytes from off for a stream paced by pace and
+// returns it; Run (or Abandon) must then be called exactly once, typically
+// on a background goroutine. It returns nil, with no error, when there is
+// nothing to stream at off: it is past the end, present, or already being
+// fetched. ctx bounds the stream's life (cancel it to stop the stream).
+func (h *Entry) StartStream(ctx context.Context, off int64, pace Pace) (*Stream, error) {
+	if h.released.Load() {
+		return nil, ErrReleased
 	}
+	e := h.e
+	sh, err := e.c.ref(e)
 	if err != nil {
-		w.err = err
+		return nil, err
 	}
-	return n, err
+	e.mu.Lock()
+	var r Range
+	ok := false
+	if e.gone == nil && off >= 0 && off < e.size && e.present.RunEnd(off) == off {
+		r, ok = e.firstUncoveredLocked(Range{off, e.present.NextStart(off, e.size)})
+	}
+	if !ok || r.Start != off {
+		gone := e.gone
+		e.mu.Unlock()
+		_ = sh.Release()
+		return nil, gone
+	}
+	lim, _ := pace.Limit()
+	fctx, cancel := context.WithCancelCause(ctx)
+	fl := &flight{r: Range{off, min(max(lim, off+1), r.End)}, pace: pace, cancel: cancel}
+	e.flights = append(e.flights, fl)
+	e.mu.Unlock()
+	return &Stream{h: sh, fl: fl, ctx: fctx, cancel: cancel}, nil
+}
+
+// Start is the offset the stream started at.
+func (s *Stream) Start() int64 { return s.fl.r.Start }
+
+// Run fetches the stream's bytes with fetch until the end of the file, or
+// until it stops (see Stream), and releases the stream's handle. Bytes
+// written before a failure stay present; a fetch that overran the file
+// discards the entry, as in Fetch.
+func (s *Stream) Run(fetch FetchFunc) error {
+	err := ErrReleased
+	s.once.Do(func() {
+		defer s.h.Release()
+		e := s.h.e
+		e.mu.Lock()
+		f := e.f
+		e.mu.Unlock()
+		err = e.run(s.ctx, s.ctx, s.fl, f, fetch)
+		s.cancel(nil)
+		if errors.Is(err, errOverrun) {
+			s.h.Discard()
+		}
+	})
+	return err
+}
+
+// Abandon gives up a stream that will not Run (its goroutine could not be
+// started): its claim is withdrawn, and readers waiting on it fetch the
+// bytes themselves.
+func (s *Stream) Abandon() {
+	s.once.Do(func() {
+		defer s.h.Release()
+		e := s.h.e
+		e.mu.Lock()
+		e.finishLocked(s.fl, context.Canceled, true)
+		e.mu.Unlock()
+		s.cancel(nil)
+	})
+}
+
+// Span is a run of cached bytes pinned for a reply sent after the read
+// returns: the data file stays open, and mapped, until Release. Data is
+// those bytes in the read-only mapping of the data file (nil when it could
+// not be mapped: then read them from Fd), so a reply can be written from the
+// page cache with no copy through the process.
+type Span struct {
+	h    *Entry
+	f    *os.File
+	Off  int64
+	Len  int
+	Data []byte
+}
+
+// Fd is the data file's descriptor, valid until Release.
+func (s *Span) Fd() uintptr { return s.f.Fd() }
+
+// Release unpins the span; it is idempotent. The span's pages leave the
+// process's mapping (they stay in the page cache): a file read once does
+// not stay in the daemon's resident set.
+func (s *Span) Release() {
+	if s.h.released.Load() {
+		return
+	}
+	if s.Data != nil {
+		e := s.h.e
+		e.mu.Lock()
+		if m := e.mapped; m != nil {
+			page := int64(os.Getpagesize())
+			start := s.Off &^ (page - 1)
+			end := min((s.Off+int64(s.Len)+page-1)&^(page-1), int64(len(m)))
+			_ = syscall.Madvise(m[start:end], syscall.MADV_DONTNEED)
+		}
+		e.mu.Unlock()
+	}
+	_ = s.h.Release()
+}
+
+// Span pins the cached bytes at off, up to n of them: the run of present
+// bytes there, cut at n and at the end of the file. Errors are those of
+// ReadAt: io.EOF at or past the end, ErrNotPresent when the byte at off is
+// not cached, ErrDropped once the entry is dropped.
+func (h *Entry) Span(off int64, n int) (*Span, error) {
+	if h.released.Load() {
+		return nil, ErrReleased
+	}
+	if off < 0 {
+		return nil, fmt.Errorf("cache: negative offset %d", off)
+	}
+	e := h.e
+	if off >= e.size {
+		return nil, io.EOF
+	}
+	e.mu.Lock()
+	if e.gone != nil {
+		err := e.gone
+		e.mu.Unlock()
+		return nil, err
+	}
+	avail := min(e.present.RunEnd(off), off+int64(n), e.size) - off
+	e.mu.Unlock()
+	if avail <= 0 {
+		return nil, ErrNotPresent
+	}
+	sh, err := e.c.ref(e)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	f := e.f
+	if f != nil && e.mapped == nil {
+		if m, err := syscall.Mmap(int(f.Fd()), 0, int(e.size), syscall.PROT_READ, syscall.MAP_SHARED); err == nil {
+			e.mapped = m
+		}
+	}
+	var data []byte
+	if e.mapped != nil {
+		data = e.mapped[off : off+avail : off+avail]
+	}
+	e.mu.Unlock()
+	if f == nil {
+		_ = sh.Release()
+		return nil, ErrClosed
+	}
+	return &Span{h: sh, f: f, Off: off, Len: int(avail), Data: data}, nil
 }
 
 // ReadAt reads cached bytes at off. It returns io.EOF at or past the end of

@@ -112,6 +112,17 @@ func (s *RangeSet) RunEnd(off int64) int64 {
 	return off
 }
 
+// NextStart returns the start of the first present range after off, or
+// limit when there is none before it: bytes [off, NextStart) hold no start
+// of a present run.
+func (s *RangeSet) NextStart(off, limit int64) int64 {
+	i := sort.Search(len(s.rs), func(k int) bool { return s.rs[k].Start > off })
+	if i < len(s.rs) && s.rs[i].Start < limit {
+		return s.rs[i].Start
+	}
+	return limit
+}
+
 // Covered is the total number of bytes in the set.
 func (s *RangeSet) Covered() int64 { return s.total }
 

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestReadahead(t *testing.T) {
@@ -66,4 +67,39 @@ func TestReadaheadReset(t *testing.T) {
 	assert.Equal(t, Range{}, NewReadahead(10, 100).Next(50, 10))
 	// Bounds are sanitised.
 	assert.Equal(t, Range{1, 2}, NewReadahead(0, 0).Next(0, 1))
+}
+
+func TestReadaheadStreamable(t *testing.T) {
+	r := NewReadahead(1<<20, 16<<20)
+	r.Next(0, 4<<10)
+	assert.False(t, r.Streamable(), "a short run is not worth a stream")
+	r.Next(4<<10, 256<<10)
+	assert.True(t, r.Streamable())
+	lim, moved := r.Limit()
+	assert.Equal(t, int64(260<<10+2<<20), lim, "furthest end plus the window (doubled once)")
+
+	stopped := 0
+	tok, ok := r.Attach(func() { stopped++ })
+	require.True(t, ok)
+	_, ok = r.Attach(func() {})
+	assert.False(t, ok, "one stream per handle")
+	assert.True(t, r.Streaming())
+
+	r.Next(500<<20, 4<<10) // a seek far away
+	assert.Equal(t, 1, stopped, "random access stops the stream")
+	assert.False(t, r.Streamable())
+	assert.False(t, r.Streaming())
+	select {
+	case <-moved:
+	default:
+		t.Fatal("the limit moved without a signal")
+	}
+	r.Detach(tok) // the ended stream detaches; nothing else is touched
+	tok2, ok := r.Attach(func() { stopped++ })
+	require.True(t, ok)
+	r.Detach(tok)
+	assert.True(t, r.Streaming(), "a stale token leaves the new stream attached")
+	r.Stop()
+	assert.Equal(t, 2, stopped)
+	r.Detach(tok2)
 }

@@ -74,6 +74,8 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.ERANGE
 	case errors.Is(err, errCrossMount):
 		return syscall.EXDEV
+	case errors.Is(err, errStale):
+		return syscall.ESTALE
 
 	// The copy-job tracker is gone (the mount is stopping).
 	case errors.Is(err, copyjob.ErrClosed):

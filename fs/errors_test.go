@@ -49,6 +49,7 @@ func TestErrnoTable(t *testing.T) {
 		{errNoXattr, syscall.ENODATA},
 		{errXattrRange, syscall.ERANGE},
 		{wrap(errCrossMount), syscall.EXDEV},
+		{wrap(errStale), syscall.ESTALE},
 		{copyjob.ErrClosed, syscall.ESHUTDOWN},
 		{&nameError{Name: "a:b", Rule: "x"}, syscall.EINVAL},
 		{wrap(remote.ErrNotFound), syscall.ENOENT},

@@ -124,19 +124,16 @@ type handle struct {
 	f  *FS
 	e  *entry
 	st *file
-	ra *cache.Readahead
-
-	raBusy atomic.Bool // a background read-ahead of this handle is running
+	ra *cache.Readahead // the handle's sequential runs and its stream (read.go)
 
 	mu sync.Mutex
 	ce *cache.Entry // GUARDED_BY(mu): content-cache handle of the version being read
 }
 
-// Read-ahead window bounds, and the smallest range fetched for a read.
+// Read-ahead window bounds: how far a stream runs ahead of its reader.
 const (
 	readaheadMin = 1 << 20
 	readaheadMax = 16 << 20
-	minFetch     = 1 << 20
 )
 
 // open returns a handle on file e. truncate empties it (O_TRUNC).
@@ -354,9 +351,30 @@ func (fl *file) finishLocked(ctx context.Context) error {
 	}
 	err := fl.syncLocked(ctx)
 	if !fl.dirty && fl.handles.Load() == 0 {
+		fl.adoptLocked()
 		fl.discardLocalLocked()
 	}
 	return err
+}
+
+// adoptLocked hands the staged bytes of a file just sent to the content
+// cache, as the version now on the service, so that reading it back or
+// writing into it again downloads nothing. The staged file is moved, not
+// copied; discardLocalLocked then drops its journal record. Requires
+// fl.mu.
+func (fl *file) adoptLocked() {
+	f, e := fl.fs, fl.e
+	it := e.item.Load()
+	if fl.staged == nil || fl.dirty || it == nil || it.CTag != fl.baseCTag || f.unlinked(e) {
+		return
+	}
+	if size, _, _ := fl.localAttr(); size != it.Size {
+		return
+	}
+	_ = fl.staged.Close()
+	if err := f.content.Adopt(keyOf(it), it.Size, fl.staged.Path()); err != nil {
+		f.log.Debug("keeping a sent file in the content cache failed", "path", f.pathOf(e), "err", err)
+	}
 }
 
 // syncLocked uploads fl's unsent changes. If the upload fails, the content

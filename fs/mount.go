@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -20,7 +22,17 @@ type MountOptions struct {
 	AllowOther bool
 	// Debug logs every FUSE request and answer at debug level.
 	Debug bool
+	// ReadAhead is the kernel's read-ahead for the mount, in bytes, set
+	// after mounting in the mount's bdi (/sys/class/bdi/MAJOR:MINOR/
+	// read_ahead_kb) when the process may (root). 0 means
+	// DefaultReadAhead; negative leaves the kernel's default (128 KiB).
+	ReadAhead int64
 }
+
+// DefaultReadAhead is the mount's kernel read-ahead when root: with 1 MiB
+// requests, the kernel keeps several READs of a sequential reader in flight
+// instead of one 128 KiB one at a time (measured in BENCHMARKS.md).
+const DefaultReadAhead = 4 << 20
 
 // Kernel cache lifetimes. Names and attributes are cached briefly; remote
 // changes are pushed to the kernel by notifications anyway, so these only
@@ -40,10 +52,23 @@ const (
 // request go-fuse serves at once.
 //
 // MaxReadAhead is capped by go-fuse at MaxWrite and by the kernel at what it
-// offers at INIT, its default read-ahead (128 KiB), so the read-ahead stays
-// 128 KiB here; root can raise it per mount afterwards in
-// /sys/class/bdi/MAJOR:MINOR/read_ahead_kb.
+// offers at INIT, its default read-ahead (128 KiB), so the read-ahead starts
+// at 128 KiB; as root, Mount then raises it in the mount's bdi
+// (MountOptions.ReadAhead).
 const maxRequest = 1 << 20
+
+// Splicing read replies. go-fuse splices an fd-backed reply (the content
+// cache's file) to /dev/fuse through a pipe when the whole reply fits in one
+// (pipe-max-size, 1 MiB by default, less a header and a page): READs must
+// then stop short of 1 MiB (max_read = maxSpliceRead). Measured on Linux
+// 6.18 (BENCHMARKS.md, analysis), splicing 1016 KiB replies costs the daemon
+// about twice the CPU of pread + writev of 1 MiB ones and reads slower, so
+// it is off: go-fuse preads the reply from the cache file into its request
+// buffer instead (still no copy in this package).
+const (
+	spliceReads   = false
+	maxSpliceRead = maxRequest - 8<<10
+)
 
 // Mounted is a mounted filesystem.
 type Mounted struct {
@@ -73,6 +98,10 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	root := &dirNode{node{fsys: f, e: f.root}}
 	entry, attr := entryTimeout, attrTimeout
 	mountOpts := []string{"default_permissions"}
+	if spliceReads {
+		// The last max_read option wins over go-fuse's own.
+		mountOpts = append(mountOpts, fmt.Sprintf("max_read=%d", maxSpliceRead))
+	}
 	if f.readOnly {
 		mountOpts = append(mountOpts, "ro")
 	}
@@ -83,13 +112,14 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 		GID:            f.gid,
 		RootStableAttr: &gofs.StableAttr{Ino: rootIno},
 		MountOptions: fuse.MountOptions{
-			AllowOther:   opts.AllowOther,
-			FsName:       "onedrivefs",
-			Name:         "onedrivefs",
-			Options:      mountOpts,
-			DirectMount:  os.Geteuid() == 0,
-			MaxWrite:     maxRequest,
-			MaxReadAhead: maxRequest,
+			AllowOther:    opts.AllowOther,
+			FsName:        "onedrivefs",
+			Name:          "onedrivefs",
+			Options:       mountOpts,
+			DirectMount:   os.Geteuid() == 0,
+			MaxWrite:      maxRequest,
+			MaxReadAhead:  maxRequest,
+			DisableSplice: !spliceReads,
 			// O_TRUNC arrives with OPEN instead of as a SETATTR before it:
 			// a truncate with no handle open is sent at once, so without
 			// this `echo x > file` would upload an empty version first.
@@ -104,12 +134,40 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 		f.closeCopyJobs()
 		return nil, fmt.Errorf("mounting on %s: %w", dir, err)
 	}
+	if opts.ReadAhead >= 0 && os.Geteuid() == 0 {
+		ra := opts.ReadAhead
+		if ra == 0 {
+			ra = DefaultReadAhead
+		}
+		if err := setReadAhead(dir, ra); err != nil {
+			f.log.Warn("could not raise the mount's read-ahead", "err", err)
+		}
+	}
 	f.bg.Go(func(ctx context.Context) { f.runNotifier(ctx, &root.Inode) })
 	f.bg.Go(f.pollLoop)
 	f.bg.Go(f.runWriteback)
 	f.bg.Go(f.runCopyJobs)
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
+}
+
+// setReadAhead writes the kernel read-ahead of the file system mounted on
+// dir to its bdi, which sysfs names after the mount's device number.
+func setReadAhead(dir string, bytes int64) error {
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		return err
+	}
+	path := bdiPath(st.Dev) + "/read_ahead_kb"
+	kb := strconv.FormatInt(max(bytes>>10, 4), 10)
+	return os.WriteFile(path, []byte(kb+"\n"), 0)
+}
+
+// bdiPath is the sysfs directory of the bdi of device dev (as in st_dev).
+func bdiPath(dev uint64) string {
+	major := (dev >> 8) & 0xfff
+	minor := (dev & 0xff) | ((dev >> 12) & 0xfff00)
+	return fmt.Sprintf("/sys/class/bdi/%d:%d", major, minor)
 }
 
 // Wait blocks until the filesystem is unmounted (by Unmount or by someone

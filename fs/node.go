@@ -235,11 +235,11 @@ func (fn *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 
 // Read implements read(2).
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.read(ctx, dest, off)
+	rr, err := h.readResult(ctx, dest, off)
 	if err != nil {
 		return nil, h.f.errno(ctx, "read", err, "ino", h.e.ino, "off", off)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return rr, 0
 }
 
 // Write implements write(2).

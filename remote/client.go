@@ -20,8 +20,14 @@ import (
 const FragmentUnit = 320 << 10
 
 const (
-	defaultFragmentSize      = 32 * FragmentUnit // 10 MiB
-	maxFragmentSize          = 60 << 20          // fragments must stay below 60 MiB
+	// defaultFragmentSize: 40 MiB. Measured with BenchmarkUploadFragmentSize
+	// (256 MiB through the fake, 2026-12-04): without latency every size
+	// from 5 to 59.7 MiB uploads at 670-700 MB/s; with 20 ms per fragment
+	// request, 10 MiB gives 281 MB/s, 20 MiB 389, 40 MiB 478, 59.7 MiB 459.
+	// A fragment cut by a broken connection is sent again whole, which
+	// bounds it from above.
+	defaultFragmentSize      = 128 * FragmentUnit
+	maxFragmentSize          = 60 << 20 // fragments must stay below 60 MiB
 	defaultSimpleUploadLimit = 4 << 20
 )
 
@@ -49,7 +55,7 @@ type Config struct {
 	// Retry bounds the retries of transient failures; zero → defaults.
 	Retry RetryPolicy
 	// FragmentSize is the upload-session fragment size, a multiple of
-	// FragmentUnit below 60 MiB; 0 → 10 MiB.
+	// FragmentUnit below 60 MiB; 0 → 40 MiB.
 	FragmentSize int64
 	// SimpleUploadLimit: files up to this size (0 bytes included) are sent in
 	// one PUT, larger ones through an upload session; 0 → 4 MiB.

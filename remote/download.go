@@ -33,8 +33,14 @@ const (
 
 type downloadURL struct {
 	url     string
+	cTag    string // the version the URL was issued for; "" when unknown (a 302)
 	expires time.Time
 }
+
+// ErrContentChanged: a download bound to one version of an item's content
+// (DownloadVersion) found another version on the service. Nothing of the
+// other version was written.
+var ErrContentChanged = errors.New("remote: the item's content changed on the service")
 
 // downloadURLs caches pre-authenticated download URLs by item id.
 type downloadURLs struct {
@@ -43,16 +49,25 @@ type downloadURLs struct {
 }
 
 func (d *downloadURLs) get(id string, now time.Time) (string, bool) {
+	e, ok := d.lookup(id, now)
+	return e.url, ok
+}
+
+func (d *downloadURLs) lookup(id string, now time.Time) (downloadURL, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.entries[id]
 	if !ok || !now.Before(e.expires) {
-		return "", false
+		return downloadURL{}, false
 	}
-	return e.url, true
+	return e, true
 }
 
 func (d *downloadURLs) put(id, u string, now time.Time) {
+	d.putVersion(id, u, "", now)
+}
+
+func (d *downloadURLs) putVersion(id, u, cTag string, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.entries) >= maxCachedURLs {
@@ -65,7 +80,7 @@ func (d *downloadURLs) put(id, u string, now time.Time) {
 			clear(d.entries)
 		}
 	}
-	d.entries[id] = downloadURL{url: u, expires: now.Add(downloadURLLifetime)}
+	d.entries[id] = downloadURL{url: u, cTag: cTag, expires: now.Add(downloadURLLifetime)}
 }
 
 func (d *downloadURLs) forget(id string) {
@@ -83,6 +98,25 @@ func (d *downloadURLs) forget(id string) {
 // failures in a row without progress); an error writing to w is returned
 // at once.
 func (c *Client) Download(ctx context.Context, itemID string, off, length int64, w io.Writer) (int64, error) {
+	return c.download(ctx, itemID, "", off, length, w)
+}
+
+// DownloadVersion is Download bound to the version of the content with
+// cTag: the pre-authenticated URL it fetches from is taken from the item's
+// metadata (@microsoft.graph.downloadUrl) together with its cTag, whenever
+// it is (re)fetched, so that an URL refused after a change on the service
+// is never replaced by one for the new content. When the item's cTag is no
+// longer cTag it fails with ErrContentChanged, having written only bytes
+// of the version asked for. A cached URL is used only when it is known to
+// be for cTag.
+func (c *Client) DownloadVersion(ctx context.Context, itemID, cTag string, off, length int64, w io.Writer) (int64, error) {
+	if cTag == "" {
+		return 0, fmt.Errorf("remote: download: empty cTag for %s", itemID)
+	}
+	return c.download(ctx, itemID, cTag, off, length, w)
+}
+
+func (c *Client) download(ctx context.Context, itemID, cTag string, off, length int64, w io.Writer) (int64, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("remote: download: negative offset %d", off)
 	}
@@ -93,7 +127,7 @@ func (c *Client) Download(ctx context.Context, itemID string, off, length int64,
 	refetched := false
 	failures := 0
 	for {
-		u, err := c.downloadURL(ctx, itemID, refetched)
+		u, err := c.downloadURL(ctx, itemID, cTag, refetched)
 		if err != nil {
 			return written, err
 		}
@@ -151,12 +185,29 @@ func preAuthRefused(err error) bool {
 	return false
 }
 
-// downloadURL returns the item's pre-authenticated URL, cached unless fresh.
-func (c *Client) downloadURL(ctx context.Context, itemID string, fresh bool) (string, error) {
+// downloadURL returns the item's pre-authenticated URL, cached unless
+// fresh. With a cTag, the URL must be for that version (see
+// DownloadVersion).
+func (c *Client) downloadURL(ctx context.Context, itemID, cTag string, fresh bool) (string, error) {
 	if !fresh {
-		if u, ok := c.urls.get(itemID, c.now()); ok {
-			return u, nil
+		if e, ok := c.urls.lookup(itemID, c.now()); ok && (cTag == "" || e.cTag == cTag) {
+			return e.url, nil
 		}
+	}
+	if cTag != "" {
+		it, err := c.Item(ctx, itemID)
+		if err != nil {
+			return "", err
+		}
+		if it.CTag != cTag {
+			return "", fmt.Errorf("%w: %s has cTag %s, the download was for %s", ErrContentChanged, itemID, it.CTag, cTag)
+		}
+		if it.DownloadURL != "" {
+			c.urls.putVersion(itemID, it.DownloadURL, cTag, c.now())
+			return it.DownloadURL, nil
+		}
+		// No URL in the metadata: fall back to the redirect, which is for
+		// the version just checked unless it changes in between.
 	}
 	r := &request{op: "get download URL", method: http.MethodGet, url: c.itemURL(itemID) + "/content", mode: repeatable}
 	resp, err := c.do(ctx, r)
@@ -283,7 +334,7 @@ func (c *Client) DownloadVerified(ctx context.Context, item *Item, w io.Writer) 
 	}
 	if item.DownloadURL != "" {
 		if _, ok := c.urls.get(item.ID, c.now()); !ok {
-			c.urls.put(item.ID, item.DownloadURL, c.now())
+			c.urls.putVersion(item.ID, item.DownloadURL, item.CTag, c.now())
 		}
 	}
 	h := quickxorhash.New()

@@ -173,6 +173,47 @@ func TestIntegrationDownloadExpiredURL(t *testing.T) {
 	assert.Equal(t, int64(1), st.Requests["content.get"])
 }
 
+// A download bound to a version never switches to another: when the URL it
+// holds is refused because the content changed, it fails with
+// ErrContentChanged instead of fetching the new content.
+func TestIntegrationDownloadVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	v1 := pattern(1<<20, 5)
+	id := e.put("/v.bin", v1)
+	it, err := e.client.Item(e.ctx, id)
+	require.NoError(t, err)
+
+	var buf bytes.Buffer
+	n, err := e.client.DownloadVersion(e.ctx, id, it.CTag, 0, 4096, &buf)
+	require.NoError(t, err)
+	assert.Equal(t, int64(4096), n)
+	assert.Equal(t, v1[:4096], buf.Bytes())
+
+	e.fake.ResetStats()
+	buf.Reset()
+	_, err = e.client.DownloadVersion(e.ctx, id, it.CTag, 4096, 4096, &buf)
+	require.NoError(t, err)
+	assert.Equal(t, v1[4096:8192], buf.Bytes())
+	st := e.fake.Stats()
+	assert.Equal(t, int64(1), st.RequestsTotal, "the URL of the version is reused: %v", st.Requests)
+
+	// The content changes on the service: the held URL is refused (410),
+	// and the new URL is for another version.
+	e.put("/v.bin", pattern(1<<20, 6))
+	buf.Reset()
+	n, err = e.client.DownloadVersion(e.ctx, id, it.CTag, 8192, 4096, &buf)
+	assert.ErrorIs(t, err, remote.ErrContentChanged)
+	assert.Zero(t, n)
+	assert.Zero(t, buf.Len(), "no byte of the new version")
+
+	// Plain Download follows the item to its new content.
+	buf.Reset()
+	_, err = e.client.Download(e.ctx, id, 0, 16, &buf)
+	require.NoError(t, err)
+	assert.Equal(t, pattern(1<<20, 6)[:16], buf.Bytes())
+}
+
 func TestIntegrationDownloadResumesAfterReset(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envConfig{})
@@ -330,9 +371,9 @@ func TestIntegrationSessionUpload(t *testing.T) {
 
 func TestIntegrationSessionUploadResumesAfterFragmentReset(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envConfig{})
 	const size = 50 << 20
-	const fragment = 32 * remote.FragmentUnit // the default, 10 MiB
+	const fragment = 32 * remote.FragmentUnit // 10 MiB: five fragments
+	e := newEnv(t, envConfig{client: func(c *remote.Config) { c.FragmentSize = fragment }})
 	content := pattern(size, 9)
 	e.fake.SetFaults(graphtest.FaultOptions{ResetEvery: 3, Ops: []string{"upload.fragment"}})
 

@@ -46,6 +46,10 @@ type bench struct {
 	cacheDir string
 
 	mount *mountProc // nil when not mounted
+	// warmRead is the median warm read (MB/s) of the read scenario, for the
+	// target that compares it with the local FUSE limit.
+	warmRead float64
+	warmCPU  float64 // its mount CPU seconds per GiB
 	// peakRSS is the largest VmHWM (bytes) of the mount processes since the
 	// last takePeakRSS.
 	peakRSS int64

@@ -40,6 +40,8 @@ type config struct {
 	copySizes     []int64
 	readSize      int64
 	writeSize     int64
+	appendSize    int64 // the file appended to in the append scenario
+	randomReads   int   // 4 KiB reads of the random scenario
 	metaFolders   int
 	metaFiles     int
 	jobs          int
@@ -54,9 +56,16 @@ type config struct {
 // seen from the repository's root (where make runs).
 const defaultAnalysis = "cmd/odbench/analysis.md"
 
-var scenarioNames = []string{"copy", "read", "write", "meta", "jobs"}
+var scenarioNames = []string{"copy", "read", "random", "readahead", "loopback", "write", "append", "meta", "jobs"}
 
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == loopbackArg {
+		if err := serveLoopback(os.Args[2], os.Args[3], os.Args[4]); err != nil {
+			fmt.Fprintf(os.Stderr, "odbench %s: %v\n", loopbackArg, err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := runBench(ctx, os.Args[1:], os.Stdout)
 	stop()
@@ -89,6 +98,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg := config{
 		runs: *runs, copyLatency: *latency, copyRate: *rate,
 		copySizes: []int64{256 << 20, 1 << 30}, readSize: 1 << 30, writeSize: 1 << 30,
+		appendSize: 512 << 20, randomReads: 2000,
 		metaFolders: 100, metaFiles: 10_000, jobs: 200, jobTimeout: 3 * time.Minute,
 		mountLogLevel: "warn",
 		mountFlags:    strings.Fields(*mountFlags),
@@ -96,7 +106,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *quick {
 		cfg.copySizes = []int64{16 << 20, 64 << 20}
-		cfg.readSize, cfg.writeSize = 64<<20, 64<<20
+		cfg.readSize, cfg.writeSize, cfg.appendSize, cfg.randomReads = 64<<20, 64<<20, 32<<20, 200
 		cfg.metaFolders, cfg.metaFiles, cfg.jobs = 10, 1000, 20
 		if !isSet(fset, "runs") {
 			cfg.runs = 2
@@ -161,9 +171,13 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 	}{
 		{"copy", "1 (copy)", b.benchCopy},
 		{"read", "2 (read)", b.benchRead},
-		{"write", "3 (write)", b.benchWrite},
-		{"meta", "4 (metadata)", b.benchMeta},
-		{"jobs", "5 (many jobs)", b.benchJobs},
+		{"random", "3 (random reads)", b.benchRandom},
+		{"readahead", "4 (read-ahead)", b.benchReadAhead},
+		{"loopback", "5 (FUSE limit)", b.benchLoopback},
+		{"write", "6 (write)", b.benchWrite},
+		{"append", "7 (append)", b.benchAppend},
+		{"meta", "8 (metadata)", b.benchMeta},
+		{"jobs", "9 (many jobs)", b.benchJobs},
 	}
 	var failed []error
 	var ran []string
@@ -194,7 +208,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		ran = append(ran, s.title)
 	}
 	if len(ran) > 0 {
-		t := rep.table("6. Peak RSS of the mount process",
+		t := rep.table("10. Peak RSS of the mount process",
 			"VmHWM of the `onedrivefs mount` processes serving each scenario (reset between scenarios).",
 			"scenario", "peak RSS MiB")
 		worst := int64(0)

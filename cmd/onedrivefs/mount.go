@@ -74,6 +74,7 @@ const statusEvery = 10 * time.Second
 type mountOptions struct {
 	configDir, profile   string
 	cacheDir, cacheSize  string
+	readAhead            string
 	pollInterval         time.Duration
 	readOnly, allowOther bool
 	logLevel, logFile    string
@@ -81,8 +82,9 @@ type mountOptions struct {
 	options              []string // -o, comma-separated lists
 
 	// Read from the above by resolve.
-	level    slog.Level
-	maxBytes int64
+	level          slog.Level
+	maxBytes       int64
+	readAheadBytes int64 // -1: the kernel's default
 }
 
 func newMountCmd(e *env) *cobra.Command { return mountCmd(e, &mountOptions{}) }
@@ -105,6 +107,7 @@ func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	f.StringVarP(&o.profile, "profile", "p", "", "`NAME` of the profile (account) to mount (default: the default profile)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "cache `DIR` (default $XDG_CACHE_HOME/onedrivefs/DRIVE-ID)")
 	f.StringVar(&o.cacheSize, "cache-size", "10G", "bound of the content cache (bytes, or with a K, M, G or T suffix)")
+	f.StringVar(&o.readAhead, "read-ahead", "4M", "kernel read-ahead of the mount, set when root (bytes, or with a K or M suffix; 0: the kernel's default)")
 	f.DurationVar(&o.pollInterval, "poll-interval", fs.DefaultPollInterval, "how often remote changes are polled for (negative: never)")
 	f.BoolVar(&o.readOnly, "read-only", false, "mount read-only")
 	f.BoolVar(&o.allowOther, "allow-other", false, "let other users into the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -243,7 +246,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if err != nil {
 		return err
 	}
-	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: o.allowOther, Debug: o.debugFuse})
+	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: o.allowOther, Debug: o.debugFuse, ReadAhead: o.readAheadBytes})
 	if err != nil {
 		return err
 	}

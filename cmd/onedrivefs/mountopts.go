@@ -24,7 +24,7 @@ import (
 const configFileName = "config.toml"
 
 // configKeys are the flags a config file may set.
-var configKeys = []string{"cache-dir", "cache-size", "poll-interval", "read-only", "allow-other", "log-level", "log-file", "debug-fuse"}
+var configKeys = []string{"cache-dir", "cache-size", "read-ahead", "poll-interval", "read-only", "allow-other", "log-level", "log-file", "debug-fuse"}
 
 // mountOptionFlags maps the -o options that carry a setting to their flags.
 var mountOptionFlags = map[string]string{
@@ -32,6 +32,7 @@ var mountOptionFlags = map[string]string{
 	"ro":            "read-only",
 	"read_only":     "read-only",
 	"cache_size":    "cache-size",
+	"read_ahead":    "read-ahead",
 	"cache_dir":     "cache-dir",
 	"config_dir":    "config-dir",
 	"poll_interval": "poll-interval",
@@ -77,6 +78,12 @@ func (o *mountOptions) resolve(e *env, fset *pflag.FlagSet) error {
 	if o.maxBytes, err = parseSize(o.cacheSize); err != nil {
 		return usagef("--cache-size: %v", err)
 	}
+	if o.readAheadBytes, err = parseSize(o.readAhead); err != nil {
+		return usagef("--read-ahead: %v", err)
+	}
+	if o.readAheadBytes == 0 {
+		o.readAheadBytes = -1 // the kernel's default
+	}
 	if o.pollInterval == 0 {
 		return usagef("--poll-interval must not be 0 (use a negative value to disable polling)")
 	}
@@ -97,7 +104,7 @@ func applyMountOption(fset *pflag.FlagSet, opt string, fromCmdline map[string]bo
 	name, value, hasValue := strings.Cut(opt, "=")
 	flagName, ok := mountOptionFlags[name]
 	if !ok {
-		return usagef("unknown mount option %q (known: allow_other, ro, cache_size=, cache_dir=, config_dir=, poll_interval=, log_file=, log_level=, debug_fuse, profile=)", opt)
+		return usagef("unknown mount option %q (known: allow_other, ro, cache_size=, read_ahead=, cache_dir=, config_dir=, poll_interval=, log_file=, log_level=, debug_fuse, profile=)", opt)
 	}
 	if fromCmdline[flagName] {
 		return nil
