@@ -13,7 +13,7 @@ import (
 )
 
 type pollResult struct {
-	e   *entry
+	e   *tracked
 	st  *remote.JobStatus // nil when err is set
 	err error
 }
@@ -340,7 +340,7 @@ func (t *Tracker) notify(ctx context.Context) {
 }
 
 // publish makes a notified job terminal for everyone and moves it to history.
-func (t *Tracker) publish(e *entry) {
+func (t *Tracker) publish(e *tracked) {
 	t.mu.Lock()
 	t.pending = t.pending[1:] // e: notify is the only consumer, and takes the front
 	e.job = *e.final

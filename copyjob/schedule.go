@@ -100,7 +100,7 @@ func (p progress) end() (time.Time, bool) {
 }
 
 // queue is a min-heap of jobs by due time (then id, so ties go oldest first).
-type queue []*entry
+type queue []*tracked
 
 func (q queue) Len() int { return len(q) }
 func (q queue) Less(i, j int) bool {
@@ -114,7 +114,7 @@ func (q queue) Swap(i, j int) {
 	q[i].sched.index, q[j].sched.index = i, j
 }
 func (q *queue) Push(x any) {
-	e := x.(*entry)
+	e := x.(*tracked)
 	e.sched.index = len(*q)
 	*q = append(*q, e)
 }
@@ -129,7 +129,7 @@ func (q *queue) Pop() any {
 
 // holds reports whether e is queued in q (not in flight, not finished, and
 // not a leftover index from a queue of an earlier Run).
-func (q queue) holds(e *entry) bool {
+func (q queue) holds(e *tracked) bool {
 	i := e.sched.index
 	return i >= 0 && i < len(q) && q[i] == e
 }

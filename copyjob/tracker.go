@@ -25,19 +25,19 @@ type Tracker struct {
 
 	mu sync.Mutex
 	// jobs holds every job known: unfinished, awaiting OnDone, and history.
-	jobs map[string]*entry // GUARDED_BY(mu)
+	jobs map[string]*tracked // GUARDED_BY(mu)
 	// history holds finished, notified jobs, oldest first.
 	// INVARIANT: len(history) <= cfg.MaxHistory; each is also in jobs.
-	history []*entry // GUARDED_BY(mu)
+	history []*tracked // GUARDED_BY(mu)
 	// incoming holds jobs added since the Run goroutine last looked; it moves
 	// them into its schedule.
-	incoming []*entry // GUARDED_BY(mu)
+	incoming []*tracked // GUARDED_BY(mu)
 	// hurried holds jobs that a Wait began on since the Run goroutine last
 	// looked; it pulls their next poll in (takeIncoming).
-	hurried []*entry // GUARDED_BY(mu)
+	hurried []*tracked // GUARDED_BY(mu)
 	// pending holds jobs whose terminal state is on disk and whose OnDone has
 	// not returned, in finishing order. The notifier takes them from the front.
-	pending []*entry // GUARDED_BY(mu)
+	pending []*tracked // GUARDED_BY(mu)
 	// changed is closed and replaced whenever a job changes visibly.
 	changed chan struct{} // GUARDED_BY(mu)
 	ids     idGen         // GUARDED_BY(mu)
@@ -48,7 +48,7 @@ type Tracker struct {
 	dirtySince time.Time // GUARDED_BY(mu)
 	// dirty holds the jobs changed since the last write, each once
 	// (INVARIANT: e.dirty iff e is in dirty).
-	dirty []*entry // GUARDED_BY(mu)
+	dirty []*tracked // GUARDED_BY(mu)
 	// pausedUntil: no poll and no start slot before this (a Retry-After).
 	pausedUntil time.Time // GUARDED_BY(mu)
 	// starts bounds the rate of WaitStartSlot.
@@ -63,8 +63,8 @@ type Tracker struct {
 	closing    chan struct{} // closed by Close
 }
 
-// entry is one tracked job.
-type entry struct {
+// tracked is one job the tracker follows.
+type tracked struct {
 	// Immutable after creation.
 	id         string
 	monitorURL string
@@ -82,7 +82,7 @@ type entry struct {
 	// dirty: the job changed since it was last written (Tracker.dirty).
 	dirty bool // GUARDED_BY(Tracker.mu)
 
-	// sched is owned by the Run goroutine: Add sets it before the entry is
+	// sched is owned by the Run goroutine: Add sets it before the job is
 	// published through Tracker.incoming; only Run reads or writes it after.
 	sched schedule
 }
@@ -98,7 +98,7 @@ func New(cfg Config) (*Tracker, error) {
 	t := &Tracker{
 		cfg:        cfg,
 		log:        cfg.Logger,
-		jobs:       make(map[string]*entry),
+		jobs:       make(map[string]*tracked),
 		changed:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		notifyWake: make(chan struct{}, 1),
@@ -129,14 +129,14 @@ func New(cfg Config) (*Tracker, error) {
 // goroutine can see t, so it takes no lock.
 func (t *Tracker) restore(recs []record) {
 	slices.SortFunc(recs, func(a, b record) int { return strings.Compare(a.ID, b.ID) })
-	var finished []*entry
+	var finished []*tracked
 	resumed := 0
 	for _, r := range recs {
 		if r.ID == "" {
 			continue
 		}
 		j := r.job()
-		e := &entry{id: j.ID, monitorURL: j.MonitorURL, done: make(chan struct{})}
+		e := &tracked{id: j.ID, monitorURL: j.MonitorURL, done: make(chan struct{})}
 		e.sched.delay = t.cfg.FirstInterval
 		switch {
 		case !j.State.Terminal():
@@ -164,10 +164,10 @@ func (t *Tracker) restore(recs []record) {
 		t.jobs[e.id] = e
 		t.ids.observe(e.id)
 	}
-	slices.SortStableFunc(finished, func(a, b *entry) int { return a.job.Finished.Compare(b.job.Finished) })
+	slices.SortStableFunc(finished, func(a, b *tracked) int { return a.job.Finished.Compare(b.job.Finished) })
 	t.history = finished
 	t.trimHistoryLocked()
-	slices.SortStableFunc(t.pending, func(a, b *entry) int { return a.final.Finished.Compare(b.final.Finished) })
+	slices.SortStableFunc(t.pending, func(a, b *tracked) int { return a.final.Finished.Compare(b.final.Finished) })
 	if len(recs) > 0 {
 		t.log.Info("copy jobs loaded", "resumed", resumed, "awaiting_notification", len(t.pending), "history", len(t.history))
 	}
@@ -188,7 +188,7 @@ func (t *Tracker) Add(spec Spec) (Job, error) {
 		return Job{}, ErrClosed
 	}
 	now := time.Now()
-	e := &entry{monitorURL: spec.MonitorURL, done: make(chan struct{})}
+	e := &tracked{monitorURL: spec.MonitorURL, done: make(chan struct{})}
 	e.id = t.ids.next(now)
 	e.job = Job{ID: e.id, Spec: spec, State: StateQueued, Created: now, Updated: now}
 	e.sched = schedule{next: now.Add(t.cfg.FirstInterval), delay: t.cfg.FirstInterval, index: -1}
@@ -323,7 +323,7 @@ func (t *Tracker) LatestForSource(key string) (Job, bool) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var best *entry
+	var best *tracked
 	for _, e := range t.jobs {
 		if (e.job.SourceID == key || e.job.SourcePath == key) && (best == nil || e.id > best.id) {
 			best = e
@@ -421,7 +421,7 @@ func (t *Tracker) Close() error {
 
 // changedLocked records a visible, persist-worthy change of e at now.
 // REQUIRES(mu)
-func (t *Tracker) changedLocked(e *entry, now time.Time) {
+func (t *Tracker) changedLocked(e *tracked, now time.Time) {
 	if t.gen == t.savedGen {
 		t.dirtySince = now
 	}
@@ -505,7 +505,7 @@ func (t *Tracker) save(final bool) error {
 
 // takeDirtyLocked returns the changed jobs and marks them clean.
 // REQUIRES(mu)
-func (t *Tracker) takeDirtyLocked() []*entry {
+func (t *Tracker) takeDirtyLocked() []*tracked {
 	dirty := t.dirty
 	t.dirty = nil
 	for _, e := range dirty {
@@ -517,7 +517,7 @@ func (t *Tracker) takeDirtyLocked() []*entry {
 // recordLocked is e as stored: its terminal state as soon as that is decided
 // (not yet notified), else what it reports.
 // REQUIRES(Tracker.mu)
-func (e *entry) recordLocked() record {
+func (e *tracked) recordLocked() record {
 	if e.final != nil {
 		return toRecord(*e.final, false)
 	}

@@ -22,9 +22,11 @@ import (
 //     none), else the mtime;
 //   - a folder's mtime and ctime move when this mount adds or removes one of
 //     its entries;
-//   - st_nlink is 2 + subfolders for a folder whose listing is known (1,
-//     "unknown" as several Linux filesystems report, before it is listed),
-//     1 for a file, 0 for a file unlinked while open.
+//   - st_nlink is 2 + subfolders for a folder (its listing is fetched for
+//     that when not cached, and a readdir prefetches its subfolders'
+//     listings: tree.go; 1, "unknown" to Linux tools, only when the
+//     listing cannot be had), 1 for a file, 0 for a file unlinked while
+//     open.
 
 // Block sizes reported by stat and statfs.
 const (
@@ -49,7 +51,7 @@ type attr struct {
 func (f *FS) attrOf(e *entry) attr {
 	f.mu.Lock()
 	a := attr{ino: e.ino, isDir: e.isDir, nlink: 1}
-	if it := e.item; it != nil {
+	if it := e.item.Load(); it != nil {
 		if !e.isDir {
 			a.size = it.Size
 		}
@@ -59,7 +61,7 @@ func (f *FS) attrOf(e *entry) attr {
 			a.mtime = e.mtime
 		}
 	}
-	if !e.isDir && e.item == nil && !e.mtime.IsZero() {
+	if !e.isDir && e.item.Load() == nil && !e.mtime.IsZero() {
 		a.mtime = e.mtime // a pending copy's
 	}
 	if e.isDir {

@@ -129,7 +129,7 @@ func (f *FS) serverCopyCandidate(r copyRange) bool {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item != nil
+	return !r.src.removed && !r.dst.removed && r.dst.parent != nil && r.dst.parent.item.Load() != nil
 }
 
 // serverCopyInto has the service copy r.src to r.dst's folder and name and
@@ -187,7 +187,7 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 		}
 		var err error
 		if st.dirty {
-			err = f.syncLocked(ctx, src, st)
+			err = st.syncLocked(ctx)
 		}
 		dirty := st.dirty
 		st.mu.Unlock()
@@ -200,14 +200,14 @@ func (f *FS) sourceForCopy(ctx context.Context, src *entry) (*remote.Item, error
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if src.item == nil || src.removed {
+	if src.item.Load() == nil || src.removed {
 		return nil, errors.New("the source is not on OneDrive")
 	}
-	return src.item, nil
+	return src.item.Load(), nil
 }
 
 // dropCopyLocked forgets fl's server-copy mark. Requires fl.mu.
-func (f *FS) dropCopyLocked(fl *file) {
+func (fl *file) dropCopyLocked() {
 	if fl.copyIn != nil {
 		fl.copyIn = nil
 		fl.setCopiedAttr(false, 0)
@@ -220,22 +220,23 @@ func (f *FS) dropCopyLocked(fl *file) {
 // answered bytes (staged from the copy, or cut in the staged bytes of a
 // copy completed by bytes) and marked dirty, so that the service's item
 // ends as exactly what the caller copied. Requires fl.mu.
-func (f *FS) settleCopyLocked(ctx context.Context, e *entry, fl *file) error {
-	if err := f.waitCopyLocked(ctx, fl); err != nil {
+func (fl *file) settleCopyLocked(ctx context.Context) error {
+	if err := fl.waitCopyLocked(ctx); err != nil {
 		return err
 	}
-	return f.trimCopyLocked(ctx, e, fl)
+	return fl.trimCopyLocked(ctx)
 }
 
 // trimCopyLocked is settleCopyLocked once no copy is pending. Requires
 // fl.mu.
-func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) trimCopyLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	c := fl.copyIn
 	if c == nil {
 		return nil
 	}
 	if c.answered >= c.size {
-		f.dropCopyLocked(fl)
+		fl.dropCopyLocked()
 		return nil
 	}
 	if fl.staged != nil {
@@ -245,14 +246,12 @@ func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
 		_, mtime, _ := fl.localAttr()
 		fl.dirty = true
 		fl.setLocalAttr(true, c.answered, mtime)
-		f.dropCopyLocked(fl)
+		fl.dropCopyLocked()
 		return nil
 	}
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	if it == nil {
-		f.dropCopyLocked(fl)
+		fl.dropCopyLocked()
 		return nil
 	}
 	sf, err := f.staging.Stage(cache.NewRecordID())
@@ -268,7 +267,7 @@ func (f *FS) trimCopyLocked(ctx context.Context, e *entry, fl *file) error {
 	fl.setLocalAttr(true, c.answered, itemMtime(it))
 	f.log.Info("a copy_file_range caller copied only the start of the file; the destination keeps exactly those bytes",
 		"path", f.pathOf(e), "copied", c.answered, "size", c.size)
-	f.dropCopyLocked(fl)
+	fl.dropCopyLocked()
 	return nil
 }
 

@@ -107,7 +107,7 @@ func TestCopyFileRangeWholeFile(t *testing.T) {
 	assert.Zero(t, st.Requests["upload.simple"], "no empty placeholder uploaded")
 	info, ok := env.srv.ItemByPath("/dst.bin")
 	require.True(t, ok)
-	assert.Equal(t, info.ID, c.dst.item.ID, "the destination's entry is the new item")
+	assert.Equal(t, info.ID, c.dst.item.Load().ID, "the destination's entry is the new item")
 	assert.Empty(t, env.fs.staging.Pending(), "its journal record is gone")
 	got2, err := env.srv.ReadFile("/dst.bin")
 	require.NoError(t, err)
@@ -247,7 +247,7 @@ func TestCopyFileRangeReturnsAtAcceptance(t *testing.T) {
 	info, ok := env.srv.ItemByPath("/dst.bin")
 	require.True(t, ok)
 	env.fs.mu.Lock()
-	bound := c.dst.item != nil && c.dst.item.ID == info.ID
+	bound := c.dst.item.Load() != nil && c.dst.item.Load().ID == info.ID
 	env.fs.mu.Unlock()
 	assert.True(t, bound, "the destination's entry is the new item")
 	assert.Zero(t, env.srv.Stats().BytesUploaded)

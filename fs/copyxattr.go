@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -53,7 +54,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 		return err
 	}
 	f.mu.Lock()
-	parentID := parent.item.ID
+	parentID := parent.item.Load().ID
 	srcPath := f.pathOfFSLocked(src)
 	dstPath := path.Join(f.pathOfFSLocked(parent), name)
 	f.mu.Unlock()
@@ -175,7 +176,7 @@ func (f *FS) resolveCopyDest(ctx context.Context, src *entry, dest string) (*ent
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if dir.item == nil || dir.removed {
+	if dir.item.Load() == nil || dir.removed {
 		return nil, "", errRemoved
 	}
 	return dir, name, nil
@@ -193,6 +194,7 @@ func (f *FS) copyStatus(e *entry) ([]byte, error) {
 	if !ok {
 		return nil, errNoXattr
 	}
+	f.hurry(j)
 	return j.StatusJSON()
 }
 
@@ -217,3 +219,21 @@ func (f *FS) copyJobsJSON() ([]byte, error) {
 		jobs = jobs[:len(jobs)*3/4] // keep the newest
 	}
 }
+
+// hurry has a running job polled promptly for a while (as if a caller
+// waited on it): someone reading its status (`onedrivefs cp --wait`, a
+// script) is waiting for its end, and the tracker's back-off must not make
+// them wait longer than the job.
+func (f *FS) hurry(j copyjob.Job) {
+	if j.State.Terminal() {
+		return
+	}
+	f.bg.Go(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, hurryFor)
+		defer cancel()
+		_, _ = f.copies.Wait(ctx, j.ID)
+	})
+}
+
+// hurryFor is how long a status read keeps its job polled promptly.
+const hurryFor = 2 * time.Second

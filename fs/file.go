@@ -23,13 +23,17 @@ import (
 // content is on the service, or committed to the staging journal, which the
 // background sender retries while mounted and the next mount replays.
 //
-// Locks: functions and methods whose names end in Locked require the file's
-// lock (file.mu); those ending in FSLocked require FS.mu. Lock order:
-// file.mu, then FS.mu.
+// Locks: the write path is the file type's: its methods whose names end in
+// Locked require the file's lock (file.mu); functions ending in FSLocked
+// require FS.mu. Lock order: file.mu, then FS.mu.
 
-// file is the local content state of one regular file, shared by all its
-// open handles.
+// file is one regular file's local content state and the write path that
+// changes it (staging, sending, journaling, settling a server-side copy),
+// shared by all its open handles. The FS dispatches to it.
 type file struct {
+	fs *FS    // immutable
+	e  *entry // immutable: the file
+
 	// mu serialises changes to the staged content and uploads of this file.
 	mu sync.Mutex
 	// staged is the full local content; nil while the content is the
@@ -70,7 +74,8 @@ type file struct {
 	copiedSize int64
 }
 
-func newFile() *file { return &file{} }
+// newFile returns the content state of file e, empty.
+func (f *FS) newFile(e *entry) *file { return &file{fs: f, e: e} }
 
 // localAttr returns the staged size and mtime, and whether there is staged
 // content.
@@ -156,7 +161,7 @@ func (h *handle) write(ctx context.Context, data []byte, off int64) (int, error)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := f.stageLocked(ctx, h.e, st, true); err != nil {
+	if err := st.stageLocked(ctx, true); err != nil {
 		return 0, err
 	}
 	n, err := st.staged.File().WriteAt(data, off)
@@ -181,23 +186,21 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.copyIn != nil && size == 0 && pendingCopyLocked(st) == nil {
-		f.dropCopyLocked(st) // all of it goes: no need to cut it first
+		st.dropCopyLocked() // all of it goes: no need to cut it first
 	}
-	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+	if err := st.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if cur, _, ok := st.localAttr(); ok && cur == size {
 		return nil
 	}
 	if st.staged == nil {
-		f.mu.Lock()
-		it := e.item
-		f.mu.Unlock()
+		it := e.item.Load()
 		if it != nil && it.Size == size {
 			return nil
 		}
 	}
-	if err := f.stageLocked(ctx, e, st, size > 0); err != nil {
+	if err := st.stageLocked(ctx, size > 0); err != nil {
 		return err
 	}
 	if err := st.staged.File().Truncate(size); err != nil {
@@ -206,24 +209,23 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 	st.dirty = true
 	st.setLocalAttr(true, size, f.now())
 	if st.handles.Load() == 0 {
-		return f.finishLocked(ctx, e, st)
+		return st.finishLocked(ctx)
 	}
 	return nil
 }
 
 // stageLocked makes sure st has staged content: a new staged file, holding
 // the server's content when keep is set (a write into an existing file needs
-// all of it: OneDrive replaces whole files). Caller holds st.mu.
-func (f *FS) stageLocked(ctx context.Context, e *entry, st *file, keep bool) error {
-	if err := f.settleCopyLocked(ctx, e, st); err != nil {
+// all of it: OneDrive replaces whole files). Requires st.mu.
+func (st *file) stageLocked(ctx context.Context, keep bool) error {
+	f, e := st.fs, st.e
+	if err := st.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if st.staged != nil {
 		return nil
 	}
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	sf, err := f.staging.Stage(cache.NewRecordID())
 	if err != nil {
 		return err
@@ -282,16 +284,16 @@ func (h *handle) flush(ctx context.Context) error {
 	if pendingCopyLocked(fl) != nil {
 		return nil // a pending copy has nothing to send; close never waits for it
 	}
-	if err := f.settleCopyLocked(ctx, h.e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
 	if !fl.dirty || f.unlinked(h.e) {
 		return nil
 	}
 	if size, _, _ := fl.localAttr(); size == 0 {
-		return f.commitLocked(h.e, fl)
+		return fl.commitLocked()
 	}
-	return f.syncLocked(ctx, h.e, fl)
+	return fl.syncLocked(ctx)
 }
 
 // fsync sends the changes, creating a new empty file too.
@@ -299,10 +301,10 @@ func (h *handle) fsync(ctx context.Context) error {
 	fl := h.st
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
-	if err := h.f.settleCopyLocked(ctx, h.e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
-	return h.f.syncLocked(ctx, h.e, fl)
+	return fl.syncLocked(ctx)
 }
 
 // release is the last close of a handle: when no handle is left, unsent
@@ -321,7 +323,7 @@ func (h *handle) release(ctx context.Context) error {
 		// rather than this release waiting out the same failure.
 		return nil
 	}
-	return f.finishLocked(ctx, h.e, fl)
+	return fl.finishLocked(ctx)
 }
 
 // unlinked reports whether this mount deleted e.
@@ -333,22 +335,23 @@ func (f *FS) unlinked(e *entry) bool {
 
 // finishLocked sends unsent changes of a file no handle has open and drops
 // its staged copy when clean (or unlinked). Requires fl.mu.
-func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) finishLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	if pendingCopyLocked(fl) != nil {
 		return nil // the copy's completion settles it
 	}
 	if f.unlinked(e) {
 		if fl.handles.Load() == 0 {
-			f.discardLocalLocked(fl)
+			fl.discardLocalLocked()
 		}
 		return nil
 	}
-	if err := f.settleCopyLocked(ctx, e, fl); err != nil {
+	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
-	err := f.syncLocked(ctx, e, fl)
+	err := fl.syncLocked(ctx)
 	if !fl.dirty && fl.handles.Load() == 0 {
-		f.discardLocalLocked(fl)
+		fl.discardLocalLocked()
 	}
 	return err
 }
@@ -358,26 +361,27 @@ func (f *FS) finishLocked(ctx context.Context, e *entry, fl *file) error {
 // service unavailable) then counts as success for the caller, since the data
 // is durable and the background sender retries it; other failures are
 // returned. Requires fl.mu.
-func (f *FS) syncLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) syncLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	if !fl.dirty || fl.staged == nil || f.unlinked(e) {
 		return nil
 	}
 	if fl.holds > 0 {
 		// A copy taken from this file is running: its upload waits in the
 		// journal until the copy has the version the caller saw.
-		if err := f.commitLocked(e, fl); err != nil {
+		if err := fl.commitLocked(); err != nil {
 			return err
 		}
 		fl.failed = true
 		return nil
 	}
-	err := f.uploadLocked(ctx, e, fl)
+	err := fl.uploadLocked(ctx)
 	wasFailed := fl.failed
 	fl.failed = err != nil
 	if err == nil {
 		return nil
 	}
-	if cerr := f.commitLocked(e, fl); cerr != nil {
+	if cerr := fl.commitLocked(); cerr != nil {
 		f.log.Error("upload failed and the change could not be journaled", "path", f.pathOf(e), "err", err, "journal_err", cerr)
 		return errors.Join(err, cerr)
 	}
@@ -413,12 +417,12 @@ func transient(err error) bool {
 // name (the last known ones for a removed entry). Requires FS.mu.
 func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
 	t := sendTarget{name: e.name, baseETag: fl.baseETag, baseCTag: fl.baseCTag}
-	if e.item != nil && !e.removed {
-		t.itemID, t.knownCTag = e.item.ID, e.item.CTag
+	if e.item.Load() != nil && !e.removed {
+		t.itemID, t.knownCTag = e.item.Load().ID, e.item.Load().CTag
 	}
 	if p := e.parent; p != nil {
-		if p.item != nil {
-			t.parentID = p.item.ID
+		if p.item.Load() != nil {
+			t.parentID = p.item.Load().ID
 		}
 		if names, ok := f.pathNamesFSLocked(p); ok {
 			t.dirPath = strings.Join(names, "/")
@@ -429,7 +433,8 @@ func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
 
 // commitLocked makes the staged content and where it goes durable in the
 // journal. Requires fl.mu.
-func (f *FS) commitLocked(e *entry, fl *file) error {
+func (fl *file) commitLocked() error {
+	f, e := fl.fs, fl.e
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
 	rec := cache.Record{ID: fl.staged.ID(), Name: t.name, ParentID: t.parentID, DirPath: t.dirPath,
@@ -452,31 +457,36 @@ func (f *FS) commitLocked(e *entry, fl *file) error {
 // uploadLocked sends the staged content (upload.go has the rule) and
 // records where it went. A file deleted on the service meanwhile is created
 // again; one changed there is saved beside it. Requires fl.mu.
-func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
+func (fl *file) uploadLocked(ctx context.Context) error {
+	f, e := fl.fs, fl.e
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
+	gone := e.removed && e.item.Load() != nil
 	f.mu.Unlock()
 	if t.parentID == "" && t.itemID == "" {
 		return errRemoved
+	}
+	if gone {
+		f.log.Warn("a file changed here was deleted on OneDrive; creating it again", "name", t.name, "folder", "/"+t.dirPath)
 	}
 	size, mtime, _ := fl.localAttr()
 	res, err := f.send(ctx, fl.staged.File(), size, mtime, t)
 	if err != nil {
 		return err
 	}
-	got := res.item
+	got := res.sent
 	f.mu.Lock()
 	if res.conflict {
 		c := f.setItemFSLocked(got)
 		if parent := f.byID[got.ParentID]; parent != nil {
 			f.placeFSLocked(c, parent, got.Name)
 		}
-		if e.item == nil && !e.removed {
+		if e.item.Load() == nil && !e.removed {
 			// A new local file lost its name to one made on the service:
 			// the service's item shows under the name at the next listing.
 			f.dropFSLocked(e, false)
-			if e.parent != nil && e.parent.item != nil {
-				f.listings.Invalidate(e.parent.item.ID)
+			if e.parent != nil && e.parent.item.Load() != nil {
+				f.listings.Invalidate(e.parent.item.Load().ID)
 			}
 		}
 		f.notes.content(e)
@@ -507,8 +517,9 @@ func (f *FS) uploadLocked(ctx context.Context, e *entry, fl *file) error {
 
 // discardLocalLocked drops fl's staged content and journal record. Requires
 // fl.mu.
-func (f *FS) discardLocalLocked(fl *file) {
-	f.dropCopyLocked(fl)
+func (fl *file) discardLocalLocked() {
+	f := fl.fs
+	fl.dropCopyLocked()
 	if fl.staged == nil {
 		return
 	}

@@ -20,7 +20,7 @@ func TestWriteNewFileReachesServerOnClose(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello", string(got))
 	e := env.mustWalk("/new.txt")
-	require.NotNil(t, e.item)
+	require.NotNil(t, e.item.Load())
 	assert.Equal(t, int64(5), env.fs.attrOf(e).size)
 	assert.Empty(t, env.fs.staging.Pending(), "nothing left in the journal")
 }
@@ -258,7 +258,7 @@ func TestFullReadIsVerified(t *testing.T) {
 	e := env.mustWalk("/v.bin")
 	assert.Equal(t, data, env.readAll(e))
 	env.fs.bg.stop()
-	ce, err := env.fs.content.Open(keyOf(e.item), e.item.Size)
+	ce, err := env.fs.content.Open(keyOf(e.item.Load()), e.item.Load().Size)
 	require.NoError(t, err)
 	defer ce.Release()
 	assert.True(t, ce.Verified())

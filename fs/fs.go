@@ -13,12 +13,16 @@ import (
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
+// maxPrefetches bounds the folder listings prefetched at once (tree.go).
+const maxPrefetches = 4
+
 // Defaults of Config.
 const (
 	DefaultListingTTL   = time.Minute
 	DefaultPollInterval = 30 * time.Second
-	// quotaRefreshEvery: the quota is refetched every this many poll rounds.
-	quotaRefreshEvery = 4
+	// quotaRefreshEvery: the quota is refetched every this many poll rounds
+	// (every round: df follows the drive within one poll).
+	quotaRefreshEvery = 1
 )
 
 // Config configures a filesystem. Remote, Content, Staging and State are
@@ -84,6 +88,8 @@ type FS struct {
 	bg    *background
 	// wbWake wakes the journal's background sender (writeback.go).
 	wbWake chan struct{}
+	// prefetchSlots bounds the listing prefetches running at once.
+	prefetchSlots chan struct{}
 
 	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
 	// by start (it reads the jobs a previous mount left) and never changed;
@@ -122,9 +128,16 @@ type FS struct {
 	// copies taken from them.
 	pendingCopies   map[string]*serverCopy
 	deferredDeletes map[string]bool
+	// listingsInFlight: folders being listed (by item id), closed when done,
+	// so that a lookup joins a prefetch instead of repeating it.
+	listingsInFlight map[string]chan struct{}
 	// copyDests holds the destinations (copyWaiterKey) of xattr copies
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
+
+	// polls records the poll loop's outcomes for Status (status.go); it
+	// has its own lock.
+	polls pollLog
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -173,6 +186,7 @@ func New(cfg Config) (*FS, error) {
 	f.notes = newNotifier()
 	f.bg = newBackground()
 	f.wbWake = make(chan struct{}, 1)
+	f.prefetchSlots = make(chan struct{}, maxPrefetches)
 	return f, nil
 }
 
@@ -190,7 +204,8 @@ func (f *FS) start(ctx context.Context) error {
 		return errors.New("fs: already started")
 	}
 	f.started = true
-	f.root = &entry{ino: rootIno, isDir: true, item: root}
+	f.root = &entry{ino: rootIno, isDir: true}
+	f.root.item.Store(root)
 	f.byIno[rootIno] = f.root
 	f.byID[root.ID] = f.root
 	f.mu.Unlock()
@@ -209,6 +224,7 @@ func (f *FS) start(ctx context.Context) error {
 // refreshQuota fetches the drive's quota for statfs.
 func (f *FS) refreshQuota(ctx context.Context) error {
 	d, err := f.remote.Drive(ctx)
+	f.noteContact(ctx, err) // status.go
 	if err != nil {
 		return err
 	}

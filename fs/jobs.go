@@ -198,7 +198,7 @@ func (f *FS) revealItem(it *remote.Item) {
 			return // a folder this mount has not listed: the next listing finds the item
 		}
 		cur := f.cachedChildFSLocked(parent, it.Name)
-		replaces := cur != nil && (cur.item == nil || cur.item.ID != it.ID)
+		replaces := cur != nil && (cur.item.Load() == nil || cur.item.Load().ID != it.ID)
 		var st *file
 		if replaces {
 			st = cur.file
@@ -211,7 +211,7 @@ func (f *FS) revealItem(it *remote.Item) {
 		f.mu.Lock()
 		again := f.cachedChildFSLocked(parent, it.Name) != cur
 		if cur != nil {
-			replaces = cur.item == nil || cur.item.ID != it.ID
+			replaces = cur.item.Load() == nil || cur.item.Load().ID != it.ID
 			again = again || (replaces && cur.file != st)
 		}
 		if again {
@@ -236,7 +236,7 @@ func (f *FS) revealItem(it *remote.Item) {
 		f.mu.Unlock()
 		if st != nil {
 			if st.handles.Load() == 0 {
-				f.discardLocalLocked(st) // the replaced file's clean staged copy
+				st.discardLocalLocked() // the replaced file's clean staged copy
 			}
 			st.mu.Unlock()
 		}

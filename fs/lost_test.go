@@ -170,7 +170,7 @@ func TestStaleListingDoesNotRollBack(t *testing.T) {
 	env.fs.mu.Lock()
 	since := env.fs.seq
 	env.fs.mu.Unlock()
-	items, err := env.fs.remote.Children(ctx, env.fs.root.item.ID)
+	items, err := env.fs.remote.Children(ctx, env.fs.root.item.Load().ID)
 	require.NoError(t, err)
 	time.Sleep(5 * time.Millisecond)
 	env.writeFile(env.fs.root, "g.txt", []byte("two, newer"))

@@ -224,15 +224,15 @@ func (f *FS) flushAll(ctx context.Context) {
 			st.mu.Unlock()
 			continue // its job is kept on disk; the next mount settles it
 		}
-		if err := f.settleCopyLocked(ctx, e, st); err != nil {
+		if err := st.settleCopyLocked(ctx); err != nil {
 			f.log.Error("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(e), "err", err)
 		}
 		if st.dirty && st.staged != nil {
 			var err error
 			if ctx.Err() != nil {
-				err = f.commitLocked(e, st)
+				err = st.commitLocked()
 			} else {
-				err = f.syncLocked(ctx, e, st)
+				err = st.syncLocked(ctx)
 			}
 			if err != nil {
 				f.log.Error("a change could not be sent nor journaled", "path", f.pathOf(e), "err", err)

@@ -69,6 +69,7 @@ func (f *FS) newInode(ctx context.Context, parent *gofs.Inode, e *entry) *gofs.I
 
 // Getattr implements stat.
 func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	n.fsys.dirLinks(ctx, n.e)
 	n.fsys.fillAttr(&out.Attr, n.fsys.attrOf(n.e))
 	return 0
 }
@@ -106,12 +107,6 @@ func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrI
 	return 0
 }
 
-// Statfs reports the drive's quota.
-func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	n.fsys.statfs(out)
-	return 0
-}
-
 // Lookup finds a child, ignoring case.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fsys
@@ -119,6 +114,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if err != nil {
 		return nil, f.errno(ctx, "lookup", err, "name", name)
 	}
+	f.dirLinks(ctx, c)
 	f.fillAttr(&out.Attr, f.attrOf(c))
 	return f.newInode(ctx, &d.Inode, c), 0
 }
@@ -131,6 +127,7 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, f.errno(ctx, "readdir", err, "ino", d.e.ino)
 	}
+	f.prefetchListings(d.e)
 	out := make([]fuse.DirEntry, 0, len(list)+2)
 	out = append(out,
 		fuse.DirEntry{Name: ".", Ino: d.e.ino, Mode: syscall.S_IFDIR},

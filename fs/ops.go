@@ -33,7 +33,7 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 		f.mu.Unlock()
 		return nil, errExists
 	}
-	parentID := dir.item.ID
+	parentID := dir.item.Load().ID
 	f.mu.Unlock()
 
 	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
@@ -92,7 +92,7 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	}
 	e = f.newLocalEntryFSLocked(dir, name)
 	f.touchDirFSLocked(dir)
-	fl := newFile()
+	fl := f.newFile(e)
 	fl.staged, fl.dirty = sf, true
 	fl.setLocalAttr(true, 0, f.now())
 	e.file = fl
@@ -167,7 +167,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		fl.mu.Lock() // no upload of c may run while it is removed
 		defer fl.mu.Unlock()
 		if fl.handles.Load() > 0 && fl.staged == nil && pendingCopyLocked(fl) == nil {
-			if err := f.stageLocked(ctx, c, fl, true); err != nil {
+			if err := fl.stageLocked(ctx, true); err != nil {
 				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
 			}
 		}
@@ -193,7 +193,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 	f.dropFSLocked(c, true)
 	f.mu.Unlock()
 	if fl != nil && fl.handles.Load() == 0 {
-		f.discardLocalLocked(fl)
+		fl.discardLocalLocked()
 	}
 	if id != "" {
 		f.content.Remove(id)
@@ -262,7 +262,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 
 	f.mu.Lock()
-	if src.removed || newDir.removed || newDir.item == nil {
+	if src.removed || newDir.removed || newDir.item.Load() == nil {
 		f.mu.Unlock()
 		return errRemoved
 	}
@@ -270,7 +270,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	oldName := src.name
 	var upd remote.ItemUpdate
 	if newDir != dir {
-		upd.ParentID = newDir.item.ID
+		upd.ParentID = newDir.item.Load().ID
 	}
 	if newName != src.name {
 		upd.Name = newName
@@ -288,7 +288,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 	f.mu.Lock()
 	f.placeFSLocked(src, newDir, newName)
-	newParentID := newDir.item.ID
+	newParentID := newDir.item.Load().ID
 	names, _ := f.pathNamesFSLocked(newDir)
 	f.mu.Unlock()
 	if st != nil {
@@ -403,7 +403,7 @@ func (f *FS) ensureFile(e *entry) *file {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e.file == nil {
-		e.file = newFile()
+		e.file = f.newFile(e)
 	}
 	return e.file
 }

@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -84,11 +83,11 @@ func (c *serverCopy) pending() bool {
 func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item) (got int64, fallback bool, err error) {
 	f.mu.Lock()
 	parent, name := r.dst.parent, r.dst.name
-	if r.dst.removed || parent == nil || parent.item == nil {
+	if r.dst.removed || parent == nil || parent.item.Load() == nil {
 		f.mu.Unlock()
 		return 0, true, errRemoved
 	}
-	parentID := parent.item.ID
+	parentID := parent.item.Load().ID
 	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
 	f.mu.Unlock()
 
@@ -118,19 +117,19 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 		done: make(chan struct{}), answered: got}
 	fl := f.ensureFile(r.dst)
 	fl.mu.Lock()
-	f.discardLocalLocked(fl) // the empty placeholder is never sent
+	fl.discardLocalLocked() // the empty placeholder is never sent
 	fl.copyIn = c
 	fl.setCopiedAttr(true, got)
 	fl.mu.Unlock()
 	f.mu.Lock()
-	if old := r.dst.item; old != nil {
+	if old := r.dst.item.Load(); old != nil {
 		// cp onto an existing file: the job replaces that item with a new
 		// one; until then the destination is a local entry.
 		if f.byID[old.ID] == r.dst {
 			delete(f.byID, old.ID)
 		}
 		f.forgetChildFSLocked(parent, r.dst)
-		r.dst.item = nil
+		r.dst.item.Store(nil)
 		f.placeFSLocked(r.dst, parent, name)
 	}
 	r.dst.mtime = f.now()
@@ -203,9 +202,9 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 		if c.answered < c.size && fl.handles.Load() == 0 {
 			// The caller stopped early and is gone: cut the item to what it
 			// was told it copied, before the copy counts as settled.
-			err := f.trimCopyLocked(ctx, c.dst, fl)
+			err := fl.trimCopyLocked(ctx)
 			if err == nil {
-				err = f.finishLocked(ctx, c.dst, fl)
+				err = fl.finishLocked(ctx)
 			}
 			if err != nil && ctx.Err() == nil {
 				f.log.Warn("cutting a partly copied file to its copied bytes failed", "path", f.pathOf(c.dst), "err", err)
@@ -223,21 +222,21 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 		c.err = err
 		return
 	}
-	f.discardLocalLocked(fl)
+	fl.discardLocalLocked()
 	fl.copyIn = c // the answered bytes still rule continuations
 	fl.staged, fl.dirty = sf, true
 	fl.setLocalAttr(true, c.size, f.copyMtime(c.srcItem, then))
-	if err := f.commitLocked(c.dst, fl); err != nil {
+	if err := fl.commitLocked(); err != nil {
 		f.log.Error("journaling the bytes of a failed copy failed", "destination", f.pathOf(c.dst), "err", err)
 	}
 	// Sent now, before the copy counts as settled (`sync DIR` then means
 	// the bytes are on the service); a failure leaves them journaled.
-	err = f.trimCopyLocked(ctx, c.dst, fl)
+	err = fl.trimCopyLocked(ctx)
 	if err == nil {
-		err = f.syncLocked(ctx, c.dst, fl)
+		err = fl.syncLocked(ctx)
 	}
 	if !fl.dirty && fl.handles.Load() == 0 {
-		f.discardLocalLocked(fl)
+		fl.discardLocalLocked()
 	}
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("sending the bytes of a failed copy failed; they stay in the journal", "destination", f.pathOf(c.dst), "err", err)
@@ -383,7 +382,8 @@ func pendingCopyLocked(fl *file) *serverCopy {
 // waitCopyLocked waits until no server-side copy into fl is pending,
 // releasing fl.mu meanwhile, and returns the copy's error if it left the
 // file without content. Requires fl.mu.
-func (f *FS) waitCopyLocked(ctx context.Context, fl *file) error {
+func (fl *file) waitCopyLocked(ctx context.Context) error {
+	f := fl.fs
 	for c := pendingCopyLocked(fl); c != nil; c = pendingCopyLocked(fl) {
 		fl.mu.Unlock()
 		_, err := f.copies.Wait(ctx, c.job)
@@ -441,135 +441,6 @@ func (f *FS) isUnderFSLocked(e, dir *entry) bool {
 		}
 	}
 	return false
-}
-
-// holdSource holds src's own uploads and deletion while a copy taken from
-// it runs.
-func (f *FS) holdSource(src *entry) {
-	fl := f.ensureFile(src)
-	fl.mu.Lock()
-	fl.holds++
-	fl.mu.Unlock()
-}
-
-// releaseSource ends a hold of holdSource; the last one lets the held
-// upload and deletion go.
-func (f *FS) releaseSource(src *entry) {
-	fl := f.ensureFile(src)
-	fl.mu.Lock()
-	fl.holds--
-	held := fl.holds == 0 && fl.dirty
-	fl.mu.Unlock()
-	if held {
-		f.kickWriteback()
-	}
-	f.mu.Lock()
-	id := ""
-	if src.item != nil && f.deferredDeletes[src.item.ID] {
-		id = src.item.ID
-	}
-	f.mu.Unlock()
-	if id != "" {
-		f.kickWriteback()
-	}
-}
-
-// deferredDeletesKey is where the deletions held for running copies are
-// kept in cache.State (a JSON array of item ids).
-const deferredDeletesKey = "deferredDeletes"
-
-// deferDelete records that item id is to be deleted once the copies taken
-// from it have completed (durably: a restart still deletes it).
-func (f *FS) deferDelete(id string) {
-	f.mu.Lock()
-	if f.deferredDeletes == nil {
-		f.deferredDeletes = make(map[string]bool)
-	}
-	f.deferredDeletes[id] = true
-	f.mu.Unlock()
-	f.saveDeferredDeletes()
-}
-
-func (f *FS) saveDeferredDeletes() {
-	f.mu.Lock()
-	ids := make([]string, 0, len(f.deferredDeletes))
-	for id := range f.deferredDeletes {
-		ids = append(ids, id)
-	}
-	f.mu.Unlock()
-	b, _ := json.Marshal(ids)
-	if err := f.state.Save(deferredDeletesKey, string(b)); err != nil {
-		f.log.Warn("saving the deletions held for running copies failed", "err", err)
-	}
-}
-
-// loadDeferredDeletes reads the deletions an earlier mount held.
-func (f *FS) loadDeferredDeletes() {
-	v, ok := f.state.Load(deferredDeletesKey)
-	if !ok {
-		return
-	}
-	var ids []string
-	if json.Unmarshal([]byte(v), &ids) != nil {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, id := range ids {
-		if f.deferredDeletes == nil {
-			f.deferredDeletes = make(map[string]bool)
-		}
-		f.deferredDeletes[id] = true
-	}
-}
-
-// copiedFrom reports whether a copy job not yet settled was taken from item
-// id (its uploads and deletion are then held).
-func (f *FS) copiedFrom(id string) bool {
-	if f.copies == nil || id == "" {
-		return false
-	}
-	if len(f.copies.PendingWhere(func(j *copyjob.Job) bool { return j.SourceID == id && j.Origin == originCP })) > 0 {
-		return true
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.pendingCopies {
-		if c.srcItem.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-// sendDeferredDeletes deletes the held items no copy needs any more, and
-// reports how many still wait.
-func (f *FS) sendDeferredDeletes(ctx context.Context) (left int) {
-	f.mu.Lock()
-	var ids []string
-	for id := range f.deferredDeletes {
-		ids = append(ids, id)
-	}
-	f.mu.Unlock()
-	changed := false
-	for _, id := range ids {
-		if f.copiedFrom(id) {
-			left++
-			continue
-		}
-		if err := f.remote.Delete(ctx, id, ""); err != nil && !errors.Is(err, remote.ErrNotFound) {
-			left++
-			continue
-		}
-		f.mu.Lock()
-		delete(f.deferredDeletes, id)
-		f.mu.Unlock()
-		changed = true
-	}
-	if changed {
-		f.saveDeferredDeletes()
-	}
-	return left
 }
 
 // pendingSummary is what is still to reach the service under a path: the
@@ -631,7 +502,7 @@ func (f *FS) waitPendingUnder(ctx context.Context, dir *entry) error {
 		fl.mu.Lock()
 		var err error
 		if fl.dirty && fl.holds == 0 {
-			err = f.syncLocked(ctx, e, fl)
+			err = fl.syncLocked(ctx)
 			if err == nil && fl.dirty {
 				err = fmt.Errorf("%s: the change could not be sent yet; it is kept in the journal", f.pathOf(e))
 			}

@@ -39,7 +39,9 @@ func (f *FS) pollLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := f.pollOnce(ctx); err != nil && ctx.Err() == nil {
+		err := f.pollOnce(ctx)
+		f.notePoll(ctx, err) // status.go
+		if err != nil && ctx.Err() == nil {
 			f.log.Warn("polling for remote changes failed", "err", err)
 		}
 		if round%quotaRefreshEvery == 0 {
@@ -115,7 +117,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 			f.placeFSLocked(e, parent, it.Name)
 			continue
 		}
-		old := e.item
+		old := e.item.Load()
 		if _, took := f.observeItemFSLocked(it, since); !took {
 			continue
 		}

@@ -29,7 +29,7 @@ func TestDeltaUpdatesCachedListings(t *testing.T) {
 	env.mustWalk("/e/")
 	_, err = env.fs.readdir(ctx, env.mustWalk("/e"))
 	require.NoError(t, err)
-	oldCTag := keep.item.CTag
+	oldCTag := keep.item.Load().CTag
 	env.fs.notes.take()
 
 	// Changes made directly on the service.
@@ -51,7 +51,7 @@ func TestDeltaUpdatesCachedListings(t *testing.T) {
 		names = append(names, c.name)
 	}
 	assert.Equal(t, []string{"keep.txt", "new.txt"}, names)
-	assert.NotEqual(t, oldCTag, keep.item.CTag)
+	assert.NotEqual(t, oldCTag, keep.item.Load().CTag)
 	assert.Equal(t, int64(9), env.fs.attrOf(keep).size)
 	moved := env.mustWalk("/e/moved.txt")
 	assert.Same(t, moveme, moved, "a moved item keeps its entry and inode number")

@@ -48,7 +48,7 @@ var errStale = errors.New("file changed on OneDrive while open")
 
 // readResult answers a FUSE read of len(dest) bytes at off.
 func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, error) {
-	f, st := h.f, h.st
+	st := h.st
 	st.mu.Lock()
 	if st.staged != nil {
 		defer st.mu.Unlock()
@@ -74,9 +74,7 @@ func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.R
 		}
 	}
 	st.mu.Unlock()
-	f.mu.Lock()
-	it := h.e.item
-	f.mu.Unlock()
+	it := h.e.item.Load()
 	if pending != nil {
 		it = pending.srcItem
 		if off >= limit {
@@ -91,7 +89,7 @@ func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.R
 		}
 		// The source version is gone: the copy's own item has the bytes.
 		st.mu.Lock()
-		err = f.waitCopyLocked(ctx, st)
+		err = st.waitCopyLocked(ctx)
 		st.mu.Unlock()
 		if err != nil {
 			return nil, err

@@ -43,7 +43,7 @@ func TestReadKeepsItsVersion(t *testing.T) {
 	_, err = env.srv.PutFile("/v.bin", v2, time.Time{})
 	require.NoError(t, err)
 	require.NoError(t, env.fs.pollOnce(ctx))
-	require.NotEqual(t, keyOf(e.item), h.ce.Key(), "the poll saw the new version")
+	require.NotEqual(t, keyOf(e.item.Load()), h.ce.Key(), "the poll saw the new version")
 
 	n, err = h.read(ctx, buf[:4096], 100)
 	require.NoError(t, err, "cached bytes of the old version are still served")
@@ -100,7 +100,7 @@ func TestSequentialReadIsOneStream(t *testing.T) {
 	st := env.srv.Stats()
 	assert.LessOrEqual(t, st.Requests["download"], int64(2), "%v", st.Requests)
 	assert.Equal(t, int64(len(data)), st.BytesDownloaded)
-	ce, err := env.fs.content.Open(keyOf(e.item), e.item.Size)
+	ce, err := env.fs.content.Open(keyOf(e.item.Load()), e.item.Load().Size)
 	require.NoError(t, err)
 	defer ce.Release()
 	assert.True(t, ce.Verified())

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -22,9 +23,11 @@ type entry struct {
 	isDir bool   // immutable
 
 	// item is the last known service state; nil for a new file that exists
-	// only locally until its first upload (lazy creation). Treated as
-	// immutable: replaced, never modified. GUARDED_BY(FS.mu)
-	item *remote.Item
+	// only locally until its first upload (lazy creation). The item is an
+	// immutable snapshot: replaced (under FS.mu, with the entry's place),
+	// never modified, so it may be read without FS.mu where a consistent
+	// view of the entry's other fields is not needed.
+	item atomic.Pointer[remote.Item]
 	// seq is FS.seq when a change made by this mount last set item (0: set
 	// by what the service reported). A service report fetched before that
 	// may be older than item (staleItem). GUARDED_BY(FS.mu)
@@ -62,10 +65,10 @@ type entry struct {
 // itemID returns the entry's item id, "" for a local-only file.
 // Requires FS.mu.
 func (e *entry) itemIDFSLocked() string {
-	if e.item == nil {
+	if e.item.Load() == nil {
 		return ""
 	}
-	return e.item.ID
+	return e.item.Load().ID
 }
 
 // dirListing is the cached listing of one folder: its children on the
@@ -89,7 +92,8 @@ func hiddenItem(it *remote.Item) bool {
 func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
-		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot, item: it}
+		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
+		e.item.Store(it)
 		f.nextIno++
 		f.byIno[e.ino] = e
 		f.byID[it.ID] = e
@@ -102,7 +106,7 @@ func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 // entry. Requires FS.mu.
 func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 	e := f.entryForItemFSLocked(it)
-	e.item = it
+	e.item.Store(it)
 	f.seq++
 	e.seq = f.seq
 	return e
@@ -113,10 +117,10 @@ func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 // holds; it returns the entry and whether it took the item. Requires FS.mu.
 func (f *FS) observeItemFSLocked(it *remote.Item, since uint64) (*entry, bool) {
 	e := f.entryForItemFSLocked(it)
-	if e.item != it && staleItem(e.item, it, e.seq > since) {
+	if e.item.Load() != it && staleItem(e.item.Load(), it, e.seq > since) {
 		return e, false
 	}
-	e.item = it
+	e.item.Store(it)
 	return e, true
 }
 
@@ -149,7 +153,7 @@ func (f *FS) placeFSLocked(e, dir *entry, name string) {
 	}
 	e.parent, e.name, e.removed, e.unlinked = dir, name, false, false
 	k := foldName(name)
-	if e.item == nil {
+	if e.item.Load() == nil {
 		if dir.local == nil {
 			dir.local = make(map[string]*entry)
 		}
@@ -201,13 +205,13 @@ func (f *FS) newLocalEntryFSLocked(parent *entry, name string) *entry {
 // bindFSLocked records that e is now the service's item it (an upload
 // created or replaced it, or a copy made it). Requires FS.mu.
 func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
-	if e.item == nil || e.item.ID != it.ID {
-		if e.item != nil && f.byID[e.item.ID] == e {
-			delete(f.byID, e.item.ID)
+	if e.item.Load() == nil || e.item.Load().ID != it.ID {
+		if e.item.Load() != nil && f.byID[e.item.Load().ID] == e {
+			delete(f.byID, e.item.Load().ID)
 		}
 		f.byID[it.ID] = e
 	}
-	e.item = it
+	e.item.Store(it)
 	f.seq++
 	e.seq = f.seq
 	if p := e.parent; p != nil && !e.removed {
@@ -222,10 +226,10 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 // listingFSLocked returns the fresh cached listing of dir, or nil. Caller
 // holds FS.mu.
 func (f *FS) listingFSLocked(dir *entry) *dirListing {
-	if dir.item == nil {
+	if dir.item.Load() == nil {
 		return nil
 	}
-	l, ok := f.listings.Get(dir.item.ID)
+	l, ok := f.listings.Get(dir.item.Load().ID)
 	if !ok {
 		return nil
 	}
@@ -236,10 +240,10 @@ func (f *FS) listingFSLocked(dir *entry) *dirListing {
 // fresh; if none is, there is nothing to keep consistent (the next reader
 // lists the folder again). Requires FS.mu.
 func (f *FS) updateListingFSLocked(dir *entry, fn func(*dirListing)) {
-	if dir.item == nil {
+	if dir.item.Load() == nil {
 		return
 	}
-	f.listings.Update(dir.item.ID, func(l *dirListing) *dirListing {
+	f.listings.Update(dir.item.Load().ID, func(l *dirListing) *dirListing {
 		fn(l)
 		return l
 	})
@@ -254,7 +258,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 		f.mu.Unlock()
 		return nil, errNotDir
 	}
-	if dir.removed || dir.item == nil {
+	if dir.removed || dir.item.Load() == nil {
 		f.mu.Unlock()
 		return nil, errRemoved
 	}
@@ -263,8 +267,31 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			f.mu.Unlock()
 			return l, nil
 		}
+		if wait := f.listingsInFlight[dir.item.Load().ID]; wait != nil {
+			// Another caller (a prefetch, say) is listing it: share that.
+			f.mu.Unlock()
+			select {
+			case <-wait:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return f.listing(ctx, dir, false)
+		}
 	}
-	id := dir.item.ID
+	id := dir.item.Load().ID
+	if f.listingsInFlight == nil {
+		f.listingsInFlight = make(map[string]chan struct{})
+	}
+	if _, busy := f.listingsInFlight[id]; !busy {
+		done := make(chan struct{})
+		f.listingsInFlight[id] = done
+		defer func() {
+			f.mu.Lock()
+			delete(f.listingsInFlight, id)
+			f.mu.Unlock()
+			close(done)
+		}()
+	}
 	f.mu.Unlock()
 
 	for attempt := 0; ; attempt++ {
@@ -298,7 +325,7 @@ func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64
 		if hiddenItem(it) {
 			continue
 		}
-		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.ID, it.Name) {
+		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.Load().ID, it.Name) {
 			continue // a pending copy's destination: its binder places the item
 		}
 		e, took := f.observeItemFSLocked(it, since)
@@ -437,4 +464,46 @@ func (f *FS) invalidateListing(id string) {
 // keyOf returns the content-cache key of a file's server version.
 func keyOf(it *remote.Item) cache.Key {
 	return cache.Key{ID: it.ID, CTag: it.CTag}
+}
+
+// prefetchListings lists, in the background and a few at a time, the
+// subfolders of dir whose listing is not cached: a folder's st_nlink needs
+// its listing (attr.go), and `ls -l` looks up every subfolder right after
+// listing their parent. The listings cost the requests a walk of the tree
+// (ls -R, find, a file manager opening a subfolder) makes anyway.
+func (f *FS) prefetchListings(dir *entry) {
+	f.mu.Lock()
+	l := f.listingFSLocked(dir)
+	var todo []*entry
+	if l != nil {
+		for _, c := range l.children {
+			if c.isDir && !c.removed && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.Load().ID] == nil {
+				todo = append(todo, c)
+			}
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range todo {
+		c := c
+		f.bg.Go(func(ctx context.Context) {
+			select {
+			case f.prefetchSlots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-f.prefetchSlots }()
+			if _, err := f.listing(ctx, c, false); err != nil && ctx.Err() == nil {
+				f.log.Debug("prefetching a folder listing failed", "err", err)
+			}
+		})
+	}
+}
+
+// dirLinks makes sure folder e's listing is known, so that its st_nlink is
+// exact (2 + subfolders); without it (the service unreachable) stat shows
+// 1, which Linux tools read as "unknown".
+func (f *FS) dirLinks(ctx context.Context, e *entry) {
+	if e.isDir {
+		_, _ = f.listing(ctx, e, false)
+	}
 }

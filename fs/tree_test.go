@@ -39,7 +39,7 @@ func TestStableInodeNumbers(t *testing.T) {
 	f := env.mustWalk("/a/f.txt")
 	ino := f.ino
 	require.NoError(t, env.fs.rename(context.Background(), env.mustWalk("/a"), "f.txt", env.mustWalk("/b"), "g.txt", 0))
-	env.fs.invalidateListing(env.mustWalk("/b").item.ID)
+	env.fs.invalidateListing(env.mustWalk("/b").item.Load().ID)
 	assert.Equal(t, ino, env.mustWalk("/b/g.txt").ino, "an item keeps its inode number across a move and a relisting")
 }
 

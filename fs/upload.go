@@ -50,9 +50,9 @@ type sendTarget struct {
 
 // sendResult is what send did.
 type sendResult struct {
-	// item holds the content now: the replaced or new item, or the conflict
-	// copy (conflict set).
-	item     *remote.Item
+	// sent holds the content now: the replaced or new item, or the
+	// conflict copy (conflict set).
+	sent     *remote.Item
 	conflict bool
 	// recreated: the item or its folder was gone and was created again;
 	// newParent is then the folder the item now lives in.
@@ -78,7 +78,7 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 			case gerr != nil:
 				return sendResult{}, gerr
 			case sameContent(content, size, cur):
-				return sendResult{item: cur}, nil
+				return sendResult{sent: cur}, nil
 			case t.baseCTag == "" || cur.CTag != t.baseCTag:
 				return f.sendConflict(ctx, req, t)
 			default:
@@ -90,7 +90,7 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 			if err != nil {
 				return sendResult{}, err
 			}
-			return sendResult{item: got}, nil
+			return sendResult{sent: got}, nil
 		}
 		f.log.Warn("a file changed here was deleted on OneDrive; creating it again", "name", t.name, "folder", "/"+t.dirPath)
 		t.itemID = ""
@@ -112,12 +112,12 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 		got, err := f.remote.Upload(ctx, req)
 		switch {
 		case err == nil:
-			res.item = got
+			res.sent = got
 			return res, nil
 		case errors.Is(err, remote.ErrConflict):
 			cur, cerr := f.remote.Child(ctx, parentID, t.name)
 			if cerr == nil && sameContent(req.Content, req.Size, cur) {
-				res.item = cur
+				res.sent = cur
 				return res, nil
 			}
 			t.parentID = parentID
@@ -156,7 +156,7 @@ func (f *FS) sendConflict(ctx context.Context, req remote.UploadRequest, t sendT
 	}
 	f.log.Warn("file changed on OneDrive since it was changed here: kept the OneDrive version, saved the local one beside it",
 		"name", t.name, "saved_as", got.Name)
-	return sendResult{item: got, conflict: true}, nil
+	return sendResult{sent: got, conflict: true}, nil
 }
 
 // recreateFolder returns the folder at dirPath ("a/b", "" for the root),
@@ -178,7 +178,7 @@ func (f *FS) recreateFolder(ctx context.Context, dirPath string) (*remote.Item, 
 // missing folder; errNotDir if a file holds one of the names.
 func (f *FS) ensureFolderPath(ctx context.Context, dirPath string) (*remote.Item, error) {
 	f.mu.Lock()
-	cur := f.root.item
+	cur := f.root.item.Load()
 	f.mu.Unlock()
 	for _, name := range strings.Split(dirPath, "/") {
 		if name == "" {

@@ -121,9 +121,9 @@ func (f *FS) sendJournaledFile(ctx context.Context, e *entry, id string) bool {
 	}
 	var err error
 	if fl.handles.Load() == 0 {
-		err = f.finishLocked(ctx, e, fl)
+		err = fl.finishLocked(ctx)
 	} else {
-		err = f.syncLocked(ctx, e, fl)
+		err = fl.syncLocked(ctx)
 	}
 	if err != nil && ctx.Err() == nil {
 		f.log.Warn("sending a journaled change failed again", "path", f.pathOf(e), "err", err)
@@ -169,11 +169,11 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 		return err
 	}
 	if !res.conflict {
-		f.log.Info("sent a change journaled earlier", "name", res.item.Name, "size", rec.Size, "recreated", res.recreated)
+		f.log.Info("sent a change journaled earlier", "name", res.sent.Name, "size", rec.Size, "recreated", res.recreated)
 	}
 	f.mu.Lock()
-	if parent := f.byID[res.item.ParentID]; parent != nil {
-		f.placeFSLocked(f.setItemFSLocked(res.item), parent, res.item.Name)
+	if parent := f.byID[res.sent.ParentID]; parent != nil {
+		f.placeFSLocked(f.setItemFSLocked(res.sent), parent, res.sent.Name)
 	}
 	f.mu.Unlock()
 	return nil
@@ -183,7 +183,7 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 func (f *FS) isRootID(id string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.root != nil && f.root.item != nil && f.root.item.ID == id
+	return f.root != nil && f.root.item.Load() != nil && f.root.item.Load().ID == id
 }
 
 // hasDeferredDeletes reports whether deletions wait for copies.

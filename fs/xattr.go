@@ -6,8 +6,6 @@ import (
 	"errors"
 	"strings"
 	"syscall"
-
-	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
 // Extended attributes. Every item shows read-only metadata under
@@ -30,9 +28,7 @@ const xattrPending = "user.onedrive.pending"
 // metaXattrs returns the metadata attributes of e that have a value, in a
 // stable order.
 func (f *FS) metaXattrs(e *entry) [][2]string {
-	f.mu.Lock()
-	it := e.item
-	f.mu.Unlock()
+	it := e.item.Load()
 	if it == nil {
 		return nil
 	}
@@ -64,6 +60,11 @@ func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
 		return f.copyJobsJSON()
 	case xattrPending:
 		return json.Marshal(f.pendingUnder(e))
+	case xattrStatus:
+		if e != f.root {
+			return nil, errNoXattr
+		}
+		return f.statusJSON()
 	}
 	for _, kv := range f.metaXattrs(e) {
 		if kv[0] == name {
@@ -87,6 +88,8 @@ func (f *FS) listxattr(e *entry) []byte {
 	}
 	if e == f.root {
 		b = append(b, xattrCopyJobs...)
+		b = append(b, 0)
+		b = append(b, xattrStatus...)
 		b = append(b, 0)
 	}
 	return b
@@ -122,7 +125,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if err != nil {
 		return 0, n.fsys.errno(ctx, "getxattr", err, "attr", attr)
 	}
-	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs || attr == xattrPending) {
+	if len(dest) == 0 && (attr == xattrCopyStatus || attr == xattrCopyJobs || attr == xattrPending || attr == xattrStatus) {
 		// The value changes between the size query and the read that
 		// follows it: leave room for it to grow.
 		return uint32(min(len(v)+statusSlack, maxXattrValue+statusSlack)), 0
@@ -151,31 +154,4 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EPERM
 	}
 	return syscall.ENODATA
-}
-
-// statfs fills out from the cached quota (refreshed by the poll loop).
-func (f *FS) statfs(out *fuse.StatfsOut) {
-	f.mu.Lock()
-	q := f.quota
-	f.mu.Unlock()
-	out.Bsize = statfsSize
-	out.Frsize = statfsSize
-	out.NameLen = maxNameBytes
-	// OneDrive has no inode limit; report plenty so that df -i and
-	// programs checking for free inodes are content.
-	out.Files = 1 << 32
-	out.Ffree = 1 << 31
-	if q == nil || q.Total <= 0 {
-		return
-	}
-	out.Blocks = uint64(q.Total) / statfsSize
-	free := q.Remaining
-	if free <= 0 && q.Total > q.Used {
-		free = q.Total - q.Used
-	}
-	if free < 0 {
-		free = 0
-	}
-	out.Bfree = uint64(free) / statfsSize
-	out.Bavail = out.Bfree
 }

@@ -148,7 +148,9 @@ func (f deviceFlow) requestCode(ctx context.Context, client *http.Client, cfg *o
 func printDeviceInstructions(out io.Writer, code *authResponse, expiresIn int64) {
 	fmt.Fprintf(out, "To sign in, open this page in a browser:\n\n    %s\n\nand enter the code:\n\n    %s\n\n",
 		printable(code.VerificationURI), printable(code.UserCode))
-	if m := printable(code.Message); m != "" {
+	// The service's message repeats the page and the code: shown only when
+	// it says something else, so that the code is printed once.
+	if m := printable(code.Message); m != "" && !strings.Contains(m, printable(code.UserCode)) {
 		fmt.Fprintf(out, "%s\n\n", m)
 	}
 	if expiresIn > 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +63,8 @@ func TestDeviceLoginPendingSlowDownThenSuccess(t *testing.T) {
 	text := out.String()
 	assert.Contains(t, text, f.srv.URL+"/devicelogin")
 	assert.Contains(t, text, fakeUserCode)
-	assert.Contains(t, text, "To sign in, use a web browser", "the service's message is shown")
+	assert.Equal(t, 1, strings.Count(text, fakeUserCode), "the code is printed once: %s", text)
+	assert.NotContains(t, text, "To sign in, use a web browser", "the service's message only repeats the page and the code")
 	assert.Contains(t, text, "15 minutes")
 	assertNoSecrets(t, text)
 }

@@ -67,12 +67,23 @@ type Config struct {
 
 // Client is a Microsoft Graph drive client. It is safe for concurrent use.
 // Every request goes through one retry loop (retry.go), which also holds all
-// requests back while the service throttles this client. Its fields are set
-// by New and only read afterwards, except gate and urls, which have their
-// own locks, and tooLarge, which is atomic.
+// requests back while the service throttles this client.
+//
+// A Client addresses one drive (Config.DriveID); OnDrive returns a Client of
+// another drive of the same account that shares everything else with it
+// (connections, tokens, the throttling gate, cached download URLs), so that
+// the items of a shared folder or a SharePoint library are reached with the
+// same methods, by their drive id and item id.
 type Client struct {
+	*clientCore
+	driveURL string // e.g. "https://graph.microsoft.com/v1.0/me/drive"; set by New or OnDrive
+}
+
+// clientCore is what every Client of an account shares. Its fields are set
+// by New and only read afterwards, except gate, urls and me, which have
+// their own locks, and tooLarge, which is atomic.
+type clientCore struct {
 	graphBase *url.URL // parsed Config.GraphURL: links handed out must point at its host
-	driveURL  string   // e.g. "https://graph.microsoft.com/v1.0/me/drive"
 	api       *http.Client
 	plain     *http.Client
 	tokens    oauth2.TokenSource
@@ -91,6 +102,8 @@ type Client struct {
 	// tooLarge is the smallest size the service refused (413) in a simple
 	// upload; 0 → none. Files of that size or more go through a session.
 	tooLarge atomic.Int64
+	// me caches the signed-in user (sharing.go).
+	me meCache
 }
 
 // New returns a Client for cfg. It starts no goroutine.
@@ -131,9 +144,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
-	c := &Client{
+	c := &Client{driveURL: base.String() + drivePath(cfg.DriveID), clientCore: &clientCore{
 		graphBase: base,
-		driveURL:  base.String() + drivePath(cfg.DriveID),
 		api: &http.Client{
 			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: transport},
 			CheckRedirect: noRedirects,
@@ -152,9 +164,16 @@ func New(cfg Config) (*Client, error) {
 			}
 			return rand.N(d + 1)
 		},
-	}
+	}}
 	c.urls.entries = make(map[string]downloadURL)
 	return c, nil
+}
+
+// OnDrive returns a Client of the drive driveID ("" or "me": the signed-in
+// user's own drive) that shares connections, tokens, throttling and caches
+// with c. It is cheap: make one per request if need be.
+func (c *Client) OnDrive(driveID string) *Client {
+	return &Client{clientCore: c.clientCore, driveURL: c.graphBase.String() + drivePath(driveID)}
 }
 
 func drivePath(driveID string) string {

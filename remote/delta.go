@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -43,10 +44,51 @@ func (c *Client) Delta(ctx context.Context, link string) (*DeltaPage, error) {
 // collecting them (for large drives). An error from fn stops the
 // enumeration and is returned. It returns the deltaLink.
 func (c *Client) DeltaPages(ctx context.Context, link string, fn func(items []*Item) error) (string, error) {
-	u, err := c.deltaURL(link)
+	u, err := c.deltaURL(c.driveURL+"/root/delta", link)
 	if err != nil {
 		return "", err
 	}
+	return c.deltaPages(ctx, u, fn)
+}
+
+// FolderDelta is Delta for the subtree of one folder of this drive (with
+// OnDrive: a folder others shared, which the delta of the user's own drive
+// does not cover). Only Personal drives track folders on their own:
+// Business drives and SharePoint libraries answer 400, which FolderDelta
+// returns as an error matching ErrNotSupported (poll the folder's children
+// instead, or the whole drive's delta where the user may read its root).
+// A saved deltaLink (link) resumes, as for Delta.
+func (c *Client) FolderDelta(ctx context.Context, folderID, link string) (*DeltaPage, error) {
+	var items []*Item
+	dl, err := c.FolderDeltaPages(ctx, folderID, link, func(page []*Item) error {
+		items = append(items, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &DeltaPage{Items: items, DeltaLink: dl}, nil
+}
+
+// FolderDeltaPages is FolderDelta calling fn with each page's items
+// instead of collecting them. It returns the deltaLink.
+func (c *Client) FolderDeltaPages(ctx context.Context, folderID, link string, fn func(items []*Item) error) (string, error) {
+	u, err := c.deltaURL(c.itemURL(folderID)+"/delta", link)
+	if err != nil {
+		return "", err
+	}
+	dl, err := c.deltaPages(ctx, u, fn)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.StatusCode == http.StatusBadRequest && e.hasCode("invalidRequest") {
+			return "", fmt.Errorf("%w: delta of a folder: %w", ErrNotSupported, err)
+		}
+		return "", err
+	}
+	return dl, nil
+}
+
+func (c *Client) deltaPages(ctx context.Context, u string, fn func(items []*Item) error) (string, error) {
 	dl, err := c.pages(ctx, "delta", u, func(p *wirePage) error {
 		items := make([]*Item, len(p.Value))
 		for i := range p.Value {
@@ -69,8 +111,9 @@ func (c *Client) DeltaPages(ctx context.Context, link string, fn func(items []*I
 	return dl, nil
 }
 
-func (c *Client) deltaURL(link string) (string, error) {
-	base := c.driveURL + "/root/delta"
+// deltaURL is the URL of a delta request on base (…/root/delta or
+// …/items/{id}/delta) for link (see Delta).
+func (c *Client) deltaURL(base, link string) (string, error) {
 	switch {
 	case link == "":
 		return base, nil

@@ -21,6 +21,10 @@
 //     (copy.go), delta (delta.go), and quickXorHash (sub-package
 //     quickxorhash).
 //   - OAuth2 sign-in and token storage (auth*.go, token*.go, profile*.go).
+//   - Other drives (sharing.go, docs/graph-contract.md §11): Client.OnDrive
+//     addresses a shared folder's or a SharePoint library's drive with the
+//     same methods; the signed-in user, their drives, sites, what was shared
+//     with them, shortcuts, permissions and sharing links.
 //
 // It must not: know about FUSE, caches or copy-job bookkeeping (those are
 // fs, cache and copyjob, which call it); keep package-level mutable state or

@@ -35,6 +35,19 @@ type Item struct {
 	// DownloadURL is pre-authenticated and short-lived; it may be "". It is a
 	// credential: never log it.
 	DownloadURL string
+
+	// Shared-in items (a remoteItem facet, docs/graph-contract.md §11): the
+	// item lives in drive RemoteDriveID as RemoteID, under RemoteParentID
+	// (when the service says). Shortcut is set for a shortcut in this drive
+	// ("Add shortcut to My files"), whose own ID is not RemoteID; its
+	// content and children are reached through RemoteDriveID and RemoteID
+	// (OnDrive), not through ID. Role is the signed-in user's role on the
+	// remote item when known (RemoteTarget fills it in), "" otherwise.
+	RemoteDriveID  string
+	RemoteID       string
+	RemoteParentID string
+	Shortcut       bool
+	Role           Role
 }
 
 // Quota of a drive, in bytes. State is normal, nearing, critical or exceeded.
@@ -44,10 +57,19 @@ type Quota struct {
 }
 
 // Drive is a drive and its quota. An all-zero Quota means unknown.
+// DriveType is personal, business or documentLibrary (a SharePoint
+// library); Name is the drive's name ("OneDrive", a library's title) and
+// Owner the display name of its owner (a user, or a library's site), when
+// the service says.
 type Drive struct {
 	ID, DriveType string
+	Name, Owner   string
 	Quota         Quota
 }
+
+// IsBusiness reports whether the drive answers in the Business forms
+// (docs/graph-contract.md §11): delta only at the root, no cTag on folders.
+func (d *Drive) IsBusiness() bool { return d.DriveType != "" && d.DriveType != "personal" }
 
 // maxJSONBody bounds a JSON reply (a page of 1,000 children is a few MB).
 const maxJSONBody = 64 << 20

@@ -139,7 +139,7 @@ func TestDriveQuota(t *testing.T) {
 	}))
 	d, err := env.c.Drive(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, &Drive{ID: "eb6d096301b2bf10", DriveType: "personal", Quota: Quota{
+	assert.Equal(t, &Drive{ID: "eb6d096301b2bf10", DriveType: "personal", Owner: "Ryan Gregg", Quota: Quota{
 		Total: 1099511627776, Used: 294018707, Remaining: 1099217352131, Deleted: 256938, State: "normal"}}, d)
 }
 

@@ -93,13 +93,15 @@ type wireFSInfo struct {
 	LastModifiedDateTime *wireTime `json:"lastModifiedDateTime,omitempty"`
 }
 
-// wireRemoteItem is the part of a shared-in item's remoteItem facet used to
-// tell files from folders.
+// wireRemoteItem is a shared-in item's remoteItem facet: where the item
+// really lives (drive and item id) and its file or folder facet.
 type wireRemoteItem struct {
-	ID     string      `json:"id"`
-	Size   int64       `json:"size"`
-	File   *wireFile   `json:"file"`
-	Folder *wireFolder `json:"folder"`
+	ID              string       `json:"id"`
+	Name            string       `json:"name"`
+	Size            int64        `json:"size"`
+	File            *wireFile    `json:"file"`
+	Folder          *wireFolder  `json:"folder"`
+	ParentReference *wireItemRef `json:"parentReference"`
 }
 
 // wirePage is a page of a collection: children, or delta with its links.
@@ -110,9 +112,101 @@ type wirePage struct {
 }
 
 type wireDrive struct {
-	ID        string     `json:"id"`
-	DriveType string     `json:"driveType"`
-	Quota     *wireQuota `json:"quota"`
+	ID        string           `json:"id"`
+	DriveType string           `json:"driveType"`
+	Name      string           `json:"name"`
+	Owner     *wireIdentitySet `json:"owner"`
+	Quota     *wireQuota       `json:"quota"`
+}
+
+// wireIdentitySet is an identitySet: a user, or for a library the group or
+// site that owns it.
+type wireIdentitySet struct {
+	User  *wireIdentity `json:"user"`
+	Group *wireIdentity `json:"group"`
+}
+
+type wireIdentity struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Email       string `json:"email"`
+}
+
+// name is the identity's display name, "" when there is none.
+func (s *wireIdentitySet) name() string {
+	switch {
+	case s == nil:
+		return ""
+	case s.User != nil:
+		return s.User.DisplayName
+	case s.Group != nil:
+		return s.Group.DisplayName
+	}
+	return ""
+}
+
+// wireUser is the signed-in user (GET /me).
+type wireUser struct {
+	ID                string `json:"id"`
+	DisplayName       string `json:"displayName"`
+	Mail              string `json:"mail"`
+	UserPrincipalName string `json:"userPrincipalName"`
+}
+
+// wireSite is a SharePoint site.
+type wireSite struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+	WebURL      string `json:"webUrl"`
+}
+
+// wirePermission is a permission of an item: a grant or a sharing link.
+type wirePermission struct {
+	ID                 string           `json:"id"`
+	Roles              []string         `json:"roles"`
+	GrantedTo          *wireIdentitySet `json:"grantedTo"`
+	GrantedToV2        *wireIdentitySet `json:"grantedToV2"`
+	InheritedFrom      *wireItemRef     `json:"inheritedFrom"`
+	Link               *wireSharingLink `json:"link"`
+	ShareID            string           `json:"shareId"`
+	ExpirationDateTime wireTime         `json:"expirationDateTime"`
+}
+
+type wireSharingLink struct {
+	Type   string `json:"type"`
+	Scope  string `json:"scope"`
+	WebURL string `json:"webUrl"`
+}
+
+type wireInvite struct {
+	Recipients     []wireRecipient `json:"recipients"`
+	Roles          []string        `json:"roles"`
+	RequireSignIn  bool            `json:"requireSignIn"`
+	SendInvitation bool            `json:"sendInvitation"`
+}
+
+type wireRecipient struct {
+	Email string `json:"email"`
+}
+
+type wireCreateLink struct {
+	Type               string    `json:"type"`
+	Scope              string    `json:"scope,omitempty"`
+	ExpirationDateTime *wireTime `json:"expirationDateTime,omitempty"`
+}
+
+// wireCreateShortcut is the body that adds a shortcut to a shared item
+// (POST …/children).
+type wireCreateShortcut struct {
+	Name             string           `json:"name"`
+	RemoteItem       wireRemoteTarget `json:"remoteItem"`
+	ConflictBehavior string           `json:"@microsoft.graph.conflictBehavior,omitempty"`
+}
+
+type wireRemoteTarget struct {
+	ID              string      `json:"id"`
+	ParentReference wireItemRef `json:"parentReference"`
 }
 
 type wireQuota struct {
@@ -241,8 +335,21 @@ func (w *wireItem) toItem() *Item {
 		it.ParentPath = p.Path
 	}
 	file, folder := w.File, w.Folder
-	if r := w.RemoteItem; r != nil && file == nil && folder == nil {
-		file, folder = r.File, r.Folder
+	if r := w.RemoteItem; r != nil {
+		if file == nil && folder == nil {
+			file, folder = r.File, r.Folder
+		}
+		it.RemoteID = r.ID
+		if r.ParentReference != nil {
+			it.RemoteDriveID = r.ParentReference.DriveID
+			it.RemoteParentID = r.ParentReference.ID
+		}
+		// An item of a drive with a remoteItem facet is a shortcut to it
+		// (SharedWithMe, whose entries are in no drive, clears this).
+		it.Shortcut = true
+		if it.Size == 0 {
+			it.Size = r.Size
+		}
 	}
 	if folder != nil {
 		it.IsFolder = true
@@ -273,7 +380,7 @@ func (w *wireItem) toItem() *Item {
 }
 
 func (w *wireDrive) toDrive() *Drive {
-	d := &Drive{ID: w.ID, DriveType: w.DriveType}
+	d := &Drive{ID: w.ID, DriveType: w.DriveType, Name: w.Name, Owner: w.Owner.name()}
 	if q := w.Quota; q != nil {
 		d.Quota = Quota{Total: q.Total, Used: q.Used, Remaining: q.Remaining, Deleted: q.Deleted, State: q.State}
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/onedrivefs/onedrivefs/copyjob"
 )
 
@@ -37,49 +39,60 @@ const (
 	xattrCopy       = "user.onedrive.copy"
 	xattrCopyStatus = "user.onedrive.copy.status"
 	xattrCopyJobs   = "user.onedrive.copy.jobs"
+	xattrPending    = "user.onedrive.pending"
 )
 
 // jobPollInterval is how often waiting commands read a job's status.
 const jobPollInterval = 500 * time.Millisecond
 
-func runCp(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "cp", "SRC DEST", cpDescription)
-	wait := fset.Bool("wait", false, "wait until the copy has finished, showing its progress")
-	if err := parseFlags(fset, args); err != nil {
-		return err
+func newCpCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "cp [flags] SRC DEST",
+		Short: "copy a file or folder inside a mount, server-side",
+		Long:  cpDescription,
+		Args: func(c *cobra.Command, args []string) error {
+			switch {
+			case len(args) < 2:
+				return usagef("SRC and DEST are needed")
+			case len(args) > 2:
+				return usagef("one SRC and one DEST, not %d paths (%s): copy several things with one cp each, or copy their folder",
+					len(args), strings.Join(args, " "))
+			}
+			return nil
+		},
 	}
-	if fset.NArg() != 2 {
-		fmt.Fprintln(e.stderr, "onedrivefs cp: SRC and DEST are needed")
-		fset.Usage()
-		return errUsage
+	wait := c.Flags().BoolP("wait", "w", false, "wait until the copy has finished, showing its progress")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		src, err := filepath.Abs(args[0])
+		if err != nil {
+			return err
+		}
+		if real, err := filepath.EvalSymlinks(src); err == nil {
+			src = real
+		}
+		root, err := mountRootOf(src)
+		if err != nil {
+			return err
+		}
+		dest, err := absDest(args[1])
+		if err != nil {
+			return err
+		}
+		if err := setxattrRetry(src, xattrCopy, []byte(dest)); err != nil {
+			return copyError(err, args[0], args[1])
+		}
+		doc, err := jobStatus(src)
+		if err != nil {
+			return fmt.Errorf("the copy was started but its status cannot be read: %w", err)
+		}
+		fmt.Fprintf(e.stdout, "copy job %s started: %s -> %s\n", doc.ID, doc.Source, doc.Destination)
+		if !*wait {
+			return nil
+		}
+		return waitForJob(ctx, e, root, src, doc.ID)
 	}
-	src, err := filepath.Abs(fset.Arg(0))
-	if err != nil {
-		return err
-	}
-	if real, err := filepath.EvalSymlinks(src); err == nil {
-		src = real
-	}
-	root, err := mountRootOf(src)
-	if err != nil {
-		return err
-	}
-	dest, err := absDest(fset.Arg(1))
-	if err != nil {
-		return err
-	}
-	if err := setxattrRetry(src, xattrCopy, []byte(dest)); err != nil {
-		return copyError(err, fset.Arg(0), fset.Arg(1))
-	}
-	doc, err := jobStatus(src)
-	if err != nil {
-		return fmt.Errorf("the copy was started but its status cannot be read: %w", err)
-	}
-	fmt.Fprintf(e.stdout, "copy job %s started: %s -> %s\n", doc.ID, doc.Source, doc.Destination)
-	if !*wait {
-		return nil
-	}
-	return waitForJob(ctx, e, root, src, doc.ID)
+	return c
 }
 
 // absDest makes a copy destination absolute, resolving symbolic links in the

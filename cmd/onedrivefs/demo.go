@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/onedrivefs/onedrivefs/remote"
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
@@ -50,57 +53,70 @@ type demoOptions struct {
 	copyRate               int64
 }
 
-func parseDemoFlags(e *env, args []string) (demoOptions, error) {
-	fset := newFlagSet(e, "demo", "[MOUNTPOINT]", demoDescription)
+// defineDemoFlags defines the demo's flags on fset and returns what reads
+// them, with the arguments, once parsed.
+func defineDemoFlags(e *env, fset *pflag.FlagSet) func(args []string) (demoOptions, error) {
 	dataFlag := fset.String("data", "", "`DIR` of the demo's drive and sign-in (default $XDG_DATA_HOME/onedrivefs/demo or ~/.local/share/onedrivefs/demo)")
 	cacheFlag := fset.String("cache-dir", "", "`DIR` of the demo mount's cache (default $XDG_CACHE_HOME/onedrivefs/demo or ~/.cache/onedrivefs/demo)")
 	fresh := fset.Bool("fresh", false, "wipe the demo drive, sign-in and cache, and seed the drive again")
 	logLevel := fset.String("log-level", "warn", "log level of the mount and the fake drive: debug, info, warn or error")
 	copyLatency := fset.Duration("copy-latency", 1500*time.Millisecond, "time every server-side copy takes on the fake before its size is counted")
 	copyRate := fset.String("copy-rate", "200M", "bytes per second the fake copies (suffixes K, M, G)")
-	if err := parseFlags(fset, args); err != nil {
-		return demoOptions{}, err
-	}
-	usage := func(format string, a ...any) (demoOptions, error) {
-		fmt.Fprintf(e.stderr, "onedrivefs demo: "+format+"\n", a...)
-		return demoOptions{}, errUsage
-	}
-	o := demoOptions{fresh: *fresh, logLevel: *logLevel, copyLatency: *copyLatency}
-	if fset.NArg() > 1 {
-		return usage("at most one MOUNTPOINT, not %v", fset.Args())
-	}
-	if err := o.level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usage("--log-level %q: use debug, info, warn or error", *logLevel)
-	}
-	var err error
-	if o.copyRate, err = parseSize(*copyRate); err != nil {
-		return usage("--copy-rate: %v", err)
-	}
-	if *copyLatency < 0 {
-		return usage("--copy-latency cannot be negative")
-	}
-	mountArg := "onedrive"
-	if fset.NArg() == 1 {
-		mountArg = fset.Arg(0)
-	}
-	if o.mnt, err = filepath.Abs(mountArg); err != nil {
+	return func(args []string) (demoOptions, error) {
+		usage := func(format string, a ...any) (demoOptions, error) {
+			fmt.Fprintf(e.stderr, "onedrivefs demo: "+format+"\n", a...)
+			return demoOptions{}, errUsage
+		}
+		o := demoOptions{fresh: *fresh, logLevel: *logLevel, copyLatency: *copyLatency}
+		if len(args) > 1 {
+			return usage("at most one MOUNTPOINT, not %v", args)
+		}
+		if err := o.level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usage("--log-level %q: use debug, info, warn or error", *logLevel)
+		}
+		var err error
+		if o.copyRate, err = parseSize(*copyRate); err != nil {
+			return usage("--copy-rate: %v", err)
+		}
+		if *copyLatency < 0 {
+			return usage("--copy-latency cannot be negative")
+		}
+		mountArg := "onedrive"
+		if len(args) == 1 {
+			mountArg = args[0]
+		}
+		if o.mnt, err = filepath.Abs(mountArg); err != nil {
+			return o, err
+		}
+		if o.dataDir, err = demoDir(e, *dataFlag, "XDG_DATA_HOME", filepath.Join(".local", "share")); err != nil {
+			return o, err
+		}
+		o.cacheDir, err = demoDir(e, *cacheFlag, "XDG_CACHE_HOME", ".cache")
 		return o, err
 	}
-	if o.dataDir, err = demoDir(e, *dataFlag, "XDG_DATA_HOME", filepath.Join(".local", "share")); err != nil {
-		return o, err
+}
+
+func newDemoCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "demo [flags] [MOUNTPOINT]",
+		Short: "try it: mount a fake OneDrive with sample files, and print a guide",
+		Long:  demoDescription,
 	}
-	o.cacheDir, err = demoDir(e, *cacheFlag, "XDG_CACHE_HOME", ".cache")
-	return o, err
+	parse := defineDemoFlags(e, c.Flags())
+	c.RunE = func(c *cobra.Command, args []string) error {
+		o, err := parse(args)
+		if err != nil {
+			return err
+		}
+		return runDemo(c.Context(), e, o)
+	}
+	return c
 }
 
 // runDemo serves the fake drive in this process, signs in to it and mounts
 // it (runMount, in this process too), until ctx ends (Ctrl-C). This process
 // serves the mount, so it never calls into it: the user does, from a shell.
-func runDemo(ctx context.Context, e *env, args []string) error {
-	o, err := parseDemoFlags(e, args)
-	if err != nil {
-		return err
-	}
+func runDemo(ctx context.Context, e *env, o demoOptions) error {
 	for _, d := range []string{o.dataDir, o.cacheDir} {
 		if err := claimDemoDir(d); err != nil {
 			return err

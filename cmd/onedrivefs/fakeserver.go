@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/onedrivefs/onedrivefs/remote/graphtest"
 )
 
@@ -42,9 +44,10 @@ each in memory (all sharing one blob), for scale tests: 10,000 folders of
 100 files take a few seconds and about 500 MB. Such a drive is not saved:
 --data and --seed cannot be given with it.`
 
-// runFakeServer serves a graphtest fake until ctx is cancelled.
-func runFakeServer(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "fake-server", "", fakeServerDescription)
+// newFakeServerCmd serves a graphtest fake until the context is cancelled.
+func newFakeServerCmd(e *env) *cobra.Command {
+	c := &cobra.Command{Use: "fake-server [flags]", Short: "run the fake OneDrive (Graph + OAuth) server", Long: fakeServerDescription}
+	fset := c.Flags()
 	addr := fset.String("addr", "127.0.0.1:8080", "listen on `HOST:PORT` (port 0: any free port)")
 	dataDir := fset.String("data", "", "`DIR` where the drive persists (default $XDG_DATA_HOME/onedrivefs/fake or ~/.local/share/onedrivefs/fake)")
 	seedDir := fset.String("seed", "", "import the local tree `DIR` into the root of the drive when the drive is empty (its first start); sparse files stay sparse")
@@ -83,178 +86,193 @@ func runFakeServer(ctx context.Context, e *env, args []string) error {
 	generate := fset.String("generate", "", "generate a drive of `folders=N,files=M` (N folders of M small files under the root) in memory, not saved; excludes --data and --seed")
 	deltaParentPath := fset.Bool("delta-parent-path", false, "delta items carry parentReference.path, as personal drives have been seen to send (no effect with --drive-type business)")
 	logLevel := fset.String("log-level", "info", "log level: debug (one line per request), info, warn or error")
-	if err := parseFlags(fset, args); err != nil {
-		return err
-	}
-	usage := func(format string, a ...any) error {
-		fmt.Fprintf(e.stderr, "onedrivefs fake-server: "+format+"\n", a...)
-		return errUsage
-	}
-	if fset.NArg() > 0 {
-		return usage("unexpected arguments: %v", fset.Args())
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usage("--log-level %q: use debug, info, warn or error", *logLevel)
-	}
-	quotaBytes, err := parseSize(*quota)
-	if err != nil {
-		return usage("--quota: %v", err)
-	}
-	simpleBytes, err := parseSize(*simpleLimit)
-	if err != nil {
-		return usage("--simple-upload-limit: %v", err)
-	}
-	rate, err := parseSize(*copyRate)
-	if err != nil {
-		return usage("--copy-rate: %v", err)
-	}
-	if *monitorOperation == "" {
-		return usage("--monitor-operation cannot be empty")
-	}
-	var ops []string
-	for _, op := range strings.Split(*faultOps, ",") {
-		if op = strings.TrimSpace(op); op != "" {
-			ops = append(ops, op)
+	sharing := addSharingFlags(fset) // --user, --site, --share, … (fakeserver_sharing.go)
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		usage := func(format string, a ...any) error {
+			fmt.Fprintf(e.stderr, "onedrivefs fake-server: "+format+"\n", a...)
+			return errUsage
 		}
-	}
-	if *driveType != "personal" && *driveType != "business" {
-		return usage("--drive-type %q: use personal or business", *driveType)
-	}
-	if *tokenLifetime <= 0 || *copyLatency < 0 || *retryAfter < 0 || *slow < 0 {
-		return usage("durations cannot be negative (and --token-lifetime must be positive)")
-	}
-	opts := graphtest.Options{
-		DriveID:           *driveID,
-		DriveType:         *driveType,
-		QuotaTotal:        quotaBytes,
-		SimpleUploadLimit: simpleBytes,
-		Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
-		Copy: graphtest.CopyOptions{
-			Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
-			MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,
-			MonitorBody: *monitorBody, MonitorOperation: *monitorOperation, MonitorFailure: *monitorFailure,
-		},
-		Faults: graphtest.FaultOptions{
-			ThrottleEvery: *throttleEvery, ThrottleStatus: *throttleStatus, RetryAfter: *retryAfter,
-			RetryAfterForm: *retryAfterForm, Ops: ops, ResetEvery: *resetEvery, DropReplyEvery: *dropReplyEvery,
-			SlowBy: *slow, FailCopyEvery: *failCopyEvery,
-		},
-		Forms: graphtest.FormOptions{
-			DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
-			InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
-			DeltaParentPath:     *deltaParentPath,
-			UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
-		},
-	}
-	mode := graphtest.NetworkMode(*network)
-	switch mode {
-	case graphtest.NetworkUp, graphtest.NetworkRefuse, graphtest.NetworkBlackhole:
-	default:
-		return usage("--network %q: use up, refuse or blackhole", *network)
-	}
-	var spec graphtest.GenerateSpec
-	if *generate != "" {
-		if spec, err = graphtest.ParseGenerateSpec(*generate); err != nil {
-			return usage("--generate: %v", err)
+		if len(args) > 0 {
+			return usage("unexpected arguments: %v", args)
 		}
-		if *dataDir != "" || *seedDir != "" {
-			return usage("--generate builds a drive in memory that is not saved: drop --data and --seed")
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usage("--log-level %q: use debug, info, warn or error", *logLevel)
 		}
-	}
-	// The fake checks its knobs itself (monitor forms, throttle status,
-	// answer forms, negative counts); a refusal here is a usage error.
-	if err := opts.Validate(); err != nil {
-		return usage("%v", err)
-	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-	opts.Logger = log
-	dir := "" // a generated drive lives in a temporary directory, removed at exit
-	if *generate == "" {
-		if dir, err = fakeDataDir(e, *dataDir); err != nil {
+		quotaBytes, err := parseSize(*quota)
+		if err != nil {
+			return usage("--quota: %v", err)
+		}
+		simpleBytes, err := parseSize(*simpleLimit)
+		if err != nil {
+			return usage("--simple-upload-limit: %v", err)
+		}
+		rate, err := parseSize(*copyRate)
+		if err != nil {
+			return usage("--copy-rate: %v", err)
+		}
+		if *monitorOperation == "" {
+			return usage("--monitor-operation cannot be empty")
+		}
+		var ops []string
+		for _, op := range strings.Split(*faultOps, ",") {
+			if op = strings.TrimSpace(op); op != "" {
+				ops = append(ops, op)
+			}
+		}
+		if *driveType != "personal" && *driveType != "business" {
+			return usage("--drive-type %q: use personal or business", *driveType)
+		}
+		if *tokenLifetime <= 0 || *copyLatency < 0 || *retryAfter < 0 || *slow < 0 {
+			return usage("durations cannot be negative (and --token-lifetime must be positive)")
+		}
+		opts := graphtest.Options{
+			DriveID:           *driveID,
+			DriveType:         *driveType,
+			QuotaTotal:        quotaBytes,
+			SimpleUploadLimit: simpleBytes,
+			Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
+			Copy: graphtest.CopyOptions{
+				Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
+				MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,
+				MonitorBody: *monitorBody, MonitorOperation: *monitorOperation, MonitorFailure: *monitorFailure,
+			},
+			Faults: graphtest.FaultOptions{
+				ThrottleEvery: *throttleEvery, ThrottleStatus: *throttleStatus, RetryAfter: *retryAfter,
+				RetryAfterForm: *retryAfterForm, Ops: ops, ResetEvery: *resetEvery, DropReplyEvery: *dropReplyEvery,
+				SlowBy: *slow, FailCopyEvery: *failCopyEvery,
+			},
+			Forms: graphtest.FormOptions{
+				DownloadIgnoresRange: *ignoreRange, DownloadURLAnnotation: *urlAnnotation,
+				InnerErrorSpelling: *innerSpelling, NestedInnerErrors: *nestedInner, DeltaLinkForm: *deltaLinkForm,
+				DeltaParentPath:     *deltaParentPath,
+				UploadCreatedStatus: *createdStatus, UploadReplacedStatus: *replacedStatus,
+			},
+		}
+		sharing.configure(&opts)
+		businessMonitorForms(fset, &opts)
+		if err := sharing.validate(); err != nil {
+			return usage("%v", err)
+		}
+		mode := graphtest.NetworkMode(*network)
+		switch mode {
+		case graphtest.NetworkUp, graphtest.NetworkRefuse, graphtest.NetworkBlackhole:
+		default:
+			return usage("--network %q: use up, refuse or blackhole", *network)
+		}
+		var spec graphtest.GenerateSpec
+		if *generate != "" {
+			if spec, err = graphtest.ParseGenerateSpec(*generate); err != nil {
+				return usage("--generate: %v", err)
+			}
+			if *dataDir != "" || *seedDir != "" {
+				return usage("--generate builds a drive in memory that is not saved: drop --data and --seed")
+			}
+		}
+		// The fake checks its knobs itself (monitor forms, throttle status,
+		// answer forms, negative counts); a refusal here is a usage error.
+		if err := opts.Validate(); err != nil {
+			return usage("%v", err)
+		}
+		log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+		opts.Logger = log
+		dir := "" // a generated drive lives in a temporary directory, removed at exit
+		if *generate == "" {
+			if dir, err = fakeDataDir(e, *dataDir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			opts.DataDir = dir
+		}
+		fake, err := graphtest.New(opts)
+		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
+		closeFake := func() error {
+			err := fake.Close()
+			switch {
+			case err != nil && dir == "":
+				return fmt.Errorf("closing the fake: %w", err)
+			case err != nil:
+				return fmt.Errorf("saving the drive to %s: %w", dir, err)
+			}
+			return nil
 		}
-		opts.DataDir = dir
-	}
-	fake, err := graphtest.New(opts)
-	if err != nil {
-		return err
-	}
-	closeFake := func() error {
-		err := fake.Close()
-		switch {
-		case err != nil && dir == "":
-			return fmt.Errorf("closing the fake: %w", err)
-		case err != nil:
-			return fmt.Errorf("saving the drive to %s: %w", dir, err)
+		if *seedDir != "" {
+			if err := seedIfEmpty(fake, *seedDir, e, log); err != nil {
+				_ = closeFake()
+				return err
+			}
 		}
-		return nil
-	}
-	if *seedDir != "" {
-		if err := seedIfEmpty(fake, *seedDir, e, log); err != nil {
-			_ = closeFake()
-			return err
+		if *generate != "" {
+			start := time.Now()
+			if err := fake.Generate(spec); err != nil {
+				_ = closeFake()
+				return err
+			}
+			fmt.Fprintf(e.stdout, "Generated %s (%d items) in %s\n", spec, spec.Items(), time.Since(start).Round(time.Millisecond))
 		}
-	}
-	if *generate != "" {
-		start := time.Now()
-		if err := fake.Generate(spec); err != nil {
-			_ = closeFake()
-			return err
-		}
-		fmt.Fprintf(e.stdout, "Generated %s (%d items) in %s\n", spec, spec.Items(), time.Since(start).Round(time.Millisecond))
-	}
-
-	if err := fake.Start(*addr); err != nil {
-		_ = closeFake()
-		return err
-	}
-	ctlURL := fake.URL
-	var ctl *http.Server
-	if *controlAddr != "" {
-		ln, err := net.Listen("tcp", *controlAddr)
+		sharingNotes, err := sharing.apply(fake)
 		if err != nil {
 			_ = closeFake()
-			return fmt.Errorf("--control-addr: %w", err)
+			return err
 		}
-		ctlURL = "http://" + ln.Addr().String()
-		ctl = &http.Server{Handler: fake.ControlHandler(), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-		go func() { _ = ctl.Serve(ln) }() // ends at ctl.Shutdown below
-	}
-	if err := fake.SetNetwork(mode); err != nil {
-		if ctl != nil {
-			_ = ctl.Close()
-		}
-		_ = closeFake()
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", fake.URL)
-	fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", fake.URL)
-	fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", ctlURL)
-	if mode != graphtest.NetworkUp {
-		fmt.Fprintf(e.stdout, "Network: %s (PUT %s/_fake/network {\"mode\":\"up\"} to serve)\n", mode, ctlURL)
-	}
-	if *generate != "" {
-		fmt.Fprintln(e.stdout, "Data: (in memory, not saved)")
-	} else {
-		fmt.Fprintf(e.stdout, "Data: %s\n", dir)
-		fake.StartAutoSave(2 * time.Second)
-	}
 
-	<-ctx.Done()
-	log.Info("stopping the fake server")
-	if ctl != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := ctl.Shutdown(shutdownCtx); err != nil {
-			_ = ctl.Close()
+		if err := fake.Start(*addr); err != nil {
+			_ = closeFake()
+			return err
 		}
+		ctlURL := fake.URL
+		var ctl *http.Server
+		if *controlAddr != "" {
+			ln, err := net.Listen("tcp", *controlAddr)
+			if err != nil {
+				_ = closeFake()
+				return fmt.Errorf("--control-addr: %w", err)
+			}
+			ctlURL = "http://" + ln.Addr().String()
+			ctl = &http.Server{Handler: fake.ControlHandler(), ReadHeaderTimeout: 10 * time.Second,
+				ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+			go func() { _ = ctl.Serve(ln) }() // ends at ctl.Shutdown below
+		}
+		if err := fake.SetNetwork(mode); err != nil {
+			if ctl != nil {
+				_ = ctl.Close()
+			}
+			_ = closeFake()
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Graph API: %s/v1.0\n", fake.URL)
+		fmt.Fprintf(e.stdout, "OAuth: %s (tenant any; endpoints /{tenant}/oauth2/v2.0/devicecode, token, authorize)\n", fake.URL)
+		fmt.Fprintf(e.stdout, "Control: %s/_fake/\n", ctlURL)
+		if mode != graphtest.NetworkUp {
+			fmt.Fprintf(e.stdout, "Network: %s (PUT %s/_fake/network {\"mode\":\"up\"} to serve)\n", mode, ctlURL)
+		}
+		for _, note := range sharingNotes {
+			fmt.Fprintln(e.stdout, note)
+		}
+		if *generate != "" {
+			fmt.Fprintln(e.stdout, "Data: (in memory, not saved)")
+		} else {
+			fmt.Fprintf(e.stdout, "Data: %s\n", dir)
+			fake.StartAutoSave(2 * time.Second)
+		}
+
+		<-ctx.Done()
+		log.Info("stopping the fake server")
+		if ctl != nil {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := ctl.Shutdown(shutdownCtx); err != nil {
+				_ = ctl.Close()
+			}
+		}
+		return closeFake()
 	}
-	return closeFake()
+	return c
 }
 
 // fakeDataDir is --data, or $XDG_DATA_HOME/onedrivefs/fake (~/.local/share

@@ -264,9 +264,9 @@ func TestFakeServerInProcess(t *testing.T) {
 	var stderr bytes.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: outW, stderr: &stderr, getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan int, 1)
 	go func() {
-		done <- runFakeServer(ctx, e, []string{"--addr", "127.0.0.1:0", "--data", data, "--monitor-style", "200", "--throttle-every", "2"})
+		done <- run(ctx, e, []string{"fake-server", "--addr", "127.0.0.1:0", "--data", data, "--monitor-style", "200", "--throttle-every", "2"})
 		outW.Close()
 	}()
 	sc := bufio.NewScanner(outR)
@@ -295,7 +295,7 @@ func TestFakeServerInProcess(t *testing.T) {
 	assert.EqualValues(t, 2, faults["throttleEvery"])
 
 	cancel()
-	require.NoError(t, <-done)
+	require.Zero(t, <-done, "stderr: %s", stderr.String())
 	_, err = os.Stat(filepath.Join(data, "state.json"))
 	assert.NoError(t, err, "the drive was saved on the way out")
 }
@@ -314,9 +314,9 @@ func TestFakeServerFlagErrors(t *testing.T) {
 	} {
 		var stderr bytes.Buffer
 		e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }}
-		err := runFakeServer(context.Background(), e, append([]string{"--data", t.TempDir()}, args...))
-		assert.ErrorIs(t, err, errUsage, "%v", args)
-		assert.NotEmpty(t, stderr.String(), "%v", args)
+		code := run(context.Background(), e, append([]string{"fake-server", "--data", t.TempDir()}, args...))
+		assert.Equal(t, 2, code, "%v", args)
+		assert.Contains(t, stderr.String(), "Usage: onedrivefs fake-server [flags]", "%v", args)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/onedrivefs/onedrivefs/copyjob"
 )
 
@@ -17,60 +18,89 @@ const jobsDescription = `List the server-side copy jobs of the onedrivefs mount 
 path inside the mount will do): the running ones and the recent finished
 ones, newest first, with their source, destination, status and percentage.
 Jobs started by cp inside the mount are listed too. With --watch the list is
-refreshed until every job has finished, or until Ctrl-C.`
+refreshed until every job has finished, or until Ctrl-C; --running leaves out
+the finished ones and -n N shows the newest N.`
 
 // jobsRefresh is how often --watch reads the list again.
 const jobsRefresh = time.Second
 
-func runJobs(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "jobs", "MOUNTPOINT", jobsDescription)
-	watch := fset.Bool("watch", false, "refresh the list until every job has finished (or Ctrl-C)")
-	if err := parseFlags(fset, args); err != nil {
-		return err
+func newJobsCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "jobs [flags] MOUNTPOINT",
+		Short: "list the server-side copy jobs of a mount",
+		Long:  jobsDescription,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("exactly one MOUNTPOINT is needed, not %d arguments", len(args))
+			}
+			return nil
+		},
 	}
-	if fset.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "onedrivefs jobs: exactly one MOUNTPOINT is needed")
-		fset.Usage()
-		return errUsage
-	}
-	dir, err := filepath.Abs(fset.Arg(0))
-	if err != nil {
-		return err
-	}
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
-	}
-	root, err := mountRootOf(dir)
-	if err != nil {
-		return err
-	}
-	tty := isTerminal(e.stdout)
-	var shown []copyjob.StatusDoc
-	for first := true; ; first = false {
-		docs, err := jobList(root)
+	watch := c.Flags().Bool("watch", false, "refresh the list until every job has finished (or Ctrl-C)")
+	running := c.Flags().Bool("running", false, "list only the jobs still running")
+	limit := c.Flags().IntP("limit", "n", 0, "list at most `N` jobs, the newest (0: all)")
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		if *limit < 0 {
+			return usagef("-n %d: a number of jobs is 0 (all) or more", *limit)
+		}
+		dir, err := filepath.Abs(args[0])
 		if err != nil {
 			return err
 		}
-		if first || !sameJobs(docs, shown) {
-			if !first {
-				if tty {
-					fmt.Fprint(e.stdout, "\033[H\033[2J") // clear the screen
-				} else {
-					fmt.Fprintln(e.stdout)
-				}
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		root, err := mountRootOf(dir)
+		if err != nil {
+			return err
+		}
+		tty := isTerminal(e.stdout)
+		var shown []copyjob.StatusDoc
+		for first := true; ; first = false {
+			all, err := jobList(root)
+			if err != nil {
+				return err
 			}
-			printJobs(e.stdout, docs)
-			shown = docs
-		}
-		if !*watch || allFinished(docs) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(jobsRefresh):
+			docs := selectJobs(all, *running, *limit)
+			if first || !sameJobs(docs, shown) {
+				if !first {
+					if tty {
+						fmt.Fprint(e.stdout, "\033[H\033[2J") // clear the screen
+					} else {
+						fmt.Fprintln(e.stdout)
+					}
+				}
+				printJobs(e.stdout, docs, *running)
+				shown = docs
+			}
+			if !*watch || allFinished(all) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(jobsRefresh):
+			}
 		}
 	}
+	return c
+}
+
+// selectJobs keeps the running jobs (if running) and the newest limit (if
+// not 0) of docs, which come newest first.
+func selectJobs(docs []copyjob.StatusDoc, running bool, limit int) []copyjob.StatusDoc {
+	var out []copyjob.StatusDoc
+	for _, d := range docs {
+		if running && terminalStatus(d.Status) {
+			continue
+		}
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // sameJobs reports whether two readings show the same thing.
@@ -90,9 +120,13 @@ func allFinished(docs []copyjob.StatusDoc) bool {
 }
 
 // printJobs writes the jobs as a table.
-func printJobs(w io.Writer, docs []copyjob.StatusDoc) {
+func printJobs(w io.Writer, docs []copyjob.StatusDoc, running bool) {
 	if len(docs) == 0 {
-		fmt.Fprintln(w, "no copy jobs")
+		if running {
+			fmt.Fprintln(w, "no copy jobs running")
+		} else {
+			fmt.Fprintln(w, "no copy jobs")
+		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

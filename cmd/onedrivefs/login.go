@@ -3,32 +3,49 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/oauth2"
 
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 const loginDescription = `Sign in to OneDrive with the OAuth2 device-code flow: onedrivefs prints a web
-page and a code; open the page on any device, enter the code and sign in. The
-token is stored in token.json (mode 0600) and the endpoints in profile.json,
-both in the config directory, for 'onedrivefs mount' to use.
+page and a code; open the page on any device, enter the code and sign in. With
+--browser, sign in in a browser on this computer instead (authorization code
+with PKCE; for organizations that block device codes). The token is stored in
+token.json (mode 0600) and the endpoints in profile.json, both in the
+profile's directory, for 'onedrivefs mount' to use.
 
-Flags left out keep the value saved by the previous login, else the default.
+Several accounts: --profile NAME keeps a sign-in apart from the default one
+(in profiles/NAME under the config directory); 'onedrivefs profiles' lists
+them and 'onedrivefs mount --profile NAME DIR' mounts one.
+
+Flags left out keep the value saved by the previous login of the profile
+(--client-id included), else the default.
 
 For the real service, register your own application in Microsoft Entra
-(App registrations: accounts in any directory and personal accounts; enable
-"Allow public client flows"; delegated Microsoft Graph permissions
-Files.ReadWrite.All and offline_access) and pass its id with --client-id.
+(App registrations: accounts in any directory and personal accounts; redirect
+URI http://localhost for a public client; enable "Allow public client flows";
+delegated Microsoft Graph permissions Files.ReadWrite.All and offline_access)
+and pass its id with --client-id: login without one prints these steps.
 onedrivefs has no application of its own; its default id only works with
 'onedrivefs fake-server'.`
 
-func runLogin(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "login", "", loginDescription)
+func newLoginCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "login [flags]",
+		Short: "sign in (device code, or --browser) and store the token",
+		Long:  loginDescription,
+		Args:  noArgs,
+	}
+	fset := c.Flags()
 	configDir := fset.String("config-dir", "",
-		"`DIR` for profile.json and token.json (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+		"`DIR` holding the profiles (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+	profileName := fset.StringP("profile", "p", "", "`NAME` of the profile to sign in to (several accounts; default: the default profile)")
 	graphURL := fset.String("graph-url", "",
 		"Microsoft Graph base `URL`, version included (default "+remote.DefaultGraphURL+"; for the fake server http://HOST:PORT/v1.0)")
 	authURL := fset.String("auth-url", "",
@@ -36,81 +53,111 @@ func runLogin(ctx context.Context, e *env, args []string) error {
 	tenant := fset.String("tenant", "",
 		"`TENANT`: common (any account), consumers (personal), organizations (work or school), or a tenant id or domain (default "+remote.DefaultTenant+")")
 	clientID := fset.String("client-id", "",
-		"application (client) `ID` of your app registration, a public client (default: a placeholder only the fake server accepts)")
+		"application (client) `ID` of your app registration, a public client; remembered in the profile")
 	driveID := fset.String("drive-id", "",
 		"`ID` of the drive to mount; empty means your own drive (/me/drive)")
-	if err := parseFlags(fset, args); err != nil {
-		return err
-	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "onedrivefs login: unexpected argument %q\n", fset.Arg(0))
-		fset.Usage()
-		return errUsage
-	}
-	dir, err := loginConfigDir(e, *configDir)
-	if err != nil {
-		return err
-	}
-	logger := loginLogger(e)
-
-	p, err := remote.LoadProfile(dir)
-	if err != nil {
-		if !errors.Is(err, remote.ErrNotSignedIn) {
-			logger.Warn("ignoring the saved profile", "err", err)
+	browser := fset.Bool("browser", false,
+		"sign in in a web browser (authorization code with PKCE, redirected to a listener on localhost) instead of with a device code")
+	site := fset.String("site", "",
+		"mount the default document library of the SharePoint site `NAME` (its URL name, title or id; see 'onedrivefs drives')")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
+	c.RunE = func(c *cobra.Command, args []string) error {
+		ctx := c.Context()
+		if *site != "" && *driveID != "" {
+			return usagef("--site and --drive-id both name the drive to mount: give one")
 		}
-		p = remote.Profile{}
-	}
-	fset.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "graph-url":
-			p.GraphURL = *graphURL
-		case "auth-url":
-			p.AuthURL = *authURL
-		case "tenant":
-			p.Tenant = *tenant
-		case "client-id":
-			p.ClientID = *clientID
-		case "drive-id":
-			p.DriveID = *driveID
+		dir, err := profileDir(e, *configDir, *profileName)
+		if err != nil {
+			return err
 		}
-	})
-	p = p.WithDefaults()
-	if err := p.Validate(); err != nil {
-		fmt.Fprintf(e.stderr, "onedrivefs login: %v\n", err)
-		return errUsage
-	}
-	if p.UsesPlaceholderClientID() {
-		fmt.Fprintf(e.stderr, "note: no --client-id given; the service at %s will most likely refuse the "+
-			"placeholder id (see 'onedrivefs login --help')\n\n", p.AuthURL)
-	}
-	// Fail on an unusable config directory before the user signs in.
-	if err := remote.EnsureConfigDir(dir, logger); err != nil {
-		return err
-	}
+		logger := loginLogger(e)
 
-	tok, err := remote.DeviceLogin(ctx, p.OAuthConfig(), e.stdout)
-	if err != nil {
-		return err
-	}
-	// The token first: if the profile cannot be saved, the old one still
-	// describes a consistent (if outdated) sign-in.
-	store := remote.NewTokenStore(dir, logger)
-	if err := store.Save(tok); err != nil {
-		return err
-	}
-	if err := remote.SaveProfile(dir, p, logger); err != nil {
-		return err
-	}
+		p, err := remote.LoadProfile(dir)
+		if err != nil {
+			if !errors.Is(err, remote.ErrNotSignedIn) {
+				logger.Warn("ignoring the saved profile", "err", err)
+			}
+			p = remote.Profile{}
+		}
+		fset.Visit(func(f *pflag.Flag) {
+			switch f.Name {
+			case "graph-url":
+				p.GraphURL = *graphURL
+			case "auth-url":
+				p.AuthURL = *authURL
+			case "tenant":
+				p.Tenant = *tenant
+			case "client-id":
+				p.ClientID = *clientID
+			case "drive-id":
+				p.DriveID = *driveID
+			}
+		})
+		p = p.WithDefaults()
+		if err := p.Validate(); err != nil {
+			fmt.Fprintf(e.stderr, "onedrivefs login: %v\n", err)
+			return errUsage
+		}
+		if p.UsesPlaceholderClientID() {
+			// The real service refuses the placeholder: say how to get an
+			// id of one's own rather than fail at the service.
+			fmt.Fprint(e.stderr, registerAppGuide)
+			return errors.New("no client id: register an application (above) and pass its id with --client-id")
+		}
+		// Fail on an unusable config directory before the user signs in.
+		if err := remote.EnsureConfigDir(dir, logger); err != nil {
+			return err
+		}
 
-	fmt.Fprintf(e.stdout, "\nSigned in.\n  profile: %s\n  token:   %s (readable by you alone)\n",
-		remote.ProfilePath(dir), store.Path())
-	describeDrive(ctx, e, p, remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger), logger)
-	if *configDir != "" {
-		fmt.Fprintf(e.stdout, "Mount with: onedrivefs mount --config-dir %s MOUNTPOINT\n", dir)
-	} else {
-		fmt.Fprintln(e.stdout, "Mount with: onedrivefs mount MOUNTPOINT")
+		var tok *oauth2.Token
+		if *browser {
+			tok, err = browserLogin(ctx, e, p)
+		} else {
+			tok, err = remote.DeviceLogin(ctx, p.OAuthConfig(), e.stdout)
+		}
+		if err != nil {
+			return err
+		}
+		// The token first: if the profile cannot be saved, the old one still
+		// describes a consistent (if outdated) sign-in.
+		store := remote.NewTokenStore(dir, logger)
+		if err := store.Save(tok); err != nil {
+			return err
+		}
+		if *site != "" {
+			tokens := remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger)
+			client, err := remote.New(remote.Config{GraphURL: p.GraphURL, Tokens: tokens, Logger: logger})
+			if err != nil {
+				return err
+			}
+			if p.DriveID, err = siteDriveID(ctx, client, *site, e.stdout); err != nil {
+				return fmt.Errorf("signed in, but the profile was not changed: %w", err)
+			}
+		}
+		if err := remote.SaveProfile(dir, p, logger); err != nil {
+			return err
+		}
+
+		fmt.Fprintf(e.stdout, "\nSigned in.\n  profile: %s\n  token:   %s (readable by you alone)\n",
+			remote.ProfilePath(dir), store.Path())
+		describeDrive(ctx, e, p, remote.NewTokenSource(ctx, p.OAuthConfig(), store, tok, logger), logger)
+		fmt.Fprintf(e.stdout, "Mount with: onedrivefs mount%s MOUNTPOINT\n", profileFlags(*configDir, *profileName))
+		return nil
 	}
-	return nil
+	return c
+}
+
+// profileFlags repeats the --config-dir and --profile given, for a command
+// line to suggest.
+func profileFlags(configDir, profile string) string {
+	s := ""
+	if configDir != "" {
+		s += " --config-dir " + configDir
+	}
+	if profile != "" && profile != defaultProfileName {
+		s += " --profile " + profile
+	}
+	return s
 }
 
 // describeDrive prints the drive the new sign-in reaches, as a first check
@@ -143,49 +190,38 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-func runLogout(_ context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "logout", "",
-		"Sign out: delete the stored token. The profile (endpoints, client id, drive) is kept,\n"+
-			"so a later 'onedrivefs login' signs in to the same service.")
-	configDir := fset.String("config-dir", "",
-		"`DIR` holding token.json (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
-	if err := parseFlags(fset, args); err != nil {
-		return err
+func newLogoutCmd(e *env) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "logout [flags]",
+		Short: "delete the stored token",
+		Long: "Sign out: delete the stored token of a profile. The profile (endpoints, client id,\n" +
+			"drive) is kept, so a later 'onedrivefs login' signs in to the same service.",
+		Args: noArgs,
 	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "onedrivefs logout: unexpected argument %q\n", fset.Arg(0))
-		fset.Usage()
-		return errUsage
-	}
-	dir, err := loginConfigDir(e, *configDir)
-	if err != nil {
-		return err
-	}
-	store := remote.NewTokenStore(dir, nil)
-	err = store.Remove()
-	if errors.Is(err, remote.ErrNotSignedIn) {
-		fmt.Fprintf(e.stdout, "Not signed in (no token in %s).\n", dir)
+	configDir := c.Flags().String("config-dir", "",
+		"`DIR` holding the profiles (default $XDG_CONFIG_HOME/onedrivefs or ~/.config/onedrivefs)")
+	profileName := c.Flags().StringP("profile", "p", "", "`NAME` of the profile to sign out of (default: the default profile)")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
+	c.RunE = func(c *cobra.Command, args []string) error {
+		dir, err := profileDir(e, *configDir, *profileName)
+		if err != nil {
+			return err
+		}
+		store := remote.NewTokenStore(dir, nil)
+		err = store.Remove()
+		if errors.Is(err, remote.ErrNotSignedIn) {
+			fmt.Fprintf(e.stdout, "Not signed in (no token in %s).\n", dir)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "Signed out: removed %s.\n", store.Path())
+		fmt.Fprintln(e.stdout, "A running mount stops working when its current access token expires (within about an hour).")
+		fmt.Fprintln(e.stdout, "The sign-in is deleted here only; to revoke onedrivefs's access on the service, remove the app from your account's app permissions.")
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "Signed out: removed %s.\n", store.Path())
-	fmt.Fprintln(e.stdout, "A running mount stops working when its current access token expires (within about an hour).")
-	fmt.Fprintln(e.stdout, "The sign-in is deleted here only; to revoke onedrivefs's access on the service, remove the app from your account's app permissions.")
-	return nil
-}
-
-// loginConfigDir returns the --config-dir value made absolute, or the
-// default config directory.
-func loginConfigDir(e *env, flagValue string) (string, error) {
-	if flagValue != "" {
-		return filepath.Abs(flagValue)
-	}
-	if dir := remote.ConfigDir(e.getenv); dir != "" {
-		return dir, nil
-	}
-	return "", errors.New("cannot tell where the config directory is: set HOME or pass --config-dir")
+	return c
 }
 
 // loginLogger reports warnings (such as a config directory open to other

@@ -4,6 +4,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,6 +33,9 @@ func TestLoginThenMountWithStoredProfile(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "Signed in.")
 	assert.Contains(t, string(out), "drive:   "+env.srv.DefaultDriveID())
+	code := regexp.MustCompile(`enter the code:\s+(\S+)`).FindStringSubmatch(string(out))
+	require.NotNil(t, code, "%s", out)
+	assert.Equal(t, 1, strings.Count(string(out), code[1]), "the code is printed once:\n%s", out)
 
 	for name, mode := range map[string]os.FileMode{"": 0o700, "profile.json": 0o600, "token.json": 0o600} {
 		fi, err := os.Stat(filepath.Join(env.cfg, name))

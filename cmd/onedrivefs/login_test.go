@@ -181,17 +181,17 @@ func TestLoginUsageErrors(t *testing.T) {
 }
 
 func TestLoginAndLogoutHelp(t *testing.T) {
-	code, _, errOut := runLoginCmd(t, t.TempDir(), "login", "--help")
+	code, out, _ := runLoginCmd(t, t.TempDir(), "login", "--help")
 	assert.Equal(t, 0, code)
-	for _, flagName := range []string{"-graph-url", "-auth-url", "-tenant", "-client-id", "-drive-id", "-config-dir"} {
-		assert.Contains(t, errOut, flagName)
+	for _, flagName := range []string{"--graph-url", "--auth-url", "--tenant", "--client-id", "--drive-id", "--config-dir", "--profile", "--browser"} {
+		assert.Contains(t, out, flagName)
 	}
-	assert.Contains(t, errOut, "device-code")
-	assert.Contains(t, errOut, "Allow public client flows")
+	assert.Contains(t, out, "device-code")
+	assert.Contains(t, out, "Allow public client flows")
 
-	code, _, errOut = runLoginCmd(t, t.TempDir(), "logout", "--help")
+	code, out, _ = runLoginCmd(t, t.TempDir(), "help", "logout")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, errOut, "-config-dir")
+	assert.Contains(t, out, "--config-dir")
 }
 
 func TestLogout(t *testing.T) {

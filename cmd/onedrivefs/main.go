@@ -2,31 +2,26 @@
 // and turns copies made inside the mount into OneDrive's server-side copies.
 //
 // One binary carries every subcommand (docs/architecture.md, "Command line").
-// This package owns flag parsing, logging set-up, signal handling and the
-// wiring of the other packages; no other package parses flags or sets a
-// default logger.
+// This package owns the command line (cobra and pflag: GNU long flags
+// anywhere on the line, help, completions and man pages from one set of
+// definitions), logging set-up, signal handling and the wiring of the other
+// packages; no other package parses flags or sets a default logger.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sort"
+	"runtime"
+	"strings"
 	"syscall"
-)
 
-// command is one subcommand: it parses its own flags from args and returns an
-// error for a non-zero exit. Commands write user output to env.stdout and
-// diagnostics to env.stderr.
-type command struct {
-	summary string
-	run     func(ctx context.Context, env *env, args []string) error
-}
+	"github.com/spf13/cobra"
+)
 
 // env is what a command receives from main: the streams and the process
 // environment, so that commands can be tested without touching globals.
@@ -35,26 +30,35 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// argv is the command line being run (after the mount(8) helper form
+	// is rewritten); --daemon runs it again in the background.
+	argv []string
 }
 
-// errUsage marks an error whose message has already been printed with the
-// command's usage; main only sets the exit status.
+// errUsage marks a usage mistake whose message the command has already
+// printed; run adds the short usage line and exits 2.
 var errUsage = errors.New("usage")
 
-func commands() map[string]command {
-	return map[string]command{
-		"version":     {"print the version and exit", runVersion},
-		"fake-server": {"run the fake OneDrive (Graph + OAuth) server", runFakeServer},
-		"login":       {"sign in (device code) and store the token", runLogin},
-		"logout":      {"delete the stored token", runLogout},
-		"mount":       {"mount the drive (foreground; Ctrl-C unmounts)", runMount},
-		"cp":          {"copy a file or folder inside a mount, server-side", runCp},
-		"jobs":        {"list the server-side copy jobs of a mount", runJobs},
-		"demo":        {"try it: mount a fake OneDrive with sample files, and print a guide", runDemo},
-	}
-}
+// errHelpShown: a command line that does nothing, answered with the help
+// (exit 2).
+var errHelpShown = errors.New("help shown")
+
+// usageError is a usage mistake: run prints its message, the command's
+// short usage line, and exits 2.
+type usageError struct{ msg string }
+
+func (u *usageError) Error() string { return u.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
 
 func main() {
+	// A reader of our output that goes away (`onedrivefs mount | head`, a
+	// closed terminal) must not kill a mount: with SIGPIPE caught (into a
+	// channel nobody reads; signals to a full channel are dropped), a write
+	// to the broken pipe fails with EPIPE, which logging shrugs off. Caught
+	// rather than ignored, so that the programs we run (fusermount3) start
+	// with the default disposition.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, e, os.Args[1:])
@@ -62,73 +66,137 @@ func main() {
 	os.Exit(code)
 }
 
-// run dispatches to a subcommand and returns the process exit status.
+// run runs one command line and returns the process exit status: 0, 1 for
+// a failure, 2 for a usage mistake.
 func run(ctx context.Context, e *env, args []string) int {
-	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(e.stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	root := newRootCmd(e)
+	if helper, ok := mountHelperArgs(root, args); ok {
+		args = helper
 	}
-	c, ok := cmds[args[0]]
-	if !ok {
-		fmt.Fprintf(e.stderr, "onedrivefs: unknown command %q\n\n", args[0])
-		usage(e.stderr, cmds)
-		return 2
+	e.argv = args
+	root.SetArgs(args)
+	c, err := root.ExecuteContextC(ctx)
+	if c == nil {
+		c = root
 	}
-	err := c.run(ctx, e, args[1:])
+	var ue *usageError
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
+	case errors.Is(err, errHelpShown):
+		return 2
+	case errors.As(err, &ue):
+		fmt.Fprintf(e.stderr, "%s: %s\n", c.CommandPath(), ue.msg)
+		printShortUsage(e.stderr, c)
+		return 2
 	case errors.Is(err, errUsage):
+		printShortUsage(e.stderr, c)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "onedrivefs %s: %v\n", args[0], err)
+		fmt.Fprintf(e.stderr, "%s: %v\n", c.CommandPath(), err)
 		return 1
 	}
 }
 
-func usage(w io.Writer, cmds map[string]command) {
-	fmt.Fprintln(w, "usage: onedrivefs COMMAND [flags] [args]")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "commands:")
-	names := make([]string, 0, len(cmds))
-	for n := range cmds {
-		names = append(names, n)
+// printShortUsage writes the one-line usage of c and where to read more.
+func printShortUsage(w io.Writer, c *cobra.Command) {
+	use := c.UseLine()
+	if !c.HasParent() {
+		use = c.Name() + " COMMAND [flags] [args]"
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].summary)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'onedrivefs COMMAND --help' for the flags of a command.")
+	fmt.Fprintf(w, "Usage: %s\nRun '%s --help' for more.\n", use, c.CommandPath())
 }
 
-// newFlagSet returns a flag set for a subcommand that reports errors instead
-// of exiting, and prints its usage to the command's stderr.
-func newFlagSet(e *env, name, argsUsage, description string) *flag.FlagSet {
-	fset := flag.NewFlagSet("onedrivefs "+name, flag.ContinueOnError)
-	fset.SetOutput(e.stderr)
-	fset.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: onedrivefs %s [flags] %s\n\n%s\n\nflags:\n", name, argsUsage, description)
-		fset.PrintDefaults()
+// newRootCmd builds the command tree. Every command writes its output to
+// e.stdout and its diagnostics to e.stderr.
+func newRootCmd(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "onedrivefs",
+		Short: "mount OneDrive as a directory tree, with server-side copies",
+		Long: `onedrivefs mounts a OneDrive drive (Microsoft Graph) as a directory tree on
+Linux through FUSE. Copies made inside the mount (cp, or the user.onedrive.copy
+extended attribute) become OneDrive's own server-side copies: no byte of a
+copied file crosses your network.
+
+Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
+'onedrivefs login' then 'onedrivefs mount DIR'.`,
+		Version:       versionString(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		// A first argument that is no command is a mistake (the mount(8)
+		// helper form is rewritten before parsing; see mountHelperArgs).
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+			}
+			return &usageError{msg}
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			c.SetOut(e.stderr)
+			_ = c.Help()
+			return errHelpShown
+		},
 	}
-	return fset
+	root.SuggestionsMinimumDistance = 2
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err.Error()} })
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "show the help of a command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			var names []string
+			for _, sub := range c.Root().Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, sub.Name())
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 || (len(args) > 0 && target == c.Root()) {
+				return usagef("no command %q: 'onedrivefs help' lists them", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag()
+			return target.Help()
+		},
+	})
+	root.AddCommand(
+		newVersionCmd(e),
+		newLoginCmd(e),
+		newLogoutCmd(e),
+		newDrivesCmd(e),
+		newProfilesCmd(e),
+		newMountCmd(e),
+		newStatusCmd(e),
+		newCpCmd(e),
+		newJobsCmd(e),
+		newWaitCmd(e),
+		newDemoCmd(e),
+		newFakeServerCmd(e),
+		newGenManCmd(e),
+	)
+	return root
 }
 
-// parseFlags parses args and maps flag errors to errUsage (already printed).
-func parseFlags(fset *flag.FlagSet, args []string) error {
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+// noArgs refuses positional arguments.
+func noArgs(c *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
 	}
 	return nil
+}
+
+// versionString is the version, the Go version and the platform.
+func versionString() string {
+	return fmt.Sprintf("%s %s %s/%s", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // xdgDir is $XDG_VAR/onedrivefs/sub, with ~/fallback standing in for
@@ -144,4 +212,27 @@ func xdgDir(e *env, xdgVar, fallback, sub string) string {
 		base = filepath.Join(home, fallback)
 	}
 	return filepath.Join(base, "onedrivefs", sub)
+}
+
+// commandNames are the names (and aliases) of root's subcommands, with the
+// ones cobra adds itself.
+func commandNames(root *cobra.Command) map[string]bool {
+	names := map[string]bool{"help": true, "completion": true}
+	for _, c := range root.Commands() {
+		names[c.Name()] = true
+		for _, a := range c.Aliases {
+			names[a] = true
+		}
+	}
+	return names
+}
+
+// hasPrefixAny reports whether s starts with one of the prefixes.
+func hasPrefixAny(s string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }

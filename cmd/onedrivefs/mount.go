@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/fs"
@@ -25,7 +28,31 @@ import (
 const mountDescription = `Mount the signed-in OneDrive drive on MOUNTPOINT, in the foreground, until
 Ctrl-C (SIGINT) or SIGTERM: then unsent changes are sent (or kept in the
 journal under the cache dir, for the next mount) and the drive is unmounted.
-Logs go to stderr.
+Logs go to stderr, or to --log-file.
+
+With --daemon (-d) the mount runs in the background: the command returns once
+the drive is mounted and serving (exit status 0), or with the reason it could
+not mount (non-zero). The daemon logs to --log-file, else to the system log
+(the journal). Under systemd (Type=notify) it reports READY=1 when serving,
+STATUS= lines with pending uploads and copy jobs, STOPPING=1, and WATCHDOG=1
+when the unit sets WatchdogSec.
+
+Signals: SIGINT and SIGTERM send what can be sent and unmount. SIGHUP (a
+closed terminal) and SIGPIPE (a reader of the output gone) do not stop the
+mount: it keeps serving; SIGHUP also reopens --log-file (after logrotate).
+A mount point left dead by a daemon that was killed ("Transport endpoint is
+not connected") is cleared, and the mount goes on.
+
+Settings: the flags below, in this order of precedence: the command line,
+-o options (as mount(8) passes them: allow_other, ro, cache_size=20G,
+poll_interval=1m, log_file=, log_level=, cache_dir=, config_dir=, profile=),
+the profile's config file (config.toml in its directory: one "flag = value"
+per line, e.g. cache-size = "20G"), the defaults.
+
+As a mount(8) helper: 'mount -t fuse.onedrivefs PROFILE DIR -o OPTIONS' (or
+the same in /etc/fstab) runs 'onedrivefs PROFILE DIR -o OPTIONS', which is
+'onedrivefs mount --daemon --profile PROFILE DIR -o OPTIONS' (PROFILE
+"default" or "onedrivefs": the default profile).
 
 Durability: once close() or fsync() on a file returns success, its content is
 on OneDrive, or in the local journal that the next mount sends.
@@ -39,60 +66,117 @@ Read them with 'go tool pprof -top onedrivefs FILE'.`
 // Time given to unsent changes at shutdown before they are journaled instead.
 const shutdownFlushTimeout = 2 * time.Minute
 
-func runMount(ctx context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "mount", "MOUNTPOINT", mountDescription)
-	configDir := fset.String("config-dir", "", "config directory holding the sign-in (default $XDG_CONFIG_HOME/onedrivefs)")
-	cacheDir := fset.String("cache-dir", "", "cache directory (default $XDG_CACHE_HOME/onedrivefs/DRIVE-ID)")
-	cacheSize := fset.String("cache-size", "10G", "bound of the content cache (bytes, or with a K, M, G or T suffix)")
-	pollInterval := fset.Duration("poll-interval", fs.DefaultPollInterval, "how often remote changes are polled for")
-	readOnly := fset.Bool("read-only", false, "mount read-only")
-	allowOther := fset.Bool("allow-other", false, "let other users into the mount (needs user_allow_other in /etc/fuse.conf unless root)")
-	logLevel := fset.String("log-level", "info", "log level: debug, info, warn or error")
-	debugFuse := fset.Bool("debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
-	readAhead := fset.String("read-ahead", "4M", "kernel read-ahead of the mount, set when root (bytes, or with a K or M suffix; 0: the kernel's default)")
-	if err := parseFlags(fset, args); err != nil {
+// statusEvery is how often a mount under systemd updates its STATUS= line.
+const statusEvery = 10 * time.Second
+
+// mountOptions are the mount command's settings, once flags, -o options and
+// the config file are merged.
+type mountOptions struct {
+	configDir, profile   string
+	cacheDir, cacheSize  string
+	pollInterval         time.Duration
+	readOnly, allowOther bool
+	logLevel, logFile    string
+	debugFuse, daemon    bool
+	options              []string // -o, comma-separated lists
+
+	readAhead string // kernel read-ahead of the mount, set when root
+
+	// Read from the above by resolve.
+	level          slog.Level
+	maxBytes       int64
+	readAheadBytes int64 // fs.MountOptions.ReadAhead: -1 for the kernel's default
+}
+
+func newMountCmd(e *env) *cobra.Command { return mountCmd(e, &mountOptions{}) }
+
+// mountCmd is the mount command, its settings resolved into o.
+func mountCmd(e *env, o *mountOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "mount [flags] MOUNTPOINT",
+		Short: "mount the drive (foreground, or --daemon)",
+		Long:  mountDescription,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("exactly one MOUNTPOINT is needed, not %d arguments", len(args))
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.configDir, "config-dir", "", "`DIR` holding the profiles (default $XDG_CONFIG_HOME/onedrivefs)")
+	f.StringVarP(&o.profile, "profile", "p", "", "`NAME` of the profile (account) to mount (default: the default profile)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "cache `DIR` (default $XDG_CACHE_HOME/onedrivefs/DRIVE-ID)")
+	f.StringVar(&o.cacheSize, "cache-size", "10G", "bound of the content cache (bytes, or with a K, M, G or T suffix)")
+	f.StringVar(&o.readAhead, "read-ahead", "4M", "kernel read-ahead of the mount, set when root (bytes, or with a K or M suffix; 0: the kernel's default)")
+	f.DurationVar(&o.pollInterval, "poll-interval", fs.DefaultPollInterval, "how often remote changes are polled for (negative: never)")
+	f.BoolVar(&o.readOnly, "read-only", false, "mount read-only")
+	f.BoolVar(&o.allowOther, "allow-other", false, "let other users into the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.logFile, "log-file", "", "append the log to `FILE` instead of stderr (with --daemon: instead of the system log)")
+	f.BoolVar(&o.debugFuse, "debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
+	f.BoolVarP(&o.daemon, "daemon", "d", false, "run in the background; return once the mount serves (exit 0) or failed")
+	f.StringArrayVarP(&o.options, "options", "o", nil, "mount `OPTIONS`, comma-separated, as mount(8) passes them (see above)")
+	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
+	_ = c.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if err := o.resolve(e, c.Flags()); err != nil {
+			return err
+		}
+		ready := daemonChildReporter(e)
+		if o.daemon && ready == nil {
+			return startDaemon(c.Context(), e, *o, args[0])
+		}
+		err := serveMount(c.Context(), e, *o, args[0], ready)
+		if err != nil && ready != nil {
+			ready.failed(err)
+		}
 		return err
 	}
-	if fset.NArg() != 1 {
-		fmt.Fprintln(e.stderr, "onedrivefs mount: exactly one MOUNTPOINT is needed")
-		fset.Usage()
-		return errUsage
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(e.stderr, "onedrivefs mount: --log-level %q: use debug, info, warn or error\n", *logLevel)
-		return errUsage
-	}
-	maxBytes, err := parseSize(*cacheSize)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "onedrivefs mount: --cache-size: %v\n", err)
-		return errUsage
-	}
-	readAheadBytes, err := parseSize(*readAhead)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "onedrivefs mount: --read-ahead: %v\n", err)
-		return errUsage
-	}
-	if readAheadBytes == 0 {
-		readAheadBytes = -1 // the kernel's default
-	}
-	if *pollInterval == 0 {
-		fmt.Fprintln(e.stderr, "onedrivefs mount: --poll-interval must not be 0 (use a negative value to disable polling)")
-		return errUsage
-	}
-	if *debugFuse && level > slog.LevelDebug {
+	return c
+}
+
+// runMount runs the mount command with args in this process (the demo
+// mounts this way).
+func runMount(ctx context.Context, e *env, args []string) error {
+	c := newMountCmd(e)
+	c.SetArgs(args)
+	c.SilenceErrors, c.SilenceUsage = true, true
+	c.SetOut(e.stdout)
+	c.SetErr(e.stderr)
+	return c.ExecuteContext(ctx)
+}
+
+// serveMount mounts the drive on mountArg and serves it until ctx ends
+// (SIGINT, SIGTERM) or someone else unmounts it. ready, when not nil, is
+// told once the mount serves (the --daemon parent waits for that).
+func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, ready *readyReporter) error {
+	// A closed terminal sends SIGHUP: the mount keeps serving (see
+	// mountDescription). Caught from the start, so that it cannot kill a
+	// mount that is starting either.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	level := o.level
+	if o.debugFuse && level > slog.LevelDebug {
 		level = slog.LevelDebug // the FUSE trace is logged at debug level
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-
-	dir, err := filepath.Abs(fset.Arg(0))
+	logOut, logFile, closeLog, err := openLog(e, o, ready != nil)
 	if err != nil {
 		return err
 	}
-	if err := checkMountPoint(dir); err != nil {
+	defer closeLog()
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+
+	dir, err := filepath.Abs(mountArg)
+	if err != nil {
 		return err
 	}
-	if err := checkFUSE(*allowOther); err != nil {
+	if err := checkMountPoint(e, dir); err != nil {
+		return err
+	}
+	if err := checkFUSE(o.allowOther); err != nil {
 		return err
 	}
 
@@ -102,13 +186,13 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	defer prof.close()
 
-	cfgDir, err := loginConfigDir(e, *configDir)
+	cfgDir, err := profileDir(e, o.configDir, o.profile)
 	if err != nil {
 		return err
 	}
 	profile, tokens, err := remote.LoadSignIn(ctx, cfgDir, logger)
 	if errors.Is(err, remote.ErrNotSignedIn) {
-		return fmt.Errorf("not signed in (no sign-in in %s): run 'onedrivefs login' first", cfgDir)
+		return fmt.Errorf("not signed in (no sign-in in %s): run 'onedrivefs login%s' first", cfgDir, profileFlags(o.configDir, o.profile))
 	}
 	if err != nil {
 		return err
@@ -121,7 +205,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reaching the drive at %s: %w", profile.GraphURL, err)
 	}
-	cdir := *cacheDir
+	cdir := o.cacheDir
 	if cdir == "" {
 		if cdir, err = defaultCacheDir(e, drive.ID); err != nil {
 			return err
@@ -139,7 +223,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	defer unlock()
 
-	content, err := cache.OpenContent(cache.ContentOptions{Dir: filepath.Join(cdir, "content"), MaxBytes: maxBytes, Logger: logger})
+	content, err := cache.OpenContent(cache.ContentOptions{Dir: filepath.Join(cdir, "content"), MaxBytes: o.maxBytes, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -154,7 +238,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	fsys, err := fs.New(fs.Config{
 		Remote: client, Content: content, Staging: staging, State: state, Logger: logger,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: *readOnly, PollInterval: *pollInterval,
+		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
 		// mount.
@@ -163,25 +247,66 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: *allowOther, Debug: *debugFuse, ReadAhead: readAheadBytes})
+	m, err := fsys.Mount(ctx, dir, fs.MountOptions{AllowOther: o.allowOther, Debug: o.debugFuse, ReadAhead: o.readAheadBytes})
 	if err != nil {
 		return err
 	}
+	// From here on, every way out unmounts.
 	prof.startCPU()
 	defer prof.stop() // runs before close, after the unmount below
-	fmt.Fprintf(e.stderr, "onedrivefs: drive %s mounted on %s; press Ctrl-C to unmount\n", drive.ID, dir)
+	sd := newSystemdNotifier(e.getenv, logger)
+	defer sd.close()
+	sd.notify("READY=1\nSTATUS=" + statusLine(fsys.Status()))
+	if ready != nil {
+		ready.serving()
+	}
+	logger.Info("serving", "drive", drive.ID, "dir", dir, "profile", cfgDir)
+	if ready == nil {
+		fmt.Fprintf(e.stderr, "onedrivefs: drive %s mounted on %s; press Ctrl-C to unmount\n", drive.ID, dir)
+	}
 
 	done := make(chan struct{})
 	go func() {
 		m.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		return nil // unmounted by someone else (fusermount3 -u)
-	case <-ctx.Done():
+	var statusC, watchdogC <-chan time.Time
+	if sd != nil {
+		t := time.NewTicker(statusEvery)
+		defer t.Stop()
+		statusC = t.C
+		if every := sd.watchdogEvery(); every > 0 {
+			w := time.NewTicker(every)
+			defer w.Stop()
+			watchdogC = w.C
+		}
 	}
-	fmt.Fprintln(e.stderr, "onedrivefs: sending unsent changes, then unmounting")
+	for stop := false; !stop; {
+		select {
+		case <-done:
+			sd.notify("STOPPING=1")
+			logger.Info("unmounted by someone else", "dir", dir)
+			return nil // unmounted by someone else (fusermount3 -u, umount)
+		case <-ctx.Done():
+			stop = true
+		case <-hup:
+			if logFile != nil {
+				if err := logFile.reopen(); err != nil {
+					logger.Warn("SIGHUP: reopening the log file failed; logging on to the old one", "err", err)
+				}
+			}
+			logger.Info("SIGHUP: the log file (if any) is reopened; the mount keeps serving (SIGTERM or 'fusermount3 -u' stops it)")
+		case <-statusC:
+			sd.notify("STATUS=" + statusLine(fsys.Status()))
+		case <-watchdogC:
+			sd.notify("WATCHDOG=1")
+		}
+	}
+	sd.notify("STOPPING=1\nSTATUS=sending unsent changes, then unmounting")
+	logger.Info("sending unsent changes, then unmounting", "dir", dir)
+	if ready == nil {
+		fmt.Fprintln(e.stderr, "onedrivefs: sending unsent changes, then unmounting")
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownFlushTimeout)
 	defer cancel()
 	if err := m.Unmount(sctx); err != nil {
@@ -192,6 +317,16 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	<-done
 	return nil
+}
+
+// statusLine sums up a mount's status in one line, for systemd.
+func statusLine(s fs.Status) string {
+	state := "serving"
+	if s.LastPoll != nil && !s.LastPoll.OK {
+		state = "serving, OneDrive unreachable"
+	}
+	return fmt.Sprintf("%s %s; %d uploads pending (%s); %d copy jobs running",
+		state, s.MountPoint, len(s.PendingUploads), humanBytes(s.PendingBytes), len(s.CopyJobs))
 }
 
 // profiles are the CPU and heap profiles the environment asks for
@@ -270,14 +405,23 @@ func (p *profiles) close() {
 }
 
 // checkMountPoint refuses a mount point that is missing, not a directory,
-// not empty, or already a mount point.
-func checkMountPoint(dir string) error {
+// not empty, or already a mount point; it clears a dead mount first.
+func checkMountPoint(e *env, dir string) error {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		// A daemon that died (kill -9, a crash) leaves its mount behind,
+		// answering ENOTCONN to everything: clear it and carry on.
+		if uerr := lazyUnmount(dir); uerr != nil {
+			return fmt.Errorf("the mount point %s is a dead mount (its daemon died) and clearing it failed (%v): run 'fusermount3 -uz %s'", dir, uerr, dir)
+		}
+		fmt.Fprintf(e.stderr, "onedrivefs: cleared a dead mount on %s (left by a daemon that died)\n", dir)
+		fi, err = os.Stat(dir)
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("the mount point %s does not exist: create it with 'mkdir -p %s'", dir, dir)
 	case errors.Is(err, syscall.ENOTCONN):
-		return fmt.Errorf("the mount point %s is a dead mount (its daemon died): unmount it with 'fusermount3 -u %s'", dir, dir)
+		return fmt.Errorf("the mount point %s is still a dead mount after clearing it: run 'fusermount3 -uz %s'", dir, dir)
 	case err != nil:
 		return fmt.Errorf("the mount point %s: %w", dir, err)
 	case !fi.IsDir():

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os/exec"
 	"path"
 	"strings"
 	"testing"
@@ -186,4 +187,36 @@ func TestPendingCopyFailedJobCompletesByBytes(t *testing.T) {
 	_, status, _ := env.copyStatus("f.bin")
 	assert.Equal(t, "failed", status)
 	assert.True(t, strings.Contains(env.stderr.String(), "the server-side copy failed; copying the bytes instead"))
+}
+
+// Must show: `onedrivefs wait PATH` waits for everything pending under PATH
+// — copies and uploads — and says when something cannot be sent yet.
+func TestWaitCommand(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{Copy: graphtest.CopyOptions{Latency: time.Second}})
+	env.seedTree("/src", 2, 5, 1024)
+	env.mount()
+	env.sh("ls -R > /dev/null")
+	wait := func(p string) (string, error) {
+		cmd := exec.Command(mountBinary, "wait", env.path(p))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	env.sh("cp -r src dst")
+	require.Less(t, completedJobs(env), 10, "the copies are pending")
+	out, err := wait("dst")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "is on OneDrive")
+	assert.Equal(t, 10, completedJobs(env))
+	assert.Equal(t, env.serverTree("/src"), env.serverTree("/dst"))
+
+	env.srv.SetFaults(graphtest.FaultOptions{ThrottleFor: time.Hour, ThrottleStatus: 503, Ops: []string{"upload"}})
+	env.sh("printf 'journaled' > dst/new.txt")
+	out, err = wait("dst")
+	require.Error(t, err, "an upload that cannot be sent: %s", out)
+	assert.Contains(t, out, "not everything under")
+	env.srv.SetFaults(graphtest.FaultOptions{})
+	out, err = wait("dst/new.txt")
+	require.NoError(t, err, out)
+	assert.Equal(t, "journaled", string(env.serverFile("/dst/new.txt")))
 }

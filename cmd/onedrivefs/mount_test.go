@@ -64,6 +64,8 @@ type mountEnv struct {
 	// environ is added to the child's environment (KEY=VALUE), on top of
 	// this process's.
 	environ []string
+	// bin is the binary mount runs; "" → mountBinary.
+	bin string
 }
 
 // mountLog collects a child process's output: a bytes.Buffer safe for a
@@ -141,7 +143,11 @@ func (env *mountEnv) mount(extra ...string) {
 	args := append([]string{"mount", "--config-dir", env.cfg, "--cache-dir", env.cache,
 		"--poll-interval", "1s", "--log-level", "debug"}, extra...)
 	args = append(args, env.dir)
-	cmd := exec.Command(mountBinary, args...)
+	bin := env.bin
+	if bin == "" {
+		bin = mountBinary
+	}
+	cmd := exec.Command(bin, args...)
 	if len(env.environ) > 0 {
 		cmd.Env = append(os.Environ(), env.environ...)
 	}

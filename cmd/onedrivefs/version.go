@@ -1,28 +1,36 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; the module
 // version from the build info is used otherwise.
 var version = ""
 
-func runVersion(_ context.Context, e *env, args []string) error {
-	fset := newFlagSet(e, "version", "", "Print the version of onedrivefs.")
-	if err := parseFlags(fset, args); err != nil {
-		return err
+// buildVersion is the version of this binary.
+func buildVersion() string {
+	if version != "" {
+		return version
 	}
-	v := version
-	if v == "" {
-		v = "devel"
-		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
 	}
-	fmt.Fprintf(e.stdout, "onedrivefs %s %s %s/%s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
+	return "devel"
+}
+
+func newVersionCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print the version and exit",
+		Long:  "Print the version of onedrivefs, the Go version it was built with and the platform (as --version does).",
+		Args:  noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			fmt.Fprintf(e.stdout, "onedrivefs %s\n", versionString())
+			return nil
+		},
+	}
 }

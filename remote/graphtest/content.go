@@ -94,7 +94,7 @@ func (s *Server) handleGetContent(w http.ResponseWriter, r *http.Request, rt rou
 		aerr.write(w, r)
 		return
 	}
-	if it.Folder || it.Package != "" {
+	if it.Folder || it.Package != "" || it.Remote != nil {
 		s.mu.Unlock()
 		errInvalid("Only files have content to download.").write(w, r)
 		return
@@ -272,6 +272,9 @@ func (s *Server) resolveUploadTarget(d *drive, rt route) (uploadTarget, *item, *
 	tgt := uploadTarget{driveID: d.ID}
 	if rt.hasPath && len(rt.path) > 0 {
 		base, aerr := s.resolveBase(d, rt)
+		if aerr == nil {
+			aerr = s.authorizeLocked(s.routeUser(rt), d, base, false) // paths start where the caller can read
+		}
 		if aerr != nil {
 			return tgt, nil, aerr
 		}
@@ -279,8 +282,11 @@ func (s *Server) resolveUploadTarget(d *drive, rt route) (uploadTarget, *item, *
 		if aerr != nil {
 			return tgt, nil, aerr
 		}
-		if !parent.Folder {
+		if !parent.Folder || parent.Remote != nil {
 			return tgt, nil, errInvalid("The parent of the uploaded item is not a folder.")
+		}
+		if aerr := s.authorizeLocked(s.routeUser(rt), d, parent, true); aerr != nil {
+			return tgt, nil, aerr
 		}
 		tgt.parentID, tgt.name = parent.ID, rt.path[len(rt.path)-1]
 		if aerr := s.checkNewPath(d, parent, tgt.name); aerr != nil {
@@ -292,7 +298,7 @@ func (s *Server) resolveUploadTarget(d *drive, rt route) (uploadTarget, *item, *
 	if aerr != nil {
 		return tgt, nil, aerr
 	}
-	if it.Folder {
+	if it.Folder || it.Remote != nil {
 		return tgt, nil, errInvalid("Cannot upload content to a folder.")
 	}
 	tgt.byID, tgt.itemID = true, it.ID

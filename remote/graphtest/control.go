@@ -77,9 +77,12 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, rt route) 
 		s.controlDeviceCode(w, code, verb)
 		return
 	}
+	if s.serveDirectoryControl(w, r, path) {
+		return
+	}
 	switch key {
 	case "GET ":
-		writeJSON(w, http.StatusOK, map[string]any{"endpoints": controlEndpoints()})
+		writeJSON(w, http.StatusOK, map[string]any{"endpoints": append(controlEndpoints(), directoryControlEndpoints()...)})
 	case "GET stats":
 		writeJSON(w, http.StatusOK, s.Stats())
 	case "POST stats/reset":

@@ -311,6 +311,8 @@ func (s *Server) startCopyLocked(rt route, req *copyRequest, conflict string, op
 	}
 	isRoot := src.ParentID == ""
 	switch {
+	case src.Remote != nil:
+		return nil, errInvalid("A shortcut cannot be copied; copy the item it points at.")
 	case isRoot && !req.ChildrenOnly:
 		return nil, errInvalid("Cannot copy the root folder.")
 	case req.ChildrenOnly && !src.Folder:
@@ -331,10 +333,13 @@ func (s *Server) startCopyLocked(rt route, req *copyRequest, conflict string, op
 	if parent == nil {
 		return nil, errInvalid("The destination folder is missing from the request.")
 	}
-	if !parent.Folder || parent.Package != "" {
+	if !parent.Folder || parent.Package != "" || parent.Remote != nil {
 		return nil, errInvalid("The destination must be a folder.")
 	}
-	if dd != sd && opts.RefuseCrossDrive {
+	if aerr := s.authorizeLocked(s.routeUser(rt), dd, parent, true); aerr != nil {
+		return nil, aerr // the destination needs write access (users.go)
+	}
+	if dd != sd && (opts.RefuseCrossDrive || (s.driveType(dd) == drivePersonal) != (s.driveType(sd) == drivePersonal)) {
 		return nil, errInvalid("Copying between drives is not supported.")
 	}
 	if dd == sd {

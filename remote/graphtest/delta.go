@@ -183,6 +183,11 @@ func (s *Server) handleDelta(w http.ResponseWriter, r *http.Request, rt route) {
 		errInvalid("Delta is only supported on folders.").write(w, r)
 		return
 	}
+	if scope.ParentID != "" && s.isBusiness(d) {
+		// Business and SharePoint drives track changes for the whole drive only.
+		errInvalid("Delta is only supported on the root folder of this drive.").write(w, r)
+		return
+	}
 	scopeID := ""
 	if scope.ParentID != "" {
 		scopeID = scope.ID

@@ -25,6 +25,11 @@
 // and brings it back (network.go). Generate builds drives of a million
 // items for scale tests (generate.go).
 //
+// Besides the default user and drive it can hold further users with drives
+// and tokens of their own, SharePoint sites with document libraries, and
+// shares, shortcuts and sharing links between them, with access checked on
+// every request (users.go, shares.go, sites.go).
+//
 // State is held in memory and, when Options.DataDir is set, persisted there
 // (metadata as JSON, content as immutable blob files shared by copies).
 // Every absolute URL handed out is built from the request's scheme and Host

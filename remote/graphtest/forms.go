@@ -59,6 +59,10 @@ type FormOptions struct {
 	// content of an existing file: 200 (the default) or 201 (the documents
 	// show 201 even for a replace, §3).
 	UploadReplacedStatus int `json:"uploadReplacedStatus"`
+	// SharedWithMeRetired makes GET /me/drive/sharedWithMe answer an empty
+	// list: Microsoft deprecated it and announced it would stop returning
+	// data after November 2026. Default: it lists what was shared.
+	SharedWithMeRetired bool `json:"sharedWithMeRetired"`
 }
 
 // Values of the FormOptions string knobs.

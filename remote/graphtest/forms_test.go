@@ -183,7 +183,7 @@ func TestFormsControl(t *testing.T) {
 	r := h.plain("GET", "/_fake/forms", nil)
 	require.Equal(t, http.StatusOK, r.status)
 	assert.Equal(t, []string{"deltaLinkForm", "deltaParentPath", "downloadIgnoresRange", "downloadUrlAnnotation", "innerErrorSpelling",
-		"nestedInnerErrors", "uploadCreatedStatus", "uploadReplacedStatus"}, keys(r.object(t)))
+		"nestedInnerErrors", "sharedWithMeRetired", "uploadCreatedStatus", "uploadReplacedStatus"}, keys(r.object(t)))
 
 	r = h.plain("PUT", "/_fake/forms", `{"downloadIgnoresRange":true,"deltaLinkForm":"path"}`)
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)

@@ -43,6 +43,14 @@ import (
 // serveGraph dispatches an authenticated /v1.0/ request by its sub-resource
 // and method. Copy and delta are handled in copy.go and delta.go.
 func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route) {
+	s.mu.Lock()
+	rt.user = s.callerLocked(r)
+	s.mu.Unlock()
+	rt.write = writes(r.Method, rt.sub)
+	if rt.directory != "" {
+		s.serveDirectory(w, r, rt)
+		return
+	}
 	if rt.driveOnly {
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, r)
@@ -87,6 +95,10 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request, rt route) {
 	case "permanentDelete POST":
 		h = s.handlePermanentDelete
 	default:
+		if h := s.sharingHandler(rt.sub, r.Method); h != nil {
+			h(w, r, rt)
+			return
+		}
 		switch rt.sub {
 		case "", "children", "content", "createUploadSession", "copy", "delta", "search", "permanentDelete":
 			methodNotAllowed(w, r)
@@ -445,6 +457,10 @@ func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request, rt r
 		aerr.write(w, r)
 		return
 	}
+	if in.RemoteItem != nil && in.Folder == nil {
+		s.handleCreateShortcut(w, r, rt, &in)
+		return
+	}
 	if in.Name == nil {
 		errInvalid("The name of the item is missing.").write(w, r)
 		return
@@ -465,7 +481,7 @@ func (s *Server) handleCreateFolder(w http.ResponseWriter, r *http.Request, rt r
 		aerr.write(w, r)
 		return
 	}
-	if !parent.Folder {
+	if !parent.Folder || parent.Remote != nil {
 		errInvalid("The parent of a new folder must be a folder.").write(w, r)
 		return
 	}
@@ -570,6 +586,10 @@ func (s *Server) handlePatch(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 		if !p.Folder {
 			errInvalid("The new parent must be a folder.").write(w, r)
+			return
+		}
+		if aerr := s.authorizeLocked(rt.user, d, p, true); aerr != nil {
+			aerr.write(w, r)
 			return
 		}
 		if d.isAncestor(it, p) {

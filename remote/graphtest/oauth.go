@@ -83,6 +83,8 @@ type authState struct {
 type accessToken struct {
 	Scope   string    `json:"scope"`
 	Expires time.Time `json:"expires"`
+	// User the token belongs to (users.go); "" is the default user.
+	User string `json:"user,omitempty"`
 }
 
 type refreshToken struct {

@@ -45,6 +45,7 @@ type persistedState struct {
 	Drives    []persistedDrive `json:"drives"`
 	Jobs      json.RawMessage  `json:"jobs,omitempty"`
 	Auth      json.RawMessage  `json:"auth,omitempty"`
+	Sharing   json.RawMessage  `json:"sharing,omitempty"` // users, sites, shares (users.go)
 }
 
 type persistedDrive struct {
@@ -102,6 +103,11 @@ func (s *Server) load() error {
 			}
 			s.auth.init()
 		}
+		if len(st.Sharing) > 0 {
+			if err := json.Unmarshal(st.Sharing, &s.sharing); err != nil {
+				return fmt.Errorf("%s: sharing: %w", stateFile, err)
+			}
+		}
 	}
 	for _, id := range append([]string{s.opts.DriveID}, s.opts.OtherDriveIDs...) {
 		if s.drives[strings.ToLower(id)] == nil {
@@ -109,6 +115,7 @@ func (s *Server) load() error {
 		}
 	}
 	s.defaultID = s.opts.DriveID
+	s.ensureDefaultUserLocked()
 	s.changes.rebuild(s.drives)
 	refs := map[string]int{}
 	for _, d := range s.drives {
@@ -216,6 +223,9 @@ func (s *Server) snapshotLocked() ([]byte, error) {
 	}
 	if st.Auth, err = json.Marshal(&s.auth); err != nil {
 		return nil, fmt.Errorf("saving auth state: %w", err)
+	}
+	if st.Sharing, err = json.Marshal(&s.sharing); err != nil {
+		return nil, fmt.Errorf("saving users and shares: %w", err)
 	}
 	return json.Marshal(&st)
 }

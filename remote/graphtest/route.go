@@ -72,6 +72,14 @@ type route struct {
 	sub string
 	// searchQuery is q of search(q='…').
 	searchQuery string
+
+	// directory names a directory endpoint (/me, /me/drives, /sites…,
+	// /shares…; sites.go), with its id in rest; "" for drive paths.
+	directory string
+	// user is the caller (from the token) and write whether the request
+	// changes what it addresses; set by serveGraph (users.go).
+	user  string
+	write bool
 }
 
 // route parses r's path. It never fails: unknown shapes get kind routeUnknown
@@ -97,6 +105,10 @@ func (s *Server) route(r *http.Request) route {
 	case strings.HasPrefix(p, "/monitor/"):
 		return route{kind: routeMonitor, op: opMonitor, rest: strings.TrimPrefix(p, "/monitor/")}
 	case strings.HasPrefix(p, "/v1.0/"):
+		if rt, ok := parseDirectoryPath(strings.TrimPrefix(p, "/v1.0/")); ok {
+			rt.kind = routeGraph
+			return rt
+		}
 		rt := parseGraphPath(strings.TrimPrefix(p, "/v1.0/"))
 		rt.kind = routeGraph
 		rt.op = graphOp(r.Method, rt)
@@ -239,5 +251,5 @@ func graphOp(method string, rt route) string {
 	case "permanentDelete":
 		return opItemDelete
 	}
-	return opUnknown
+	return sharingOp(rt.sub)
 }

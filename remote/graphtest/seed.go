@@ -186,8 +186,19 @@ func (s *Server) placeBlobLocked(d *drive, segs []string, blob blobInfo, mtime t
 // entries that are neither files nor folders (symlinks, devices) are
 // skipped; the import carries on, and the returned error lists them.
 func (s *Server) SeedFromDir(dir string) error {
+	return s.SeedFromDirIn(s.DefaultDriveID(), dir)
+}
+
+// SeedFromDirIn is SeedFromDir into the root of the drive driveID.
+func (s *Server) SeedFromDirIn(driveID, dir string) error {
+	s.mu.Lock()
+	d, err := s.driveByIDLocked(driveID)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	var skipped []string
-	err := filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -210,7 +221,7 @@ func (s *Server) SeedFromDir(dir string) error {
 		switch {
 		case de.IsDir():
 			s.mu.Lock()
-			_, err := s.mkdirAllLocked(s.defaultDrive(), segs)
+			_, err := s.mkdirAllLocked(d, segs)
 			s.mu.Unlock()
 			if err != nil {
 				skipped = append(skipped, fmt.Sprintf("%s (%v)", rel, err))
@@ -227,7 +238,7 @@ func (s *Server) SeedFromDir(dir string) error {
 				return err
 			}
 			s.mu.Lock()
-			_, perr := s.placeBlobLocked(s.defaultDrive(), segs, blob, fi.ModTime())
+			_, perr := s.placeBlobLocked(d, segs, blob, fi.ModTime())
 			s.mu.Unlock()
 			if perr != nil {
 				s.blobs.discard(blob.Name)

@@ -93,6 +93,9 @@ type Server struct {
 	saveStopped chan struct{}
 
 	saveMu sync.Mutex // serialises Save (persist.go); taken before mu
+
+	// sharing: users, sites, drive owners and shares (users.go); guarded by mu.
+	sharing sharingState
 }
 
 // NewServer starts a fake server on a loopback port (Start). It panics if
@@ -194,6 +197,7 @@ func (s *Server) applyDefaults() {
 		o.DownloadURLLifetime = time.Hour
 	}
 	o.Auth.applyDefaults()
+	businessCopyForms(o)
 	o.Copy.applyDefaults()
 }
 

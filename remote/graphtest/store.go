@@ -57,6 +57,10 @@ type item struct {
 	// (faults.go).
 	VisibleAt time.Time `json:"visibleAt,omitzero"`
 
+	// Remote makes the item a shortcut to an item of another drive
+	// (shares.go); nil for ordinary items.
+	Remote *remoteRef `json:"remote,omitempty"`
+
 	// children of a folder by folded name → id; rebuilt on load.
 	children map[string]string
 }

@@ -68,14 +68,24 @@ func errQuota() *apiError {
 // driveFor returns the drive a Graph route addresses: /me/drive (and the
 // legacy /drive) is the default drive, /drives/{id} any drive the server owns
 // (ids compare case-insensitively).
+//
+// A drive the caller cannot reach at all (users.go) is 404; the drive
+// itself (GET /drives/{id}) needs access to its root, else 403.
 func (s *Server) driveFor(rt route) (*drive, *apiError) {
-	id := s.defaultID
+	user := rt.user
+	if user == "" {
+		user = s.defaultUserID()
+	}
+	id := s.userDriveLocked(user)
 	if !rt.me {
 		id = rt.driveID
 	}
 	d := s.drives[strings.ToLower(id)]
-	if d == nil {
+	if d == nil || (!rt.me && !s.reachesDriveLocked(user, d)) {
 		return nil, errNotFound()
+	}
+	if rt.driveOnly && s.roleLocked(user, d, d.Items[d.RootID]) == roleNone {
+		return nil, errAccessDenied("The caller has access to some items of this drive only.")
 	}
 	return d, nil
 }
@@ -95,13 +105,36 @@ func (d *drive) lookupID(id string) *item {
 // resolve returns the item a route addresses: its base (root or items/{id})
 // followed by a case-insensitive walk of its `:/path:` segments. A route
 // without an item address is a 400; a missing item (or a path through a
-// file) is a 404.
+// file) is a 404. The caller's access to the item is checked (users.go):
+// none is a 404 too, a write with read access only a 403. A path is only
+// followed from a base the caller may read: another user's root:/path: is
+// a 404 even where the path ends inside a share.
 func (s *Server) resolve(d *drive, rt route) (*item, *apiError) {
 	base, aerr := s.resolveBase(d, rt)
 	if aerr != nil {
 		return nil, aerr
 	}
-	return s.walkVisible(d, base, rt.path)
+	if len(rt.path) > 0 {
+		if aerr := s.authorizeLocked(s.routeUser(rt), d, base, false); aerr != nil {
+			return nil, aerr
+		}
+	}
+	it, aerr := s.walkVisible(d, base, rt.path)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if aerr := s.authorizeLocked(s.routeUser(rt), d, it, rt.write); aerr != nil {
+		return nil, aerr
+	}
+	return it, nil
+}
+
+// routeUser is the caller of a route (the default user when unset).
+func (s *Server) routeUser(rt route) string {
+	if rt.user == "" {
+		return s.defaultUserID()
+	}
+	return rt.user
 }
 
 // walkVisible is walk for API path lookups: items still hidden by
@@ -318,6 +351,7 @@ func (s *Server) remove(d *drive, it *item, toRecycleBin bool) {
 			s.blobs.unref(x.Blob)
 		}
 		delete(d.Items, x.ID)
+		s.dropPermissionsLocked(d, x.ID)
 		x.Seq = 0 // its entries in the change log are dead
 		d.Tombstones[x.ID] = &tombstone{ID: x.ID, Name: x.Name, ParentID: x.ParentID, Folder: x.Folder, Seq: seq}
 	}

@@ -31,6 +31,7 @@ type wireItem struct {
 	Package              *wirePackage     `json:"package,omitempty"`
 	FileSystemInfo       *wireFSInfo      `json:"fileSystemInfo,omitempty"`
 	Deleted              *wireDeleted     `json:"deleted,omitempty"`
+	RemoteItem           *wireRemoteItem  `json:"remoteItem,omitempty"` // shortcuts and shares (shares.go)
 	DownloadURL          string           `json:"@microsoft.graph.downloadUrl,omitempty"`
 	// ContentDownloadURL replaces DownloadURL with FormOptions'
 	// DownloadURLAnnotation "content" (the direct API's spelling).
@@ -47,6 +48,7 @@ type wireIdentitySet struct {
 type wireIdentity struct {
 	DisplayName string `json:"displayName,omitempty"`
 	ID          string `json:"id,omitempty"`
+	Email       string `json:"email,omitempty"`
 }
 
 // wireItemRef is a parentReference (itemReference).
@@ -89,6 +91,7 @@ type wireDeleted struct {
 type wireDrive struct {
 	ID        string           `json:"id"`
 	DriveType string           `json:"driveType"`
+	Name      string           `json:"name,omitempty"`
 	Owner     *wireIdentitySet `json:"owner,omitempty"`
 	Quota     wireQuota        `json:"quota"`
 }
@@ -112,9 +115,10 @@ type wireCollection struct {
 // wireTime renders a time as the service does (UTC, literal Z).
 func wireTime(t time.Time) string { return formatTime(t) }
 
-// ownerIdentity is the fake's one user.
+// ownerIdentity is the owner of d: a user, or the site of a library
+// (users.go).
 func (s *Server) ownerIdentity(d *drive) *wireIdentitySet {
-	return &wireIdentitySet{User: wireIdentity{DisplayName: "Fake User", ID: strings.ToLower(d.ID)}}
+	return s.driveOwnerLocked(d)
 }
 
 // drivePathPrefix is how parentReference.path starts for this request:
@@ -148,7 +152,7 @@ func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *
 			LastModifiedDateTime: wireTime(it.FSModified),
 		},
 	}
-	ref := &wireItemRef{DriveID: d.ID, DriveType: s.opts.DriveType}
+	ref := &wireItemRef{DriveID: d.ID, DriveType: s.driveType(d)}
 	if it.ParentID == "" {
 		w.Root = &struct{}{}
 	} else if parent := d.Items[it.ParentID]; parent != nil {
@@ -158,15 +162,19 @@ func (s *Server) buildItem(r *http.Request, d *drive, it *item, forDelta bool) *
 		} else {
 			ref.Name = parent.Name
 		}
-		if !forDelta || (formsOf(r).DeltaParentPath && s.opts.DriveType != "business") {
+		if !forDelta || (formsOf(r).DeltaParentPath && !s.isBusiness(d)) {
 			ref.Path = drivePathPrefix(r, d) + s.pathOf(d, parent)
 		}
 	}
 	w.ParentReference = ref
 	switch {
+	case it.Remote != nil:
+		// A shortcut: its facets are in remoteItem (shares.go).
+		w.RemoteItem = s.remoteItemLocked(r, *it.Remote)
+		w.Size = w.RemoteItem.Size
 	case it.Folder:
 		w.Folder = &wireFolder{ChildCount: len(it.children)}
-		if s.opts.DriveType == "business" {
+		if s.isBusiness(d) {
 			w.CTag = "" // not returned for folders on Business
 		}
 	default:
@@ -195,7 +203,7 @@ func (s *Server) renderTombstone(d *drive, t *tombstone) *wireItem {
 		ID:              t.ID,
 		Name:            t.Name,
 		Deleted:         &wireDeleted{},
-		ParentReference: &wireItemRef{DriveID: d.ID, DriveType: s.opts.DriveType, ID: t.ParentID},
+		ParentReference: &wireItemRef{DriveID: d.ID, DriveType: s.driveType(d), ID: t.ParentID},
 	}
 	if t.Folder {
 		w.Folder = &wireFolder{}
@@ -263,7 +271,7 @@ func (s *Server) buildDrive(d *drive) *wireDrive {
 	used := s.usedBytes(d)
 	remaining := s.remainingBytes(d)
 	q := wireQuota{Total: total, Used: used, Remaining: remaining, Deleted: d.Deleted, State: quotaState(total, remaining)}
-	if s.opts.DriveType == "business" {
+	if s.isBusiness(d) {
 		var n int64
 		for _, it := range d.Items {
 			if !it.Folder {
@@ -272,7 +280,7 @@ func (s *Server) buildDrive(d *drive) *wireDrive {
 		}
 		q.FileCount = &n
 	}
-	return &wireDrive{ID: d.ID, DriveType: s.opts.DriveType, Owner: s.ownerIdentity(d), Quota: q}
+	return &wireDrive{ID: d.ID, DriveType: s.driveType(d), Name: s.driveMetaLocked(d).Name, Owner: s.ownerIdentity(d), Quota: q}
 }
 
 // quotaState: exceeded when nothing remains, critical under 1% left,
@@ -308,6 +316,8 @@ type wireItemIn struct {
 	FileSize        *int64         `json:"fileSize"`
 	ConflictGraph   string         `json:"@microsoft.graph.conflictBehavior"`
 	ConflictLegacy  string         `json:"@name.conflictBehavior"`
+	// RemoteItem in a POST …/children body asks for a shortcut (shares.go).
+	RemoteItem *wireRemoteItemIn `json:"remoteItem"`
 }
 
 type wireItemRefIn struct {
