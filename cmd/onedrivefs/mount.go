@@ -74,17 +74,18 @@ const statusEvery = 10 * time.Second
 type mountOptions struct {
 	configDir, profile   string
 	cacheDir, cacheSize  string
-	readAhead            string
 	pollInterval         time.Duration
 	readOnly, allowOther bool
 	logLevel, logFile    string
 	debugFuse, daemon    bool
 	options              []string // -o, comma-separated lists
 
+	readAhead string // kernel read-ahead of the mount, set when root
+
 	// Read from the above by resolve.
 	level          slog.Level
 	maxBytes       int64
-	readAheadBytes int64 // -1: the kernel's default
+	readAheadBytes int64 // fs.MountOptions.ReadAhead: -1 for the kernel's default
 }
 
 func newMountCmd(e *env) *cobra.Command { return mountCmd(e, &mountOptions{}) }
