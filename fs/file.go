@@ -258,7 +258,7 @@ func (f *FS) copyServerContent(ctx context.Context, it *remote.Item, size int64,
 		return err
 	}
 	defer ce.Release()
-	if err := ce.Fetch(ctx, 0, size, f.fetcher(it.ID)); err != nil {
+	if err := ce.Fetch(ctx, 0, size, f.fetcherFor(it)); err != nil {
 		return err
 	}
 	n, err := io.Copy(io.NewOffsetWriter(sf.File(), 0), io.NewSectionReader(ce, 0, size))
