@@ -50,13 +50,14 @@ type config struct {
 	mountFlags    []string // extra flags of `onedrivefs mount`
 	mountEnv      []string // extra environment of the mount process
 	coreutils     string   // cp --version, first line's version
+	quick         bool     // a smoke run: small sizes
 }
 
 // defaultAnalysis is the hand-written analysis appended to the report, as
 // seen from the repository's root (where make runs).
 const defaultAnalysis = "cmd/odbench/analysis.md"
 
-var scenarioNames = []string{"copy", "read", "random", "readahead", "loopback", "write", "append", "meta", "jobs"}
+var scenarioNames = []string{"copy", "read", "random", "readahead", "loopback", "write", "append", "meta", "jobs", "tree", "scale"}
 
 func main() {
 	if len(os.Args) == 5 && os.Args[1] == loopbackArg {
@@ -104,6 +105,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		mountFlags:    strings.Fields(*mountFlags),
 		mountEnv:      strings.Fields(*mountEnv),
 	}
+	cfg.quick = *quick
 	if *quick {
 		cfg.copySizes = []int64{16 << 20, 64 << 20}
 		cfg.readSize, cfg.writeSize, cfg.appendSize, cfg.randomReads = 64<<20, 64<<20, 32<<20, 200
@@ -178,6 +180,8 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		{"append", "7 (append)", b.benchAppend},
 		{"meta", "8 (metadata)", b.benchMeta},
 		{"jobs", "9 (many jobs)", b.benchJobs},
+		{"tree", "10 (cp -r)", b.benchTree},
+		{"scale", "11 (1,000 jobs)", b.benchScale},
 	}
 	var failed []error
 	var ran []string
@@ -208,7 +212,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		ran = append(ran, s.title)
 	}
 	if len(ran) > 0 {
-		t := rep.table("10. Peak RSS of the mount process",
+		t := rep.table("12. Peak RSS of the mount process",
 			"VmHWM of the `onedrivefs mount` processes serving each scenario (reset between scenarios).",
 			"scenario", "peak RSS MiB")
 		worst := int64(0)
