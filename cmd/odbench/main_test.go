@@ -81,7 +81,7 @@ func TestQuickRun(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{"## Targets", "### 1. Copy inside the mount", "### 2. Sequential read",
 		"### 3. Random 4 KiB reads", "### 5. The local FUSE limit", "### 6. Sequential write", "### 7. Appending 2 bytes",
-		"### 8. Metadata", "### 10. Peak RSS", "daemon RSS < 150 MiB", "requests per GiB"} {
+		"### 8. Metadata", "### 10. cp -r", "### 12. Peak RSS", "daemon RSS < 150 MiB", "requests per GiB"} {
 		assert.Contains(t, string(md), want)
 	}
 	assert.False(t, isMounted(filepath.Join(dir, "work", "mnt")), "a mount was left behind")
