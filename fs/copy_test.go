@@ -424,3 +424,30 @@ func TestXattrCopyRequestIsNotAbandonedOnInterrupt(t *testing.T) {
 	require.Len(t, jobs, 1)
 	assert.Equal(t, "/b.txt", jobs[0].DestPath)
 }
+
+// The source deleted right after cp returned: the copy still gets its bytes
+// (the deletion waits for the copy), and the source is deleted then.
+func TestPendingCopySourceDeletedAtOnce(t *testing.T) {
+	env := newCopyEnv(t, func(o *graphtest.Options, _ *Config) {
+		o.Copy = graphtest.CopyOptions{Latency: 500 * time.Millisecond}
+	})
+	ctx := context.Background()
+	c := env.copyFixture(48<<10, "b.bin")
+	_, err := c.copy(ctx, 0, 0, 48<<10)
+	require.NoError(t, err)
+	c.close()
+	require.NoError(t, env.fs.unlink(ctx, env.fs.root, "src.bin"))
+	_, err = env.walk("/src.bin")
+	require.ErrorIs(t, err, errNoEntry, "gone from the mount at once")
+	_, ok := env.srv.ItemByPath("/src.bin")
+	assert.True(t, ok, "kept on the service while the copy runs")
+
+	env.settle()
+	require.Eventually(t, func() bool { return env.fs.sendJournal(ctx) == 0 }, 10*time.Second, 50*time.Millisecond,
+		"the held deletion is done once the copy has completed")
+	_, ok = env.srv.ItemByPath("/src.bin")
+	assert.False(t, ok, "then deleted")
+	b, err := env.srv.ReadFile("/b.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(c.data, b))
+}

@@ -411,24 +411,36 @@ func (fl *file) waitCopyLocked(ctx context.Context) error {
 func (f *FS) waitCopiesUnder(ctx context.Context, dir *entry) error {
 	for {
 		f.mu.Lock()
-		var c *serverCopy
+		var todo []*serverCopy
 		for _, pc := range f.pendingCopies {
 			if f.isUnderFSLocked(pc.dst, dir) { // unlinked ones too: their deletion is still to land
-				c = pc
-				break
+				todo = append(todo, pc)
 			}
 		}
 		f.mu.Unlock()
-		if c == nil {
+		if len(todo) == 0 {
 			return nil
 		}
-		if _, err := f.copies.Wait(ctx, c.job); err != nil && !errors.Is(err, copyjob.ErrNotFound) {
-			return err
+		// Wait for all of them at once: a job someone waits on is polled
+		// promptly, and one after the other would hurry one at a time.
+		errs := make([]error, len(todo))
+		var wg sync.WaitGroup
+		for i, c := range todo {
+			wg.Go(func() {
+				if _, err := f.copies.Wait(ctx, c.job); err != nil && !errors.Is(err, copyjob.ErrNotFound) {
+					errs[i] = err
+					return
+				}
+				select {
+				case <-c.done:
+				case <-ctx.Done():
+					errs[i] = ctx.Err()
+				}
+			})
 		}
-		select {
-		case <-c.done:
-		case <-ctx.Done():
-			return ctx.Err()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return err
 		}
 	}
 }
