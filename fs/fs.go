@@ -205,7 +205,7 @@ func (f *FS) start(ctx context.Context) error {
 	}
 	f.started = true
 	f.root = &entry{ino: rootIno, isDir: true}
-	f.root.item.Store(root)
+	f.root.item.Store(slimItem(root))
 	f.byIno[rootIno] = f.root
 	f.byID[root.ID] = f.root
 	f.mu.Unlock()

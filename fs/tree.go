@@ -93,7 +93,7 @@ func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
 		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
-		e.item.Store(it)
+		e.item.Store(slimItem(it))
 		f.nextIno++
 		f.byIno[e.ino] = e
 		f.byID[it.ID] = e
@@ -101,12 +101,26 @@ func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	return e
 }
 
+// slimItem returns the copy of it the tree keeps: what a listing or delta
+// reports that the mount never reads again (the short-lived download URL,
+// SHA-256, MIME type, the parent's path) is left out, so that a drive of
+// many items costs less memory (a download URL alone is a few hundred
+// bytes).
+func slimItem(it *remote.Item) *remote.Item {
+	if it == nil || (it.DownloadURL == "" && it.SHA256 == "" && it.MimeType == "" && it.ParentPath == "") {
+		return it
+	}
+	s := *it
+	s.DownloadURL, s.SHA256, s.MimeType, s.ParentPath = "", "", "", ""
+	return &s
+}
+
 // setItemFSLocked records it, the answer to a change this mount made (or
 // an item it just fetched), as its entry's service state, and returns the
 // entry. Requires FS.mu.
 func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 	e := f.entryForItemFSLocked(it)
-	e.item.Store(it)
+	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
 	return e
@@ -120,7 +134,7 @@ func (f *FS) observeItemFSLocked(it *remote.Item, since uint64) (*entry, bool) {
 	if e.item.Load() != it && staleItem(e.item.Load(), it, e.seq > since) {
 		return e, false
 	}
-	e.item.Store(it)
+	e.item.Store(slimItem(it))
 	return e, true
 }
 
@@ -211,7 +225,7 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 		}
 		f.byID[it.ID] = e
 	}
-	e.item.Store(it)
+	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
 	if p := e.parent; p != nil && !e.removed {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -157,6 +158,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	setMemoryLimit(e)
 
 	level := o.level
 	if o.debugFuse && level > slog.LevelDebug {
@@ -583,4 +585,19 @@ func parseSize(in string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a size", in)
 	}
 	return v * mult, nil
+}
+
+// defaultMemoryLimit is the daemon's soft memory limit (runtime/debug's),
+// unless GOMEMLIMIT says otherwise: near it the Go runtime collects garbage
+// harder instead of letting the heap double before it does. It is soft: a
+// mount whose tree needs more memory uses more. Measured with `make bench`
+// (scenario 11, 1,000 concurrent jobs on 50,000 items): peak RSS 203 MiB
+// without it, 125 MiB with it, at the same speed.
+const defaultMemoryLimit = 100 << 20
+
+// setMemoryLimit applies defaultMemoryLimit unless GOMEMLIMIT is set.
+func setMemoryLimit(e *env) {
+	if e.getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 }
