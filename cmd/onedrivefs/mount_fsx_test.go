@@ -39,7 +39,7 @@ import (
 //
 // ONEDRIVEFS_FSX_SEED sets the seed (random otherwise; always logged) and
 // ONEDRIVEFS_FSX_OPS the number of operations of every subtest (default
-// 1500, and 100 under 429, whose pauses cost a second each). A divergence
+// 2000, and 1000 under 429, whose pauses cost a second each). A divergence
 // is reported with the seed, the operation's index and the last 20
 // operations. The long run of issue 9, 20,000 operations while every 5th
 // request is throttled, is made by hand:
@@ -53,7 +53,7 @@ func TestMountFSX(t *testing.T) {
 		require.NoError(t, err, "ONEDRIVEFS_FSX_SEED")
 		seed = v
 	}
-	ops, ops429 := 1500, 100
+	ops, ops429 := 2000, 1000
 	if s := os.Getenv("ONEDRIVEFS_FSX_OPS"); s != "" {
 		v, err := strconv.Atoi(s)
 		require.NoError(t, err, "ONEDRIVEFS_FSX_OPS")
