@@ -91,11 +91,11 @@ type Content struct {
 	streamIdle time.Duration
 
 	mu         sync.Mutex
-	byID       map[string]*entry // guarded by mu; the indexed entry of each item id
-	idle       *list.List        // guarded by mu; *entry with refs == 0, front = most recently released
-	used       int64             // guarded by mu; INVARIANT: sum of accounted over byID
-	closed     bool              // guarded by mu
-	overBudget bool              // guarded by mu; an "over budget while in use" line was logged
+	byID       map[string]*cachedVersion // guarded by mu; the indexed entry of each item id
+	idle       *list.List                // guarded by mu; *cachedVersion with refs == 0, front = most recently released
+	used       int64                     // guarded by mu; INVARIANT: sum of accounted over byID
+	closed     bool                      // guarded by mu
+	overBudget bool                      // guarded by mu; an "over budget while in use" line was logged
 }
 
 // OpenContent opens (creating it if needed) the content cache in opts.Dir and
@@ -116,7 +116,7 @@ func OpenContent(opts ContentOptions) (*Content, error) {
 		max:        opts.MaxBytes,
 		log:        orDiscard(opts.Logger),
 		streamIdle: opts.StreamIdle,
-		byID:       make(map[string]*entry),
+		byID:       make(map[string]*cachedVersion),
 		idle:       list.New(),
 	}
 	if c.streamIdle <= 0 {
@@ -203,7 +203,7 @@ func (c *Content) Adopt(key Key, size int64, path string) error {
 	if old := c.byID[key.ID]; old != nil {
 		c.dropLocked(old, ErrDropped)
 	}
-	e := &entry{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
+	e := &cachedVersion{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
 	_ = os.Remove(e.sidecarPath())
 	if err := moveFile(path, e.dataPath()); err != nil {
 		return fmt.Errorf("cache: adopt: %w", err)
@@ -265,7 +265,7 @@ func moveFile(src, dst string) error {
 }
 
 // ref returns another handle on e, which the caller already holds one on.
-func (c *Content) ref(e *entry) (*Entry, error) {
+func (c *Content) ref(e *cachedVersion) (*Entry, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -311,7 +311,7 @@ func (c *Content) Close() error {
 		return nil
 	}
 	c.closed = true
-	entries := make([]*entry, 0, len(c.byID))
+	entries := make([]*cachedVersion, 0, len(c.byID))
 	for _, e := range c.byID {
 		entries = append(entries, e)
 	}
@@ -341,8 +341,8 @@ func (c *Content) Close() error {
 // createLocked makes a new, empty entry: a sparse data file of the item's size
 // and no sidecar yet (a data file without sidecar is an orphan that the next
 // load deletes, which is right: nothing in it is known to be valid).
-func (c *Content) createLocked(key Key, size int64) (*entry, error) {
-	e := &entry{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
+func (c *Content) createLocked(key Key, size int64) (*cachedVersion, error) {
+	e := &cachedVersion{c: c, key: key, size: size, base: filepath.Join(c.dir, fileBase(key))}
 	_ = os.Remove(e.sidecarPath()) // a stale sidecar must not describe the new file
 	f, err := os.OpenFile(e.dataPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -362,7 +362,7 @@ func (c *Content) createLocked(key Key, size int64) (*entry, error) {
 // release drops one reference of e. When it is the last one, the range set
 // is persisted (if it changed) before e becomes idle: the entry stays pinned
 // while the sidecar is written, so eviction cannot race with it.
-func (c *Content) release(e *entry) error {
+func (c *Content) release(e *cachedVersion) error {
 	var perr error
 	for tried := false; ; tried = true {
 		c.mu.Lock()
@@ -387,7 +387,7 @@ func (c *Content) release(e *entry) error {
 // idleLocked handles an entry whose last handle was released: its file is
 // closed and it joins the front of the LRU list, or it is dropped when it has
 // nothing worth keeping.
-func (c *Content) idleLocked(e *entry) {
+func (c *Content) idleLocked(e *cachedVersion) {
 	e.mu.Lock()
 	f, m := e.f, e.mapped
 	e.f, e.mapped = nil, nil
@@ -411,7 +411,7 @@ func (c *Content) idleLocked(e *entry) {
 }
 
 // grow accounts bytes newly present in e and evicts if that broke the budget.
-func (c *Content) grow(e *entry, added int64) {
+func (c *Content) grow(e *cachedVersion, added int64) {
 	if added == 0 {
 		return
 	}
@@ -438,7 +438,7 @@ func (c *Content) evictLocked() {
 			}
 			return
 		}
-		e := back.Value.(*entry)
+		e := back.Value.(*cachedVersion)
 		c.log.Debug("cache: evict", "id", e.key.ID, "bytes", e.accounted)
 		c.dropLocked(e, ErrDropped)
 	}
@@ -447,7 +447,7 @@ func (c *Content) evictLocked() {
 
 // dropLocked removes e from the index and deletes its files. Handles still
 // open on e fail with cause from now on; fetches in flight are cancelled.
-func (c *Content) dropLocked(e *entry, cause error) {
+func (c *Content) dropLocked(e *cachedVersion, cause error) {
 	if !e.indexed {
 		return
 	}

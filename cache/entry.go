@@ -22,9 +22,9 @@ import (
 // fetch: the whole entry is discarded.
 type FetchFunc func(ctx context.Context, off, n int64, w io.Writer) error
 
-// entry is the shared state of one cached version of an item; handles
+// cachedVersion is the shared state of one cached version of an item; handles
 // (*Entry) point to it.
-type entry struct {
+type cachedVersion struct {
 	c    *Content
 	key  Key
 	size int64
@@ -64,11 +64,11 @@ type flight struct {
 	abandoned bool // the fetcher's own ctx ended: waiters retry rather than fail
 }
 
-func (e *entry) dataPath() string    { return e.base + dataExt }
-func (e *entry) sidecarPath() string { return e.base + sidecarExt }
+func (e *cachedVersion) dataPath() string    { return e.base + dataExt }
+func (e *cachedVersion) sidecarPath() string { return e.base + sidecarExt }
 
 // openFile reopens the data file of an idle entry. Caller holds c.mu.
-func (e *entry) openFile() error {
+func (e *cachedVersion) openFile() error {
 	f, err := os.OpenFile(e.dataPath(), os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -83,14 +83,14 @@ func (e *entry) openFile() error {
 	return nil
 }
 
-func (e *entry) dirty() bool {
+func (e *cachedVersion) dirty() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.gen != e.savedGen
 }
 
 // failLocked makes e unusable with cause and wakes everyone waiting on it.
-func (e *entry) failLocked(cause error) {
+func (e *cachedVersion) failLocked(cause error) {
 	if e.gone == nil {
 		e.gone = cause
 	}
@@ -100,14 +100,14 @@ func (e *entry) failLocked(cause error) {
 	e.broadcastLocked()
 }
 
-func (e *entry) waitChanLocked() <-chan struct{} {
+func (e *cachedVersion) waitChanLocked() <-chan struct{} {
 	if e.notify == nil {
 		e.notify = make(chan struct{})
 	}
 	return e.notify
 }
 
-func (e *entry) broadcastLocked() {
+func (e *cachedVersion) broadcastLocked() {
 	if e.notify != nil {
 		close(e.notify)
 		e.notify = nil
@@ -120,7 +120,7 @@ func (e *entry) broadcastLocked() {
 // use, but Release must be called once every other call on the handle has
 // returned (a background read-ahead holds its own handle, or is waited for).
 type Entry struct {
-	e        *entry
+	e        *cachedVersion
 	released atomic.Bool
 }
 
@@ -254,7 +254,7 @@ func (h *Entry) Fetch(ctx context.Context, off, length int64, fetch FetchFunc) e
 // spanLocked is the range fl stands for: its claim, and for a stream also
 // what it will fetch without anybody reading further (up to its pace's
 // limit), so that nobody else fetches those bytes. Caller holds e.mu.
-func (e *entry) spanLocked(fl *flight) Range {
+func (e *cachedVersion) spanLocked(fl *flight) Range {
 	if fl.pace == nil || fl.finished {
 		return fl.r
 	}
@@ -264,7 +264,7 @@ func (e *entry) spanLocked(fl *flight) Range {
 
 // planLocked picks the first part of missing that no flight covers (claim),
 // or, when flights cover all of it, returns those flights to wait for.
-func (e *entry) planLocked(missing []Range) (claim Range, waitFor []*flight) {
+func (e *cachedVersion) planLocked(missing []Range) (claim Range, waitFor []*flight) {
 	for _, m := range missing {
 		if r, ok := e.firstUncoveredLocked(m); ok {
 			return r, nil
@@ -284,7 +284,7 @@ func (e *entry) planLocked(missing []Range) (claim Range, waitFor []*flight) {
 
 // firstUncoveredLocked returns the first sub-range of m that no flight
 // covers. Caller holds e.mu.
-func (e *entry) firstUncoveredLocked(m Range) (Range, bool) {
+func (e *cachedVersion) firstUncoveredLocked(m Range) (Range, bool) {
 	spans := make([]Range, len(e.flights))
 	for i, fl := range e.flights {
 		spans[i] = e.spanLocked(fl)
@@ -315,7 +315,7 @@ func (e *entry) firstUncoveredLocked(m Range) (Range, bool) {
 // asks for everything up to the end of the file and is cut short by its
 // writer (errStreamEnd) where it cannot go on; the flight it ends with may
 // be a later one than fl (see rangeWriter.room).
-func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch FetchFunc) error {
+func (e *cachedVersion) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch FetchFunc) error {
 	w := &rangeWriter{e: e, f: f, fl: fl, ctx: fctx, pos: fl.r.Start}
 	n := fl.r.Len()
 	if fl.pace != nil {
@@ -342,7 +342,7 @@ func (e *entry) run(ctx, fctx context.Context, fl *flight, f *os.File, fetch Fet
 
 // finishLocked records the outcome of fl, removes it from the flights and
 // wakes the waiters. Caller holds e.mu.
-func (e *entry) finishLocked(fl *flight, err error, abandoned bool) {
+func (e *cachedVersion) finishLocked(fl *flight, err error, abandoned bool) {
 	if err != nil && e.gone != nil {
 		err = e.gone
 	}
@@ -369,7 +369,7 @@ var (
 // it extends the flight's claim as its pace allows, and blocks while the
 // pace holds it back.
 type rangeWriter struct {
-	e      *entry
+	e      *cachedVersion
 	f      *os.File
 	fl     *flight         // the flight being written; a stream moves to a new one past a skip
 	ctx    context.Context // the fetch's context: waiting on the pace honours it

@@ -20,7 +20,7 @@ import (
 // persistLocked writes e's range set to its sidecar if it changed since the
 // last write. The data file is fsynced first, so that a sidecar never claims
 // bytes a power loss could have lost. The caller holds e.persistMu.
-func (c *Content) persistLocked(e *entry) error {
+func (c *Content) persistLocked(e *cachedVersion) error {
 	e.mu.Lock()
 	if e.gone != nil || e.f == nil || e.gen == e.savedGen {
 		e.mu.Unlock()
@@ -87,7 +87,7 @@ func (c *Content) load() error {
 		return fmt.Errorf("cache: read content dir: %w", err)
 	}
 	type loaded struct {
-		e     *entry
+		e     *cachedVersion
 		mtime time.Time
 	}
 	var found []loaded
@@ -139,7 +139,7 @@ func (c *Content) load() error {
 }
 
 // loadSidecar reads and validates one sidecar against its data file.
-func (c *Content) loadSidecar(path string) (*entry, time.Time, error) {
+func (c *Content) loadSidecar(path string) (*cachedVersion, time.Time, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -167,7 +167,7 @@ func (c *Content) loadSidecar(path string) (*entry, time.Time, error) {
 	if sc.Verified && sc.Ranges.Covered() != sc.Size {
 		return nil, time.Time{}, errors.New("verified but incomplete")
 	}
-	e := &entry{c: c, key: key, size: sc.Size, base: strings.TrimSuffix(path, sidecarExt)}
+	e := &cachedVersion{c: c, key: key, size: sc.Size, base: strings.TrimSuffix(path, sidecarExt)}
 	dfi, err := os.Stat(e.dataPath())
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("data file: %w", err)
