@@ -119,10 +119,10 @@ type FS struct {
 	// journaled maps the journal records of files this mount has staged to
 	// their entries (writeback.go).
 	journaled map[string]*entry
-	// copyWaiters counts, by destination (copyWaiterKey), the copy_file_range
-	// server copies this process is waiting for: their results are bound to
-	// the destination's entry by the waiter, not revealed by copyJobDone.
-	copyWaiters map[string]int
+	// pendingDests counts, by destination (destKey), the cp copies pending
+	// there: the delta poll and listings leave those names to the copy's
+	// binder (pending.go).
+	pendingDests map[string]int
 	// pendingCopies are the cp copies whose jobs have not ended, by job id
 	// (pending.go); deferredDeletes the items whose deletion waits for
 	// copies taken from them.
@@ -131,7 +131,7 @@ type FS struct {
 	// listingsInFlight: folders being listed (by item id), closed when done,
 	// so that a lookup joins a prefetch instead of repeating it.
 	listingsInFlight map[string]chan struct{}
-	// copyDests holds the destinations (copyWaiterKey) of xattr copies
+	// copyDests holds the destinations (destKey) of xattr copies
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
 

@@ -18,15 +18,15 @@ import (
 // never stops a job) and keeps its jobs under the cache dir, so a job still
 // running at unmount is resumed by the next mount, which reveals its result.
 //
-// A completed job's new item is made visible in one of two ways:
-//   - a copy_file_range that waits for its job binds the new item to the
-//     destination's entry itself (adoptCopy), as does the background waiter
-//     it hands the job to when the caller is interrupted; copyWaiters tells
-//     copyJobDone to keep out of it;
-//   - every other job (xattr copies, and copy_file_range jobs resumed after a
-//     remount) is revealed by copyJobDone, the tracker's OnDone: the new
-//     item is fetched, put in its folder's cached listing, and the kernel is
-//     told about the name (from the notifier goroutine, never from here).
+// A completed job's new item is made visible by exactly one binder, the
+// tracker's OnDone (copyJobDone): a cp job's by settleServerCopy
+// (pending.go), which applies the changes recorded while it ran and binds
+// the item to the pending copy's entry (or reveals it, for a job an earlier
+// mount started); an xattr job's by revealItem, which puts the new item in
+// its folder's cached listing and queues the kernel notification (from the
+// notifier goroutine, never from here). While a cp job runs, its
+// destination is a pending destination (pendingDests): the delta poll and
+// listings leave that name to the binder.
 
 // Origins of copy jobs (copyjob.Spec.Origin).
 const (
@@ -72,8 +72,8 @@ func (f *FS) closeCopyJobs() {
 	}
 }
 
-// copyWaiterKey names a copy destination: its folder and folded name.
-func copyWaiterKey(parentID, name string) string {
+// destKey names a copy destination: its folder and folded name.
+func destKey(parentID, name string) string {
 	return parentID + "\x00" + foldName(name)
 }
 
@@ -84,7 +84,7 @@ func copyWaiterKey(parentID, name string) string {
 func (f *FS) reserveDest(parentID, name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := copyWaiterKey(parentID, name)
+	k := destKey(parentID, name)
 	if _, taken := f.copyDests[k]; taken {
 		return false
 	}
@@ -99,37 +99,34 @@ func (f *FS) reserveDest(parentID, name string) bool {
 func (f *FS) releaseDest(parentID, name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.copyDests, copyWaiterKey(parentID, name))
+	delete(f.copyDests, destKey(parentID, name))
 }
 
-// addCopyWaiter records that this process waits for a copy into key.
-func (f *FS) addCopyWaiter(key string) {
+// addPendingDest records a cp copy pending into key (a folder and name).
+func (f *FS) addPendingDest(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.copyWaiters == nil {
-		f.copyWaiters = make(map[string]int)
+	if f.pendingDests == nil {
+		f.pendingDests = make(map[string]int)
 	}
-	f.copyWaiters[key]++
+	f.pendingDests[key]++
 }
 
-// doneCopyWaiter undoes addCopyWaiter.
-func (f *FS) doneCopyWaiter(key string) {
+// donePendingDest undoes addPendingDest.
+func (f *FS) donePendingDest(key string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.copyWaiters[key] <= 1 {
-		delete(f.copyWaiters, key)
+	if f.pendingDests[key] <= 1 {
+		delete(f.pendingDests, key)
 		return
 	}
-	if f.copyWaiters[key]--; f.copyWaiters[key] <= 0 {
-		delete(f.copyWaiters, key)
-	}
+	f.pendingDests[key]--
 }
 
-// copyWaitedFSLocked reports whether a copy_file_range of this process waits
-// for a server-side copy into name in the folder parentID. Caller holds
-// FS.mu.
-func (f *FS) copyWaitedFSLocked(parentID, name string) bool {
-	return f.copyWaiters[copyWaiterKey(parentID, name)] > 0
+// pendingDestFSLocked reports whether a cp copy is pending into name in the
+// folder parentID. Requires FS.mu.
+func (f *FS) pendingDestFSLocked(parentID, name string) bool {
+	return f.pendingDests[destKey(parentID, name)] > 0
 }
 
 // copyJobDone is the tracker's OnDone: it reveals the item a completed job

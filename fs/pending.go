@@ -98,7 +98,7 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	}
 	got = min(r.n, it.Size)
 	f.holdSource(r.src)
-	f.addCopyWaiter(copyWaiterKey(parentID, name))
+	f.addPendingDest(destKey(parentID, name))
 	// The binder must not run before the copy is registered.
 	f.startMu.Lock()
 	defer f.startMu.Unlock()
@@ -110,7 +110,7 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
 		// The service copies anyway; the next listing shows the result.
 		f.releaseSource(r.src)
-		f.doneCopyWaiter(copyWaiterKey(parentID, name))
+		f.donePendingDest(destKey(parentID, name))
 		return 0, false, fmt.Errorf("tracking the copy: %w", err)
 	}
 	c := &serverCopy{dst: r.dst, src: r.src, srcItem: it, size: it.Size, job: job.ID,
@@ -156,7 +156,7 @@ func (f *FS) settleServerCopy(j copyjob.Job) {
 	f.startMu.Unlock()
 	if c != nil {
 		src = c.src
-		defer f.doneCopyWaiter(copyWaiterKey(j.DestParentID, j.DestName))
+		defer f.donePendingDest(destKey(j.DestParentID, j.DestName))
 	}
 	if src != nil {
 		defer f.releaseSource(src)

@@ -95,7 +95,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 		}
 		if hiddenItem(it) { // deleted, or a package
 			if e != nil && !e.removed && e.parent != nil {
-				if f.copyWaitedFSLocked(e.parent.itemIDFSLocked(), e.name) {
+				if f.pendingDestFSLocked(e.parent.itemIDFSLocked(), e.name) {
 					continue // replaced by a server copy whose waiter binds the name
 				}
 				f.dropFSLocked(e, false)
@@ -110,7 +110,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 			// New to this mount: worth recording only where a listing is
 			// cached (elsewhere the next listing finds it), and not when a
 			// copy_file_range waits to bind it to its destination.
-			if parent == nil || f.listingFSLocked(parent) == nil || f.copyWaitedFSLocked(it.ParentID, it.Name) {
+			if parent == nil || f.listingFSLocked(parent) == nil || f.pendingDestFSLocked(it.ParentID, it.Name) {
 				continue
 			}
 			e, _ = f.observeItemFSLocked(it, since)

@@ -339,7 +339,7 @@ func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64
 		if hiddenItem(it) {
 			continue
 		}
-		if f.byID[it.ID] == nil && f.copyWaitedFSLocked(dir.item.Load().ID, it.Name) {
+		if f.byID[it.ID] == nil && f.pendingDestFSLocked(dir.item.Load().ID, it.Name) {
 			continue // a pending copy's destination: its binder places the item
 		}
 		e, took := f.observeItemFSLocked(it, since)
