@@ -39,6 +39,10 @@ type Record struct {
 	// eTag with the same cTag is a metadata change (rename, times), not a
 	// conflicting edit.
 	BaseCTag string `json:"baseCTag,omitempty"`
+	// Unconfirmed names content that upload attempts may have stored
+	// without their answer arriving (newest last): an item found holding
+	// one of them is the mount's own version, not a conflicting change.
+	Unconfirmed []ContentRef `json:"unconfirmed,omitempty"`
 	// Size is the staged file's size at the last Commit (set by Commit).
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`
@@ -47,6 +51,13 @@ type Record struct {
 	StagedPath string `json:"-"`
 	// CreatedAt orders replay (oldest first); set at the first Commit if zero.
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// ContentRef names a file's content by its size and quickXorHash (base64,
+// as the service reports it).
+type ContentRef struct {
+	Size         int64  `json:"size"`
+	QuickXorHash string `json:"quickXorHash"`
 }
 
 // journalFile is the on-disk form of a record.

@@ -49,6 +49,9 @@ type file struct {
 	// baseCTag and baseETag are the service version staged was taken from.
 	// GUARDED_BY(mu)
 	baseCTag, baseETag string
+	// unconfirmed is content a failed upload may have stored all the same
+	// (upload.go): the next upload recognises it as its own. GUARDED_BY(mu)
+	unconfirmed []cache.ContentRef
 	// copyIn is set while the file's content is a server-side copy made for
 	// a copy_file_range caller that has been answered part of it (copy.go).
 	// GUARDED_BY(mu)
@@ -437,7 +440,7 @@ func transient(err error) bool {
 // targetFSLocked says where e's content goes: its item, or its folder and
 // name (the last known ones for a removed entry). Requires FS.mu.
 func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
-	t := sendTarget{name: e.name, baseETag: fl.baseETag, baseCTag: fl.baseCTag}
+	t := sendTarget{name: e.name, baseETag: fl.baseETag, baseCTag: fl.baseCTag, unconfirmed: fl.unconfirmed}
 	if e.item.Load() != nil && !e.removed {
 		t.itemID, t.knownCTag = e.item.Load().ID, e.item.Load().CTag
 	}
@@ -459,7 +462,8 @@ func (fl *file) commitLocked() error {
 	f.mu.Lock()
 	t := f.targetFSLocked(e, fl)
 	rec := cache.Record{ID: fl.staged.ID(), Name: t.name, ParentID: t.parentID, DirPath: t.dirPath,
-		RemoteItemID: t.itemID, BaseETag: t.baseETag, BaseCTag: t.baseCTag}
+		RemoteItemID: t.itemID, BaseETag: t.baseETag, BaseCTag: t.baseCTag,
+		Unconfirmed: t.unconfirmed}
 	f.mu.Unlock()
 	_, rec.ModTime, _ = fl.localAttr()
 	if _, err := f.staging.Commit(rec); err != nil {
@@ -493,8 +497,10 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	size, mtime, _ := fl.localAttr()
 	res, err := f.send(ctx, fl.staged.File(), size, mtime, t)
 	if err != nil {
+		fl.unconfirmed = withUnconfirmed(fl.unconfirmed, res.attempted)
 		return err
 	}
+	fl.unconfirmed = nil
 	got := res.sent
 	f.mu.Lock()
 	if res.conflict {
@@ -529,6 +535,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 		if _, merr := f.staging.Modify(fl.staged.ID(), func(r *cache.Record) {
 			r.RemoteItemID, r.BaseETag, r.BaseCTag = got.ID, got.ETag, got.CTag
 			r.ParentID, r.Name = got.ParentID, got.Name
+			r.Unconfirmed = nil
 		}); merr != nil {
 			f.log.Warn("updating the journal after an upload failed", "name", got.Name, "err", merr)
 		}

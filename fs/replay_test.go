@@ -106,3 +106,32 @@ func TestReplayOfConflictingEditSavesConflictCopy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "ours", string(got))
 }
+
+// The journal remembers content an attempt may have stored: a mount killed
+// after an unconfirmed upload and a later local edit replays the edit over
+// its own earlier version, not as a conflict copy.
+func TestReplayOverOwnUnconfirmedUploadIsNoConflict(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	e := env.writeFile(env.fs.root, "draft.txt", []byte("first"))
+	env.srv.SetFaults(graphtest.FaultOptions{DropNextReplies: 2, Ops: []string{"upload.simple"}})
+	h := env.openWrite(e, "second, unconfirmed")
+	require.NoError(t, h.fsync(ctx))
+	env.srv.SetFaults(graphtest.FaultOptions{ThrottleFor: time.Hour, Ops: []string{"upload.simple"}})
+	_, err := h.write(ctx, []byte("SECOND"), 0)
+	require.NoError(t, err)
+	require.NoError(t, h.fsync(ctx))
+	recs := env.fs.staging.Pending()
+	require.Len(t, recs, 1)
+	require.NotEmpty(t, recs[0].Unconfirmed, "the journal names the unconfirmed content")
+	env.srv.SetFaults(graphtest.FaultOptions{})
+
+	// The mount is killed here (h never closed); the next one replays.
+	next := env.newFS(Config{})
+	require.NoError(t, next.start(ctx))
+	assert.Empty(t, next.staging.Pending())
+	assert.Equal(t, []string{"draft.txt"}, env.rootNames(), "no conflict copy")
+	got, err := env.srv.ReadFile("/draft.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "SECOND, unconfirmed", string(got))
+}

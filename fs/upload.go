@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -46,6 +47,45 @@ type sendTarget struct {
 	// folder's path from the root ("" for the root, "a/b"), used to re-create
 	// it when it is gone.
 	parentID, name, dirPath string
+	// unconfirmed is content earlier attempts may have stored without the
+	// mount learning of it (a reply lost, a wait cancelled): an item found
+	// holding one of them is this mount's own version, not a change made
+	// elsewhere.
+	unconfirmed []cache.ContentRef
+}
+
+// maxUnconfirmed bounds the unconfirmed contents remembered per file.
+const maxUnconfirmed = 4
+
+// heldBy reports whether item holds one of the contents of list.
+func heldBy(list []cache.ContentRef, item *remote.Item) bool {
+	if item == nil || item.IsFolder || item.QuickXorHash == "" {
+		return false
+	}
+	for _, c := range list {
+		if c.Size == item.Size && c.QuickXorHash == item.QuickXorHash {
+			return true
+		}
+	}
+	return false
+}
+
+// withUnconfirmed returns list with c added (newest last, bounded).
+func withUnconfirmed(list []cache.ContentRef, c cache.ContentRef) []cache.ContentRef {
+	if c.QuickXorHash == "" {
+		return list
+	}
+	out := make([]cache.ContentRef, 0, len(list)+1)
+	for _, o := range list {
+		if o != c {
+			out = append(out, o)
+		}
+	}
+	out = append(out, c)
+	if len(out) > maxUnconfirmed {
+		out = out[len(out)-maxUnconfirmed:]
+	}
+	return out
 }
 
 // sendResult is what send did.
@@ -58,18 +98,29 @@ type sendResult struct {
 	// newParent is then the folder the item now lives in.
 	recreated bool
 	newParent *remote.Item
+	// attempted, when send fails, is the content an attempt may have
+	// stored all the same (see sendTarget.unconfirmed); zero if none got
+	// that far.
+	attempted cache.ContentRef
 }
 
 // send uploads size bytes of content with modification time mtime to t,
 // following the rule above.
-func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime time.Time, t sendTarget) (sendResult, error) {
-	req := remote.UploadRequest{Content: content, Size: size, FSModified: mtime}
-	if t.itemID != "" && t.knownCTag != "" && t.knownCTag != t.baseCTag {
+func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime time.Time, t sendTarget) (res sendResult, err error) {
+	var attempted cache.ContentRef
+	defer func() {
+		if err != nil {
+			res.attempted = attempted
+		}
+	}()
+	req := remote.UploadRequest{Content: content, Size: size, FSModified: mtime,
+		Hashed: func(h string) { attempted = cache.ContentRef{Size: size, QuickXorHash: h} }}
+	if t.itemID != "" && t.knownCTag != "" && t.knownCTag != t.baseCTag && len(t.unconfirmed) == 0 {
 		return f.sendConflict(ctx, req, t)
 	}
 	if t.itemID != "" {
 		req.ItemID, req.IfMatch = t.itemID, t.baseETag
-		got, err := f.remote.Upload(ctx, req)
+		got, err := f.upload(ctx, req)
 		if errors.Is(err, remote.ErrPreconditionFailed) {
 			cur, gerr := f.remote.Item(ctx, t.itemID)
 			switch {
@@ -79,11 +130,17 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 				return sendResult{}, gerr
 			case sameContent(content, size, cur):
 				return sendResult{sent: cur}, nil
+			case heldBy(t.unconfirmed, cur):
+				// An earlier attempt of this mount landed unannounced: the
+				// item is the local change's own base.
+				f.log.Debug("an earlier upload had landed; sending over it", "name", t.name)
+				req.IfMatch = cur.ETag
+				got, err = f.upload(ctx, req)
 			case t.baseCTag == "" || cur.CTag != t.baseCTag:
 				return f.sendConflict(ctx, req, t)
 			default:
 				req.IfMatch = cur.ETag
-				got, err = f.remote.Upload(ctx, req)
+				got, err = f.upload(ctx, req)
 			}
 		}
 		if !errors.Is(err, remote.ErrNotFound) {
@@ -109,7 +166,7 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 	for attempt := 0; ; attempt++ {
 		req.ItemID, req.IfMatch = "", ""
 		req.ParentID, req.Name, req.Conflict = parentID, t.name, remote.ConflictFail
-		got, err := f.remote.Upload(ctx, req)
+		got, err := f.upload(ctx, req)
 		switch {
 		case err == nil:
 			res.sent = got
@@ -119,6 +176,16 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 			if cerr == nil && sameContent(req.Content, req.Size, cur) {
 				res.sent = cur
 				return res, nil
+			}
+			if cerr == nil && heldBy(t.unconfirmed, cur) {
+				// This mount's own earlier attempt created it: replace it.
+				req.ParentID, req.Name, req.Conflict = "", "", ""
+				req.ItemID, req.IfMatch = cur.ID, cur.ETag
+				if got, err = f.upload(ctx, req); err == nil {
+					res.sent = got
+					return res, nil
+				}
+				return res, err
 			}
 			t.parentID = parentID
 			cres, err := f.sendConflict(ctx, req, t)
@@ -142,14 +209,14 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 func (f *FS) sendConflict(ctx context.Context, req remote.UploadRequest, t sendTarget) (sendResult, error) {
 	req.ItemID, req.IfMatch = "", ""
 	req.ParentID, req.Name, req.Conflict = t.parentID, conflictName(t.name, f.now()), remote.ConflictRename
-	got, err := f.remote.Upload(ctx, req)
+	got, err := f.upload(ctx, req)
 	if errors.Is(err, remote.ErrNotFound) {
 		p, perr := f.recreateFolder(ctx, t.dirPath)
 		if perr != nil {
 			return sendResult{}, perr
 		}
 		req.ParentID = p.ID
-		got, err = f.remote.Upload(ctx, req)
+		got, err = f.upload(ctx, req)
 	}
 	if err != nil {
 		return sendResult{}, err
@@ -157,6 +224,32 @@ func (f *FS) sendConflict(ctx context.Context, req remote.UploadRequest, t sendT
 	f.log.Warn("file changed on OneDrive since it was changed here: kept the OneDrive version, saved the local one beside it",
 		"name", t.name, "saved_as", got.Name)
 	return sendResult{sent: got, conflict: true}, nil
+}
+
+// timesRetryTimeout bounds the second try at setting an uploaded file's
+// times; it runs even if the caller gave up, since the content is stored.
+const timesRetryTimeout = 5 * time.Second
+
+// upload sends req. Content that was stored although setting its times
+// failed counts as sent: the times are tried once more, and if that fails
+// too the file keeps the service's time there (the mount still shows the
+// local one), which the next upload corrects. Treating it as a failure would
+// leave the mount believing in the version before it, and make its next
+// upload look like a conflict.
+func (f *FS) upload(ctx context.Context, req remote.UploadRequest) (*remote.Item, error) {
+	got, err := f.remote.Upload(ctx, req)
+	if got == nil || !errors.Is(err, remote.ErrTimesNotSet) {
+		return got, err
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timesRetryTimeout)
+	defer cancel()
+	updated, uerr := f.remote.Update(tctx, got.ID, remote.ItemUpdate{FSModified: req.FSModified, FSCreated: req.FSCreated})
+	if uerr != nil {
+		f.log.Warn("the content was sent but its modification time could not be set on OneDrive",
+			"name", truncateForLog(got.Name), "err", uerr)
+		return got, nil
+	}
+	return updated, nil
 }
 
 // recreateFolder returns the folder at dirPath ("a/b", "" for the root),

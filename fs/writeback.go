@@ -158,7 +158,8 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	}
 	defer file.Close()
 	t := sendTarget{itemID: rec.RemoteItemID, baseETag: rec.BaseETag, baseCTag: rec.BaseCTag,
-		parentID: rec.ParentID, name: rec.Name, dirPath: rec.DirPath}
+		parentID: rec.ParentID, name: rec.Name, dirPath: rec.DirPath,
+		unconfirmed: rec.Unconfirmed}
 	if rec.DirPath == "" && rec.ParentID != "" && !f.isRootID(rec.ParentID) {
 		// A record of an older version, without its folder's path: if the
 		// folder is gone, the content goes to the recovery folder.
@@ -166,6 +167,13 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	}
 	res, err := f.send(ctx, file, rec.Size, rec.ModTime, t)
 	if err != nil {
+		if a := res.attempted; a.QuickXorHash != "" {
+			if _, merr := f.staging.Modify(rec.ID, func(r *cache.Record) {
+				r.Unconfirmed = withUnconfirmed(r.Unconfirmed, a)
+			}); merr != nil {
+				f.log.Warn("updating the journal after a failed upload failed", "name", rec.Name, "err", merr)
+			}
+		}
 		return err
 	}
 	if !res.conflict {

@@ -50,6 +50,11 @@ var (
 	// ErrHashMismatch: the quickXorHash of the bytes received or sent differs
 	// from the one the service reports.
 	ErrHashMismatch = errors.New("remote: content hash mismatch")
+	// ErrTimesNotSet: an upload stored the content (the item is returned with
+	// the error) but the request that sets its fileSystemInfo times after a
+	// simple PUT failed. The item's eTag and cTag are those of the new
+	// content: the caller must treat the content as sent.
+	ErrTimesNotSet = errors.New("remote: the content was stored but its times were not set")
 	// ErrNotSupported: the operation does not apply to this item (a folder or
 	// a package has no content to download) or the reply had an unknown shape.
 	ErrNotSupported = errors.New("remote: not supported")

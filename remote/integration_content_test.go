@@ -310,6 +310,41 @@ func TestIntegrationSimpleUpload(t *testing.T) {
 	assert.ErrorIs(t, err, remote.ErrNotFound)
 }
 
+// A simple upload whose content is stored but whose times cannot be set
+// returns the new item with ErrTimesNotSet; the Hashed callback has named
+// the content before the service answered.
+func TestIntegrationSimpleUploadTimesNotSet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	content := pattern(10_000, 3)
+	mtime := time.Date(2019, 2, 3, 4, 5, 6, 0, time.UTC)
+	e.fake.SetFaults(graphtest.FaultOptions{ThrottleFor: time.Hour, Ops: []string{"item.update"}})
+	var hashed string
+	it, err := e.client.Upload(e.ctx, remote.UploadRequest{ParentID: e.rootID(), Name: "t.bin",
+		Content: bytes.NewReader(content), Size: int64(len(content)), FSModified: mtime,
+		Hashed: func(h string) { hashed = h }})
+	require.ErrorIs(t, err, remote.ErrTimesNotSet)
+	require.NotNil(t, it, "the stored item comes with the error")
+	assert.Equal(t, qxh(content), it.QuickXorHash)
+	assert.Equal(t, qxh(content), hashed)
+	info, ok := e.fake.ItemByPath("/t.bin")
+	require.True(t, ok)
+	assert.Equal(t, info.ETag, it.ETag, "the item is the stored version")
+}
+
+// A session upload reports the content's hash to Hashed once every byte
+// was read to be sent.
+func TestIntegrationSessionUploadHashed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{client: func(c *remote.Config) { c.FragmentSize = 4 * remote.FragmentUnit }})
+	content := pattern(3<<20+777, 9)
+	var hashed string
+	_, err := e.client.Upload(e.ctx, remote.UploadRequest{ParentID: e.rootID(), Name: "s.bin",
+		Content: bytes.NewReader(content), Size: int64(len(content)), Hashed: func(h string) { hashed = h }})
+	require.NoError(t, err)
+	assert.Equal(t, qxh(content), hashed)
+}
+
 // ---- Upload sessions ----
 
 func TestIntegrationSessionUpload(t *testing.T) {

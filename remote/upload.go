@@ -52,6 +52,12 @@ type UploadRequest struct {
 	// Progress, if set, is called with the number of bytes the service has
 	// acknowledged so far.
 	Progress func(sent int64)
+	// Hashed, if set, is called with the content's quickXorHash (base64, as
+	// the service reports it) once every byte has been read to be sent,
+	// before the service's answer: from then on the content may be stored
+	// even if Upload fails (a lost reply, a cancelled wait). A caller that
+	// sends other content later can recognise its own earlier attempt by it.
+	Hashed func(quickXorHash string)
 }
 
 func (u *UploadRequest) validate() error {
@@ -92,8 +98,9 @@ func (c *Client) uploadTarget(u *UploadRequest) string {
 // A session declares the size, so that a file over quota is refused before
 // any byte is sent. When the service reports a quickXorHash that differs
 // from the bytes sent (or a different size), the item is returned together
-// with an error matching ErrHashMismatch; likewise when the content landed
-// but the PATCH of its times after a simple PUT failed.
+// with an error matching ErrHashMismatch; when the content landed but the
+// PATCH of its times after a simple PUT failed, with one matching
+// ErrTimesNotSet.
 // On other errors the item is nil and an unfinished session is deleted (a
 // simple PUT whose replies were all lost may still have landed).
 func (c *Client) Upload(ctx context.Context, u UploadRequest) (*Item, error) {
@@ -142,6 +149,9 @@ func (c *Client) uploadSimple(ctx context.Context, u *UploadRequest) (*Item, err
 		}
 	}
 	sum := h.Sum(nil)
+	if u.Hashed != nil {
+		u.Hashed(base64.StdEncoding.EncodeToString(sum))
+	}
 	r := &request{
 		op: "upload", method: http.MethodPut, url: c.uploadTarget(u) + "/content" + conflictQuery(u.Conflict),
 		mode: repeatable, buffer: true, size: u.Size,
@@ -173,7 +183,7 @@ func (c *Client) uploadSimple(ctx context.Context, u *UploadRequest) (*Item, err
 	if !u.FSModified.IsZero() || !u.FSCreated.IsZero() {
 		updated, err := c.Update(ctx, item.ID, ItemUpdate{FSModified: u.FSModified, FSCreated: u.FSCreated})
 		if err != nil {
-			return item, fmt.Errorf("remote: upload: the content was stored but setting its times failed: %w", err)
+			return item, fmt.Errorf("%w: %w", ErrTimesNotSet, err)
 		}
 		return updated, nil
 	}
@@ -237,6 +247,7 @@ type sessionUpload struct {
 
 func (c *Client) uploadSession(ctx context.Context, u *UploadRequest) (*Item, error) {
 	up := &sessionUpload{c: c, req: u, hash: quickxorhash.New()}
+	defer up.reportHashed()
 	for restarts := 0; ; restarts++ {
 		uploadURL, err := c.createUploadSession(ctx, u)
 		if err != nil {
@@ -388,6 +399,24 @@ func (up *sessionUpload) resumePoint(ctx context.Context, uploadURL string, wasL
 		return 0, nil, fmt.Errorf("remote: upload session expects byte %d, but only %d were sent", next, hashed)
 	}
 	return next, nil, nil
+}
+
+// reportHashed passes the content's hash to the request's Hashed callback
+// if every byte was read to be sent (the last fragment may have landed).
+func (up *sessionUpload) reportHashed() {
+	if up.req.Hashed == nil {
+		return
+	}
+	up.mu.Lock()
+	complete := up.hashed >= up.req.Size
+	var sum []byte
+	if complete {
+		sum = up.hash.Sum(nil)
+	}
+	up.mu.Unlock()
+	if complete {
+		up.req.Hashed(base64.StdEncoding.EncodeToString(sum))
+	}
 }
 
 // sum returns the digest of the whole content, hashing what no fragment
