@@ -47,12 +47,20 @@ type Config struct {
 	// MaxStartsPerSecond and StartBurst pace WaitStartSlot, which callers
 	// call before each POST /copy: a token bucket of StartBurst slots
 	// refilled at MaxStartsPerSecond. The first StartBurst copies start at
-	// once, later ones at the steady rate: a `cp -r` of 2,000 files starts
-	// them within about 36s, and a Retry-After from the service (Pause)
-	// holds them all. Negative MaxStartsPerSecond means unbounded. Defaults
-	// 50 and 200.
+	// once (a `cp -r` of a folder of hundreds of files returns as fast as
+	// the service accepts the copies), later ones at the steady rate: a
+	// `cp -r` of 3,000 files starts them within about 40s. Within those
+	// bounds Budget, when the service reports its budget, spreads the starts
+	// so that copies use at most half of what is left; a Retry-After from
+	// the service (Pause) holds them all. Negative MaxStartsPerSecond means
+	// unbounded. Defaults 50 and 1,000.
 	MaxStartsPerSecond float64
 	StartBurst         int
+	// Budget, if set, reports the service's last word on the request
+	// budget: units left (a copy costs StartCost) until reset; ok false when
+	// the service has not spoken for the current window (it speaks from 80%
+	// used on). See WaitStartSlot.
+	Budget func() (remaining int, reset time.Time, ok bool)
 	// MaxConcurrentPolls bounds the polls in flight. Default 8.
 	MaxConcurrentPolls int
 	// PollTimeout bounds one poll. Default 30s.
@@ -97,7 +105,7 @@ const (
 	DefaultMaxPollsPerSecond    = 50
 	DefaultMaxConcurrentPolls   = 8
 	DefaultMaxStartsPerSecond   = 50
-	DefaultStartBurst           = 200
+	DefaultStartBurst           = 1000
 	DefaultPollTimeout          = 30 * time.Second
 	DefaultMaxHistory           = 200
 	DefaultMaxConsecutiveErrors = 10

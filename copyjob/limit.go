@@ -37,19 +37,31 @@ func (t *Tracker) pauseEnd() time.Time {
 	return t.pausedUntil
 }
 
+// StartCost is what one POST /copy costs of the service's request budget
+// (resource units: a write costs 2, docs/graph-contract.md §7).
+const StartCost = 2
+
 // WaitStartSlot blocks until the caller may start a new copy (POST /copy):
 // starts are paced at Config.MaxStartsPerSecond on average with bursts of
 // up to Config.StartBurst, and none is started during a Pause (a throttled
-// poll, or Pause). Call it before each StartCopy. It returns ctx.Err() when
-// ctx ends first (the slot is given back) and ErrClosed once the tracker is
-// closed.
+// poll, or Pause). When Config.Budget reports the service's budget, the
+// starts are also spread evenly until its reset so that they use at most
+// half of the units left (the rest is for everything else the mount does);
+// with nothing left for them, they wait for the reset. Call it before each
+// StartCopy. It returns ctx.Err() when ctx ends first (the slot is given
+// back) and ErrClosed once the tracker is closed.
 func (t *Tracker) WaitStartSlot(ctx context.Context) error {
+	var budget startBudget
+	if t.cfg.Budget != nil {
+		budget.remaining, budget.reset, budget.ok = t.cfg.Budget()
+	}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return ErrClosed
 	}
 	at := t.starts.reserve(time.Now())
+	at = t.starts.spread(at, budget)
 	t.mu.Unlock()
 	for {
 		t.mu.Lock()
@@ -77,6 +89,35 @@ func (t *Tracker) WaitStartSlot(ctx context.Context) error {
 	}
 }
 
+// startBudget is the service's budget as WaitStartSlot saw it.
+type startBudget struct {
+	remaining int
+	reset     time.Time
+	ok        bool
+}
+
+// spread returns the slot for a start the bucket allows at at, moved later
+// if the budget asks: with the service's budget reported, starts are at
+// least (reset − at) / (remaining / 2 / StartCost) apart, and wait for the
+// reset when that share is below one start.
+func (l *startLimiter) spread(at time.Time, b startBudget) time.Time {
+	if !b.ok || !b.reset.After(at) {
+		return at
+	}
+	if l.spreadNext.After(at) {
+		at = l.spreadNext
+	}
+	share := float64(b.remaining) / 2 / StartCost
+	if share < 1 {
+		at = b.reset
+		l.spreadNext = at
+		return at
+	}
+	interval := time.Duration(float64(b.reset.Sub(at)) / share)
+	l.spreadNext = at.Add(interval)
+	return at
+}
+
 // startLimiter is a token bucket whose tokens may go negative: each caller
 // reserves the next slot at once and then waits for it, so waiters are
 // served in order at the bucket's rate. Guarded by Tracker.mu.
@@ -88,6 +129,9 @@ type startLimiter struct {
 	// last is when tokens was last brought up to date; after a Pause, the end
 	// of the pause (no tokens accrue during it). Zero before the first use.
 	last time.Time
+	// spreadNext is the earliest next slot while the service's budget
+	// spreads the starts (spread).
+	spreadNext time.Time
 }
 
 // reserve takes one slot and returns when it may be used.

@@ -2,6 +2,7 @@ package copyjob
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -188,6 +189,54 @@ func TestWaitStartSlotPacesStarts(t *testing.T) {
 		t2 := time.Now()
 		require.NoError(t, h.tr.WaitStartSlot(t.Context()))
 		assert.Equal(t, 50*ms, time.Since(t2), "the cancelled caller gave its slot back")
+	})
+}
+
+// With the service's budget reported, starts are spread so that they use at
+// most half of what is left until its reset, and wait for the reset when
+// nothing is left for them; without it, the bucket alone paces them.
+func TestWaitStartSlotSpreadsByTheServiceBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var remaining int
+		var reset time.Time
+		var reported bool
+		budget := func() (int, time.Time, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			return remaining, reset, reported
+		}
+		h := start(t, Config{MaxStartsPerSecond: 1000, StartBurst: 1000, Budget: budget})
+		t0 := time.Now()
+		for range 3 {
+			require.NoError(t, h.tr.WaitStartSlot(t.Context()))
+		}
+		assert.Equal(t, time.Duration(0), time.Since(t0), "nothing reported: the burst")
+
+		// 40 units left for 10 s: 10 starts' worth (2 units each, half of
+		// it), one a second; the next interval is measured from the slot
+		// (9 s left, the same share: 0.9 s).
+		mu.Lock()
+		remaining, reset, reported = 40, time.Now().Add(10*time.Second), true
+		mu.Unlock()
+		t1 := time.Now()
+		var at []time.Duration
+		for range 3 {
+			require.NoError(t, h.tr.WaitStartSlot(t.Context()))
+			at = append(at, time.Since(t1))
+		}
+		assert.Equal(t, []time.Duration{0, time.Second, 1900 * ms}, at)
+
+		// Nothing left for copies: the next start waits for the reset.
+		mu.Lock()
+		remaining = 3
+		mu.Unlock()
+		t2 := time.Now()
+		require.NoError(t, h.tr.WaitStartSlot(t.Context()))
+		mu.Lock()
+		assert.Equal(t, reset, time.Now(), "waited for the reset")
+		mu.Unlock()
+		assert.Equal(t, 8100*ms, time.Since(t2))
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -38,7 +39,11 @@ const (
 // left in its directory. A jobs file it cannot use costs those jobs, not the
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
-	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote}
+	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote,
+		Budget: func() (int, time.Time, bool) {
+			b, ok := f.remote.Budget()
+			return b.Remaining, b.Reset, ok
+		}}
 	t, err := copyjob.New(cfg)
 	if err != nil && cfg.Dir != "" {
 		f.log.Error("the copy jobs of an earlier mount cannot be read; copy jobs are kept in memory only",

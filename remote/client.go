@@ -104,6 +104,8 @@ type clientCore struct {
 	tooLarge atomic.Int64
 	// me caches the signed-in user (sharing.go).
 	me meCache
+	// budget is the service's last word on the request budget (budget.go).
+	budget budgetNote
 }
 
 // New returns a Client for cfg. It starts no goroutine.

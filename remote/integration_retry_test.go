@@ -524,3 +524,22 @@ func TestIntegrationLoadSignIn(t *testing.T) {
 	assert.NotEqual(t, tok.AccessToken, saved.AccessToken)
 	assert.NotEmpty(t, saved.RefreshToken)
 }
+
+// Budget reports the RateLimit headers the service sends from 80% of the
+// application's budget on, and nothing before.
+func TestIntegrationBudget(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{fake: graphtest.Options{ResourceUnitsPerMinute: 20}})
+	root := e.rootID()
+	_, ok := e.client.Budget()
+	assert.False(t, ok, "nothing said yet")
+	for range 8 {
+		_, err := e.client.Children(e.ctx, root) // 2 units each
+		require.NoError(t, err)
+	}
+	b, ok := e.client.Budget()
+	require.True(t, ok)
+	assert.Equal(t, 20, b.Limit)
+	assert.LessOrEqual(t, b.Remaining, 4, "16 units of 20 used by the listings")
+	assert.True(t, b.Reset.After(time.Now()) && b.Reset.Before(time.Now().Add(61*time.Second)), "reset %v", b.Reset)
+}

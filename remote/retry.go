@@ -195,6 +195,9 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		}
 		attempts++
 		resp, err := c.send(ctx, r)
+		if err == nil && !r.plain {
+			c.noteBudget(resp.Header)
+		}
 		if err == nil && r.buffer && (r.raw || resp.StatusCode < 400) {
 			err = bufferBody(resp)
 		}

@@ -65,6 +65,7 @@ func newFakeServerCmd(e *env) *cobra.Command {
 	monitorBody := fset.String("monitor-body", "graph", "shape of the monitor's status body: graph (asyncJobStatus: operation, percentageComplete, status, resourceId) or sharepoint (@odata.context, id, createdDateTime, lastActionDateTime, percentageComplete, percentComplete, resourceId, resourceLocation, status)")
 	monitorOperation := fset.String("monitor-operation", "ItemCopy", "`NAME` of the operation in graph-shaped monitor bodies (itemCopy is also seen)")
 	monitorFailure := fset.String("monitor-failure", "error", "how a failed copy's status body says why: error (error{code,message}), details (error{message,details[{code,message}]}, no top-level code) or errorCode (errorCode and statusDescription)")
+	ruPerMinute := fset.Int("resource-units-per-minute", 0, "meter Graph requests as the service meters an application: `N` resource units a minute (1 a single-item read, 2 a listing or a write, 5 a permission call), RateLimit-* headers from 80%, 429 beyond (0: off)")
 	throttleEvery := fset.Int("throttle-every", 0, "answer every `N`th API request with --throttle-status and Retry-After (0: never)")
 	throttleStatus := fset.Int("throttle-status", http.StatusTooManyRequests, "status of throttled answers: 429, 503 or 509 (bandwidth limit)")
 	retryAfter := fset.Duration("retry-after", time.Second, "Retry-After of throttled answers")
@@ -128,11 +129,12 @@ func newFakeServerCmd(e *env) *cobra.Command {
 			return usage("durations cannot be negative (and --token-lifetime must be positive)")
 		}
 		opts := graphtest.Options{
-			DriveID:           *driveID,
-			DriveType:         *driveType,
-			QuotaTotal:        quotaBytes,
-			SimpleUploadLimit: simpleBytes,
-			Auth:              graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
+			DriveID:                *driveID,
+			DriveType:              *driveType,
+			QuotaTotal:             quotaBytes,
+			SimpleUploadLimit:      simpleBytes,
+			ResourceUnitsPerMinute: *ruPerMinute,
+			Auth:                   graphtest.AuthOptions{TokenLifetime: *tokenLifetime, ManualApproval: *manualApproval},
 			Copy: graphtest.CopyOptions{
 				Latency: *copyLatency, Rate: rate, MonitorStyle: *monitorStyle,
 				MonitorRunningStatus: *monitorRunning, MonitorFailedStatus: *monitorFailed,

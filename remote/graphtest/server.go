@@ -40,6 +40,10 @@ type Options struct {
 	// DownloadURLLifetime of pre-authenticated download URLs; 0 → 1h.
 	DownloadURLLifetime time.Duration
 
+	// ResourceUnitsPerMinute meters Graph requests as the service meters an
+	// application (budget.go); 0 → off.
+	ResourceUnitsPerMinute int
+
 	Auth   AuthOptions
 	Copy   CopyOptions
 	Faults FaultOptions
@@ -86,6 +90,7 @@ type Server struct {
 	delta       deltaState // cursors of multi-page delta rounds (delta.go)
 	changes     changeLog  // stamps by sequence number (changelog.go)
 	stats       statsState
+	budget      budgetState // resource units metered (budget.go)
 	dirty       bool   // metadata changed since the last save
 	grantKey    []byte // signs download grants (content.go); set by load
 	closed      bool
@@ -149,6 +154,7 @@ func New(opts Options) (*Server, error) {
 	s.auth.init()
 	s.net.init()
 	s.faults.set(s.opts.Faults, s.now())
+	s.budget = budgetState{perMinute: max(s.opts.ResourceUnitsPerMinute, 0)}
 	if err := s.load(); err != nil {
 		return nil, fmt.Errorf("loading %s: %w", s.dataDir, err)
 	}
@@ -284,6 +290,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	case routeGraph:
 		if !s.checkBearer(w, r) {
+			return
+		}
+		if s.chargeBudget(w, r, rt.op) {
 			return
 		}
 		s.serveGraph(w, r, rt)
