@@ -91,8 +91,8 @@ type Server struct {
 	changes     changeLog  // stamps by sequence number (changelog.go)
 	stats       statsState
 	budget      budgetState // resource units metered (budget.go)
-	dirty       bool   // metadata changed since the last save
-	grantKey    []byte // signs download grants (content.go); set by load
+	dirty       bool        // metadata changed since the last save
+	grantKey    []byte      // signs download grants (content.go); set by load
 	closed      bool
 	saveStop    chan struct{}
 	saveStopped chan struct{}
