@@ -1,10 +1,13 @@
 package copyjob
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 // Config of a Tracker. Zero fields take the defaults shown.
@@ -56,6 +59,10 @@ type Config struct {
 	// unbounded. Defaults 50 and 1,000.
 	MaxStartsPerSecond float64
 	StartBurst         int
+	// Lister, if set, lists a folder's children afresh (not from a cache):
+	// the tracker then confirms file copies due together into one folder by
+	// one listing instead of one monitor poll each (confirm.go).
+	Lister func(ctx context.Context, folderID string) ([]*remote.Item, error)
 	// Budget, if set, reports the service's last word on the request
 	// budget: units left (a copy costs StartCost) until reset; ok false when
 	// the service has not spoken for the current window (it speaks from 80%

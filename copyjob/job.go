@@ -43,6 +43,10 @@ type Spec struct {
 	DestParentID string `json:"destParentId,omitempty"`
 	DestName     string `json:"destName,omitempty"`
 	DestPath     string `json:"destPath,omitempty"`
+	// DestIsNew: the destination name held nothing on the service when the
+	// copy started, so a file found there later with the source's size and
+	// SourceHash is the copy's result (confirm.go).
+	DestIsNew bool `json:"destIsNew,omitempty"`
 	// MonitorURL is the Location of the 202. It is a credential: it is never
 	// marshalled with the Job (see the package doc, "Secrets"), and it is
 	// cleared once the job has finished.

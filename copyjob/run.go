@@ -79,6 +79,7 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 	defer cancelPolls() // runs first
 
 	results := make(chan pollResult, t.cfg.MaxConcurrentPolls) // never blocks a poll goroutine
+	listed := make(chan listResult, t.cfg.MaxConcurrentPolls)
 	spacing := t.cfg.pollSpacing()
 	var nextSlot time.Time // no poll may start before this (rate bound, global Retry-After)
 	inflight := 0
@@ -97,6 +98,10 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 			inflight++
 			if spacing > 0 {
 				nextSlot = now.Add(spacing)
+			}
+			if batch := t.takeListBatch(q, e, now, t.cfg.FirstInterval); batch != nil {
+				polls.Go(func() { listed <- t.listOnce(pollCtx, batch) })
+				continue
 			}
 			polls.Go(func() {
 				st, err := t.pollOnce(pollCtx, e.monitorURL)
@@ -127,6 +132,11 @@ func (t *Tracker) loop(ctx context.Context, q *queue) {
 		case r := <-results:
 			inflight--
 			if pause := t.apply(r, q); pause > 0 {
+				t.Pause(pause)
+			}
+		case r := <-listed:
+			inflight--
+			if pause := t.applyListing(r, q); pause > 0 {
 				t.Pause(pause)
 			}
 		case <-timerC:
@@ -196,6 +206,7 @@ func (t *Tracker) takeIncoming(q *queue) {
 func (t *Tracker) apply(r pollResult, q *queue) (pause time.Duration) {
 	e, s := r.e, &r.e.sched
 	now := time.Now()
+	s.monitorAt = now // the monitor has been asked (or a listing confirmed the job)
 
 	t.mu.Lock()
 	j := e.job // work on a copy; e.job changes only if the job goes on

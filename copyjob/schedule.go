@@ -38,6 +38,8 @@ type schedule struct {
 	notBefore time.Time // the last answer's Retry-After: no poll before this
 	progress  progress  // percentageComplete readings, for waited jobs
 
+	monitorAt time.Time // when a poll of the monitor was last applied (confirm.go)
+
 	errStreak  int       // failed polls in a row (throttling excluded)
 	errSince   time.Time // when the current streak began
 	goneStreak int       // "monitor gone" answers since the last good answer

@@ -40,6 +40,7 @@ const (
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
 	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote,
+		Lister: f.remote.Children,
 		Budget: func() (int, time.Time, bool) {
 			b, ok := f.remote.Budget()
 			return b.Remaining, b.Reset, ok

@@ -89,6 +89,7 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	}
 	parentID := parent.item.Load().ID
 	srcPath, dstPath := f.pathOfFSLocked(r.src), f.pathOfFSLocked(r.dst)
+	destIsNew := r.dst.item.Load() == nil // never on the service: nothing to mistake for the copy
 	f.mu.Unlock()
 
 	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
@@ -105,7 +106,7 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	job, err := f.copies.Add(copyjob.Spec{
 		SourceID: it.ID, SourcePath: srcPath, DestParentID: parentID, DestName: name, DestPath: dstPath,
 		MonitorURL: monitor, Size: it.Size, Origin: originCP,
-		SourceCTag: it.CTag, SourceETag: it.ETag, SourceHash: it.QuickXorHash,
+		SourceCTag: it.CTag, SourceETag: it.ETag, SourceHash: it.QuickXorHash, DestIsNew: destIsNew,
 	})
 	if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
 		// The service copies anyway; the next listing shows the result.

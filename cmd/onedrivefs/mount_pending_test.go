@@ -61,13 +61,19 @@ func TestPendingCpRecursiveTree(t *testing.T) {
 	requireNoBytesMoved(t, st)
 
 	last := files[len(files)-1]
+	monitorPolls := st.Requests["monitor"]
 	env.srv.ResetStats()
 	env.sh("cmp tree/" + last + " tree-copy/" + last)
 	assert.Equal(t, fmt.Sprintf("%d\n", len(files)), env.sh("find tree-copy -type f | wc -l"))
 
 	env.sh("sync tree-copy")
 	assert.Equal(t, len(files), completedJobs(env), "sync DIR waited for every job")
-	assert.Zero(t, env.srv.Stats().BytesUploaded)
+	st = env.srv.Stats()
+	assert.Zero(t, st.BytesUploaded)
+	monitorPolls += st.Requests["monitor"]
+	t.Logf("measured: %d monitor polls, %d listings for %d copies", monitorPolls, st.Requests["children.list"], len(files))
+	assert.Less(t, monitorPolls, int64(len(files)/2),
+		"the copies were confirmed by listings of their folders, not by one monitor poll each")
 	assert.Equal(t, env.serverTree("/tree"), env.serverTree("/tree-copy"), "every file has its source's hash")
 }
 
