@@ -325,14 +325,31 @@ func TestUploadWithTimesUnsetIsNotLaterAConflict(t *testing.T) {
 func TestUnconfirmedUploadIsNotLaterAConflict(t *testing.T) {
 	env := newTestEnv(t)
 	ctx := context.Background()
-	e := env.writeFile(env.fs.root, "u.bin", []byte("first"))
+	h := env.unconfirmedThenThrottled("u.bin")
+	require.NoError(t, h.flush(ctx))
+	require.NoError(t, h.release(ctx))
+	got, err := env.srv.ReadFile("/u.bin")
+	require.NoError(t, err)
+	assert.Equal(t, "SECOND, unconfirmed", string(got))
+	assert.Equal(t, []string{"u.bin"}, env.rootNames(), "no conflict copy")
+	assert.Empty(t, env.fs.staging.Pending())
+}
 
-	// The PUT is stored and its reply dropped; the repeat meets 412, whose
-	// reply is dropped too: the client gives up not knowing.
+// unconfirmedThenThrottled writes "first" to name, then "second,
+// unconfirmed" whose upload lands unannounced (the PUT is stored and its
+// reply dropped; the repeat meets 412, whose reply is dropped too: the
+// client gives up not knowing), then "SECOND" over its start, whose upload
+// is throttled. It returns the open handle, with faults off and the last
+// change journaled.
+func (env *testEnv) unconfirmedThenThrottled(name string) *handle {
+	t := env.t
+	t.Helper()
+	ctx := context.Background()
+	e := env.writeFile(env.fs.root, name, []byte("first"))
 	env.srv.SetFaults(graphtest.FaultOptions{DropNextReplies: 2, Ops: []string{"upload.simple"}})
 	h := env.openWrite(e, "second, unconfirmed")
 	require.NoError(t, h.fsync(ctx), "journaled after a network failure")
-	got, err := env.srv.ReadFile("/u.bin")
+	got, err := env.srv.ReadFile("/" + name)
 	require.NoError(t, err)
 	require.Equal(t, "second, unconfirmed", string(got), "the first attempt landed")
 
@@ -341,12 +358,5 @@ func TestUnconfirmedUploadIsNotLaterAConflict(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, h.fsync(ctx), "journaled after throttling")
 	env.srv.SetFaults(graphtest.FaultOptions{})
-
-	require.NoError(t, h.flush(ctx))
-	require.NoError(t, h.release(ctx))
-	got, err = env.srv.ReadFile("/u.bin")
-	require.NoError(t, err)
-	assert.Equal(t, "SECOND, unconfirmed", string(got))
-	assert.Equal(t, []string{"u.bin"}, env.rootNames(), "no conflict copy")
-	assert.Empty(t, env.fs.staging.Pending())
+	return h
 }

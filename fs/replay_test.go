@@ -113,18 +113,10 @@ func TestReplayOfConflictingEditSavesConflictCopy(t *testing.T) {
 func TestReplayOverOwnUnconfirmedUploadIsNoConflict(t *testing.T) {
 	env := newTestEnv(t)
 	ctx := context.Background()
-	e := env.writeFile(env.fs.root, "draft.txt", []byte("first"))
-	env.srv.SetFaults(graphtest.FaultOptions{DropNextReplies: 2, Ops: []string{"upload.simple"}})
-	h := env.openWrite(e, "second, unconfirmed")
-	require.NoError(t, h.fsync(ctx))
-	env.srv.SetFaults(graphtest.FaultOptions{ThrottleFor: time.Hour, Ops: []string{"upload.simple"}})
-	_, err := h.write(ctx, []byte("SECOND"), 0)
-	require.NoError(t, err)
-	require.NoError(t, h.fsync(ctx))
+	env.unconfirmedThenThrottled("draft.txt")
 	recs := env.fs.staging.Pending()
 	require.Len(t, recs, 1)
 	require.NotEmpty(t, recs[0].Unconfirmed, "the journal names the unconfirmed content")
-	env.srv.SetFaults(graphtest.FaultOptions{})
 
 	// The mount is killed here (h never closed); the next one replays.
 	next := env.newFS(Config{})
