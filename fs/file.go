@@ -122,6 +122,16 @@ func (st *file) setMtimeIfLocal(mtime time.Time) bool {
 	return true
 }
 
+// setMtimeIfStaged sets the local mtime of staged content that is already
+// sent (its times were sent on their own).
+func (st *file) setMtimeIfStaged(mtime time.Time) {
+	st.attrMu.Lock()
+	defer st.attrMu.Unlock()
+	if st.local {
+		st.mtime = mtime
+	}
+}
+
 // handle is one open file.
 type handle struct {
 	f  *FS

@@ -263,3 +263,24 @@ func TestFullReadIsVerified(t *testing.T) {
 	defer ce.Release()
 	assert.True(t, ce.Verified())
 }
+
+// utimensat on a file whose content was sent at close but whose handle is
+// not yet released (FUSE releases after close returns) shows the new mtime
+// at once: stat must not keep showing the staged content's time until the
+// release (a race seen as a flaky conformance test under load).
+func TestSetTimesBeforeReleaseShowsAtOnce(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := context.Background()
+	e := env.writeFile(env.fs.root, "t.txt", []byte("v1"))
+	h, err := env.fs.open(ctx, e, false)
+	require.NoError(t, err)
+	_, err = h.write(ctx, []byte("v2"), 0)
+	require.NoError(t, err)
+	require.NoError(t, h.flush(ctx)) // sent; staged until release
+
+	mtime := time.Date(2017, 7, 14, 2, 40, 0, 250_000_000, time.UTC)
+	require.NoError(t, env.fs.setTimes(ctx, e, mtime, time.Time{}))
+	assert.Equal(t, mtime, env.fs.attrOf(e).mtime.UTC(), "before release")
+	require.NoError(t, h.release(ctx))
+	assert.Equal(t, mtime, env.fs.attrOf(e).mtime.UTC(), "after release")
+}

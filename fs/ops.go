@@ -368,6 +368,11 @@ func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) err
 	f.setItemFSLocked(it)
 	e.mtime = mtime
 	f.mu.Unlock()
+	if fl := f.fileOf(e); fl != nil {
+		// Sent content still staged until its last handle is released:
+		// its local attributes are what stat shows meanwhile.
+		fl.setMtimeIfStaged(mtime)
+	}
 	return nil
 }
 

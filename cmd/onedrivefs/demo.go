@@ -267,6 +267,9 @@ func wipeDemoDir(dir string) error {
 // created mnt.
 func prepareDemoMountPoint(e *env, mnt string) (bool, error) {
 	_, err := os.Stat(mnt)
+	if err == nil && isDeadMount(mnt) {
+		err = syscall.ENOTCONN // the stat was answered from the kernel's cache
+	}
 	if errors.Is(err, syscall.ENOTCONN) {
 		fmt.Fprintf(e.stderr, "onedrivefs demo: %s is a dead mount (its daemon died); detaching it\n", mnt)
 		if err := lazyUnmount(mnt); err != nil {

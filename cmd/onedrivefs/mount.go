@@ -406,10 +406,28 @@ func (p *profiles) close() {
 	}
 }
 
+// isDeadMount reports whether dir is a FUSE mount whose daemon died. A stat
+// of it may be answered from the kernel's attribute cache for a while after
+// the daemon is gone; opening the directory always reaches the daemon, and
+// the kernel answers ENOTCONN for it once the connection is lost.
+func isDeadMount(dir string) bool {
+	_, err := os.Stat(dir)
+	if err == nil {
+		var d *os.File
+		if d, err = os.Open(dir); err == nil {
+			_ = d.Close()
+		}
+	}
+	return errors.Is(err, syscall.ENOTCONN)
+}
+
 // checkMountPoint refuses a mount point that is missing, not a directory,
 // not empty, or already a mount point; it clears a dead mount first.
 func checkMountPoint(e *env, dir string) error {
 	fi, err := os.Stat(dir)
+	if err == nil && isDeadMount(dir) {
+		err = syscall.ENOTCONN // the stat was answered from the kernel's cache
+	}
 	if errors.Is(err, syscall.ENOTCONN) {
 		// A daemon that died (kill -9, a crash) leaves its mount behind,
 		// answering ENOTCONN to everything: clear it and carry on.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -25,9 +24,8 @@ import (
 // mountState tells what is on dir: "mounted" (and answering), "none", or
 // "dead" (ENOTCONN: a mount whose daemon is gone).
 func mountState(dir string) string {
-	_, err := os.Stat(dir)
 	switch {
-	case errors.Is(err, syscall.ENOTCONN):
+	case isDeadMount(dir):
 		return "dead"
 	case isMounted(dir):
 		return "mounted"
