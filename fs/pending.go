@@ -408,9 +408,10 @@ func (fl *file) waitCopyLocked(ctx context.Context) error {
 }
 
 // waitCopiesUnder waits for the pending copies into dir and the folders
-// beneath it (fsync of a folder: `sync DIR`).
+// beneath it, cp's and the copy attribute's (fsync of a folder: `sync DIR`).
 func (f *FS) waitCopiesUnder(ctx context.Context, dir *entry) error {
 	for {
+		xattrJobs := f.copies.PendingWhere(func(j *copyjob.Job) bool { return j.Origin == originXattr })
 		f.mu.Lock()
 		var todo []*serverCopy
 		for _, pc := range f.pendingCopies {
@@ -418,14 +419,29 @@ func (f *FS) waitCopiesUnder(ctx context.Context, dir *entry) error {
 				todo = append(todo, pc)
 			}
 		}
+		// Copies started through the attribute into a folder here too:
+		// `setfattr -n user.onedrive.copy … && sync DIR` is a finished copy.
+		var jobs []string
+		for _, j := range xattrJobs {
+			if p := f.byID[j.DestParentID]; p != nil && f.isUnderFSLocked(p, dir) {
+				jobs = append(jobs, j.ID)
+			}
+		}
 		f.mu.Unlock()
-		if len(todo) == 0 {
+		if len(todo)+len(jobs) == 0 {
 			return nil
 		}
 		// Wait for all of them at once: a job someone waits on is polled
 		// promptly, and one after the other would hurry one at a time.
-		errs := make([]error, len(todo))
+		errs := make([]error, len(todo)+len(jobs))
 		var wg sync.WaitGroup
+		for i, id := range jobs {
+			wg.Go(func() {
+				if _, err := f.copies.Wait(ctx, id); err != nil && !errors.Is(err, copyjob.ErrNotFound) {
+					errs[len(todo)+i] = err
+				}
+			})
+		}
 		for i, c := range todo {
 			wg.Go(func() {
 				if _, err := f.copies.Wait(ctx, c.job); err != nil && !errors.Is(err, copyjob.ErrNotFound) {

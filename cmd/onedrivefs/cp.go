@@ -42,7 +42,8 @@ const (
 	xattrPending    = "user.onedrive.pending"
 )
 
-// jobPollInterval is how often waiting commands read a job's status.
+// jobPollInterval is how often waiting commands read a job's status for
+// its progress (the end is noticed at once: see waitForJob).
 const jobPollInterval = 500 * time.Millisecond
 
 func newCpCmd(e *env) *cobra.Command {
@@ -90,7 +91,7 @@ func newCpCmd(e *env) *cobra.Command {
 		if !*wait {
 			return nil
 		}
-		return waitForJob(ctx, e, root, src, doc.ID)
+		return waitForJob(ctx, e, root, src, destFolder(dest), doc.ID)
 	}
 	return c
 }
@@ -194,13 +195,38 @@ func findJob(root, src, id string) (copyjob.StatusDoc, error) {
 // terminalStatus reports whether a status word is final.
 func terminalStatus(s string) bool { return s == "completed" || s == "failed" }
 
+// destFolder is the folder a copy destination goes into.
+func destFolder(dest string) string {
+	if strings.HasSuffix(dest, "/") {
+		return dest
+	}
+	return filepath.Dir(dest)
+}
+
+// syncFolder fsyncs folder dir, which in the mount returns once the copies
+// into it have ended (`sync DIR`), and then closes done.
+func syncFolder(dir string, done chan<- struct{}) {
+	defer close(done)
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	_ = d.Sync()
+}
+
 // waitForJob follows job id until it ends, showing its progress: a bar on a
-// terminal, a line per change otherwise.
-func waitForJob(ctx context.Context, e *env, root, src, id string) error {
+// terminal, a line per change otherwise. The end is noticed as soon as the
+// mount learns it, through an fsync of the destination's folder (dest),
+// which returns when the copies into it have ended; the status is read
+// meanwhile for the progress.
+func waitForJob(ctx context.Context, e *env, root, src, dest, id string) error {
 	bar := isTerminal(e.stdout)
 	last := ""
 	t := time.NewTicker(jobPollInterval)
 	defer t.Stop()
+	synced := make(chan struct{})
+	go syncFolder(dest, synced)
 	for {
 		d, err := findJob(root, src, id)
 		if err != nil {
@@ -237,6 +263,8 @@ func waitForJob(ctx context.Context, e *env, root, src, id string) error {
 			}
 			return fmt.Errorf("stopped waiting; the copy goes on on OneDrive as job %s ('onedrivefs jobs %s' follows it)", id, root)
 		case <-t.C:
+		case <-synced:
+			synced = nil // read the status now; it says whether the job ended
 		}
 	}
 }

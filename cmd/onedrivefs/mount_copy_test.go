@@ -638,3 +638,25 @@ func TestCopyCommands(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, out, "is not in an onedrivefs mount")
 }
+
+// `sync DIR` (fsync of a folder) waits for copies started through the
+// attribute into DIR or beneath it, as it does for cp's: the copy is on the
+// service and shown in the mount when sync returns.
+func TestCopyXattrThenSyncDirIsFinished(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{Copy: graphtest.CopyOptions{Latency: time.Second}})
+	_, err := env.srv.PutFile("/src/a.txt", []byte("alpha"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.PutFile("/src/sub/b.txt", []byte("beta"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.MkdirAll("/dst/deep")
+	require.NoError(t, err)
+	env.mount()
+
+	env.sh(`setfattr -n user.onedrive.copy -v "$PWD/dst/deep/a-copy.txt" src/a.txt && ` +
+		`setfattr -n user.onedrive.copy -v "$PWD/dst/deep/src-copy" src`)
+	require.Less(t, completedJobs(env), 2, "the jobs were still running when setfattr returned")
+	env.sh("sync dst")
+	assert.Equal(t, 2, completedJobs(env), "sync DIR waited for the attribute's copies beneath it")
+	assert.Equal(t, "alpha", env.sh("cat dst/deep/a-copy.txt"))
+	assert.Equal(t, "beta", env.sh("cat dst/deep/src-copy/sub/b.txt"))
+}
