@@ -70,7 +70,11 @@
 // A FUSE interrupt cancels the request's context, which cancels that
 // request's downloads and uploads, never background work: read-ahead, delta
 // polling, upload retries and notifications run on the filesystem's own
-// context, started by Mount and stopped (and waited for) at unmount.
+// context, started by Mount and stopped (and waited for) at unmount. A close
+// or fsync interrupted while its upload runs answers success once the
+// change is in the journal (the background sender sends it): a signal, and
+// in Go programs the runtime's preemption signal, must not make a close fail
+// that lost nothing.
 // Constructors start no goroutine.
 //
 // # Locks and deadlocks

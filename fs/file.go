@@ -426,7 +426,22 @@ func (fl *file) syncLocked(ctx context.Context) error {
 		f.log.Warn("upload failed; the change is kept in the journal and will be sent again", "path", f.pathOf(e), "err", err)
 		return nil
 	}
+	if interrupted(ctx, err) {
+		// The caller was interrupted (a signal: Ctrl-C, or the Go
+		// runtime's preemption signal in a Go program) while its close or
+		// fsync waited for the upload. The change is durable in the journal
+		// and the background sender sends it: answering EINTR would make a
+		// close fail that lost nothing.
+		f.log.Info("upload interrupted by the caller; the change is kept in the journal and will be sent", "path", f.pathOf(e))
+		return nil
+	}
 	return err
+}
+
+// interrupted reports whether err is the cancellation of ctx, the request's
+// context, which a FUSE interrupt cancels.
+func interrupted(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // transient reports failures worth retrying later: network errors, and the

@@ -360,3 +360,25 @@ func (env *testEnv) unconfirmedThenThrottled(name string) *handle {
 	env.srv.SetFaults(graphtest.FaultOptions{})
 	return h
 }
+
+// A close interrupted while its upload runs (a signal; in a Go program the
+// runtime's preemption signal is enough) answers success: the change is
+// durable in the journal and the background sender sends it. It used to
+// answer EINTR, a close failure that lost nothing but failed the program.
+func TestInterruptedFlushIsJournaledNotAnError(t *testing.T) {
+	env := newTestEnv(t)
+	e := env.writeFile(env.fs.root, "i.bin", []byte("first"))
+	env.srv.SetFaults(graphtest.FaultOptions{SlowBy: time.Second, Ops: []string{"upload.simple"}})
+	h := env.openWrite(e, "second, interrupted")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel) // the FUSE interrupt
+	require.NoError(t, h.flush(ctx), "interrupted, journaled: not an error")
+	require.Len(t, env.fs.staging.Pending(), 1, "the change is in the journal")
+	require.NoError(t, h.release(context.Background()))
+	env.srv.SetFaults(graphtest.FaultOptions{})
+	require.Zero(t, env.fs.sendJournal(context.Background()), "the background sender sends it")
+	got, err := env.srv.ReadFile("/i.bin")
+	require.NoError(t, err)
+	assert.Equal(t, "second, interrupted", string(got))
+	assert.Equal(t, []string{"i.bin"}, env.rootNames(), "no conflict copy")
+}
