@@ -256,7 +256,29 @@ func (env *mountEnv) shErr(script string) (string, error) {
 	cmd := exec.CommandContext(ctx, "bash", "-ec", script)
 	cmd.Dir = env.dir
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		env.dumpDaemon()
+	}
 	return string(out), err
+}
+
+// dumpDaemon ends a daemon that let a command hang with SIGQUIT, so that the
+// Go runtime writes every goroutine's stack into its log (shown when the
+// test fails), and removes the dead mount it leaves.
+func (env *mountEnv) dumpDaemon() {
+	if env.cmd == nil {
+		return
+	}
+	env.t.Logf("a command in the mount hung: ending the daemon with SIGQUIT for its goroutines' stacks")
+	_ = env.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-env.waited:
+	case <-time.After(20 * time.Second):
+		_ = env.cmd.Process.Kill()
+		<-env.waited
+	}
+	env.cmd = nil
+	forceUnmount(env.dir)
 }
 
 // eventually retries cond until it holds or the deadline passes.
