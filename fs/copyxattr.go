@@ -49,6 +49,9 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	if err != nil {
 		return err
 	}
+	if err := f.checkShareWritable(ctx, parent); err != nil { // shared.go
+		return err
+	}
 	it, err := f.sourceForCopy(ctx, src)
 	if err != nil {
 		return err
@@ -61,8 +64,7 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	if !f.reserveDest(parentID, name) {
 		return fmt.Errorf("copy destination %q: another copy into it is running: %w", dstPath, errExists)
 	}
-	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
-		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
+	monitor, err := f.startCopy(ctx, it, parent, remote.CopyRequest{Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
 		f.releaseDest(parentID, name)
 		return err

@@ -166,13 +166,14 @@ func (f *FS) copyJobDone(j copyjob.Job) {
 // copiedItem fetches the item job j created: by the id the monitor gave, or
 // else by name in the destination folder.
 func (f *FS) copiedItem(ctx context.Context, j copyjob.Job) (*remote.Item, error) {
+	rc, folderID := f.folderRef(j.DestParentID) // the destination's drive (drives.go)
 	if j.ResourceID != "" {
-		it, err := f.remote.Item(ctx, j.ResourceID)
+		it, err := rc.Item(ctx, j.ResourceID)
 		if err == nil || !errors.Is(err, remote.ErrNotFound) {
 			return it, err
 		}
 	}
-	items, err := f.remote.Children(ctx, j.DestParentID)
+	items, err := rc.Children(ctx, folderID)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +196,7 @@ func (f *FS) revealItem(it *remote.Item) {
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		f.mu.Lock()
-		parent := f.byID[it.ParentID]
+		parent := f.folderByServiceIDFSLocked(it.ParentID)
 		if parent == nil || parent.removed {
 			f.mu.Unlock()
 			return // a folder this mount has not listed: the next listing finds the item

@@ -66,6 +66,10 @@ type mountEnv struct {
 	environ []string
 	// bin is the binary mount runs; "" → mountBinary.
 	bin string
+	// sharedWithMe keeps the virtual "Shared with me" folder at the root;
+	// other tests mount without it (--no-shared-with-me), so that the
+	// root holds exactly what the fake's drive does.
+	sharedWithMe bool
 }
 
 // mountLog collects a child process's output: a bytes.Buffer safe for a
@@ -140,8 +144,12 @@ func newMountEnv(t *testing.T, opts graphtest.Options) *mountEnv {
 func (env *mountEnv) mount(extra ...string) {
 	t := env.t
 	t.Helper()
-	args := append([]string{"mount", "--config-dir", env.cfg, "--cache-dir", env.cache,
-		"--poll-interval", "1s", "--log-level", "debug"}, extra...)
+	args := []string{"mount", "--config-dir", env.cfg, "--cache-dir", env.cache,
+		"--poll-interval", "1s", "--log-level", "debug"}
+	if !env.sharedWithMe {
+		args = append(args, "--no-shared-with-me")
+	}
+	args = append(args, extra...)
 	args = append(args, env.dir)
 	bin := env.bin
 	if bin == "" {

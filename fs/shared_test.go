@@ -1,0 +1,152 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/onedrivefs/onedrivefs/remote/graphtest"
+)
+
+// shareEnv is a testEnv whose user has, from a second user (bob), a folder
+// /Proj shared read-write and added as the shortcut "Proj", and a folder
+// /Ro shared read-only as the shortcut "Ro"; /Loose is shared and not
+// added.
+type shareEnv struct {
+	*testEnv
+	bob graphtest.User
+}
+
+func newShareEnv(t *testing.T, opts ...envOption) *shareEnv {
+	t.Helper()
+	env := newTestEnv(t, opts...)
+	bob, err := env.srv.AddUser(graphtest.UserOptions{ID: "b0b0b0b0b0b0b0b0", DisplayName: "Bob"})
+	require.NoError(t, err)
+	me := env.srv.DefaultDriveID()
+	for _, p := range []string{"/Proj/sub", "/Ro", "/Loose"} {
+		_, err := env.srv.MkdirAllIn(bob.DriveID, p)
+		require.NoError(t, err)
+	}
+	_, err = env.srv.PutFileIn(bob.DriveID, "/Proj/a.txt", []byte("from bob"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.PutFileIn(bob.DriveID, "/Ro/r.txt", []byte("read only"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.PutFileIn(bob.DriveID, "/Loose/l.txt", []byte("loose"), time.Time{})
+	require.NoError(t, err)
+	for _, s := range []graphtest.ShareOptions{
+		{Owner: bob.ID, Path: "/Proj", With: me, Role: "write", Shortcut: "Proj"},
+		{Owner: bob.ID, Path: "/Ro", With: me, Role: "read", Shortcut: "Ro"},
+		{Owner: bob.ID, Path: "/Loose", With: me, Role: "read"},
+	} {
+		_, err := env.srv.Share(s)
+		require.NoError(t, err)
+	}
+	return &shareEnv{testEnv: env, bob: bob}
+}
+
+func (env *shareEnv) bobFile(p string) graphtest.ItemInfo {
+	env.t.Helper()
+	info, ok := env.srv.ItemByPathIn(env.bob.DriveID, p)
+	require.True(env.t, ok, "%s in bob's drive", p)
+	return info
+}
+
+func TestShortcutListReadWrite(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	proj := env.mustWalk("/Proj")
+	require.True(t, proj.isDir, "a shortcut to a folder is a folder")
+	list, err := env.fs.readdir(ctx, proj)
+	require.NoError(t, err)
+	var names []string
+	for _, c := range list {
+		names = append(names, c.name)
+	}
+	assert.Equal(t, []string{"a.txt", "sub"}, names)
+	assert.Equal(t, "from bob", string(env.readAll(env.mustWalk("/Proj/a.txt"))))
+
+	env.writeFile(proj, "mine.txt", []byte("written by me"))
+	assert.Equal(t, int64(len("written by me")), env.bobFile("/Proj/mine.txt").Size, "the new file is in bob's drive")
+	_, inMine := env.srv.ItemByPath("/Proj/mine.txt")
+	assert.False(t, inMine)
+	env.writeFile(env.mustWalk("/Proj/sub"), "deep.txt", []byte("deeper"))
+	env.bobFile("/Proj/sub/deep.txt")
+	// Overwrite an existing file of bob's.
+	env.writeFile(proj, "a.txt", []byte("changed by me"))
+	assert.Equal(t, int64(len("changed by me")), env.bobFile("/Proj/a.txt").Size)
+	assert.Empty(t, env.fs.staging.Pending(), "nothing stuck in the journal")
+
+	// mkdir, rename and delete inside the share go to bob's drive.
+	_, err = env.fs.mkdir(ctx, proj, "newdir")
+	require.NoError(t, err)
+	env.bobFile("/Proj/newdir")
+	require.NoError(t, env.fs.rename(ctx, proj, "mine.txt", env.mustWalk("/Proj/newdir"), "moved.txt", 0))
+	env.bobFile("/Proj/newdir/moved.txt")
+	require.NoError(t, env.fs.unlink(ctx, env.mustWalk("/Proj/newdir"), "moved.txt"))
+	_, ok := env.srv.ItemByPathIn(env.bob.DriveID, "/Proj/newdir/moved.txt")
+	assert.False(t, ok)
+
+	// A move between the share and the user's own drive is EXDEV.
+	err = env.fs.rename(ctx, proj, "a.txt", env.fs.root, "a.txt", 0)
+	assert.Equal(t, syscall.EXDEV, errnoOf(err), "%v", err)
+}
+
+func TestReadOnlyShareRefusesChanges(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	ro := env.mustWalk("/Ro")
+	assert.Equal(t, "read only", string(env.readAll(env.mustWalk("/Ro/r.txt"))))
+	err := env.fs.checkShareWritable(ctx, ro)
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, errShareReadOnly), "%v", err)
+	assert.Contains(t, err.Error(), "read-only")
+	assert.Equal(t, syscall.EACCES, errnoOf(err))
+	assert.NoError(t, env.fs.checkShareWritable(ctx, env.mustWalk("/Proj")))
+	assert.NoError(t, env.fs.checkShareWritable(ctx, env.fs.root))
+	// Removing the shortcut itself is a change to the user's own drive.
+	assert.NoError(t, env.fs.checkChildWritable(ctx, env.fs.root, "Ro"))
+}
+
+func TestSharePollSeesOwnerChanges(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	proj := env.mustWalk("/Proj")
+	_, err := env.fs.readdir(ctx, proj)
+	require.NoError(t, err)
+	_, err = env.srv.PutFileIn(env.bob.DriveID, "/Proj/new-by-bob.txt", []byte("news"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.fs.lookup(ctx, proj, "new-by-bob.txt")
+	require.ErrorIs(t, err, errNoEntry, "the cached listing does not know it yet")
+	before := env.requests("delta")
+	env.fs.pollShares(ctx)
+	assert.Equal(t, before+1, env.requests("delta"), "one folder delta per share: %v", env.srv.Stats().Requests)
+	c, err := env.fs.lookup(ctx, proj, "new-by-bob.txt")
+	require.NoError(t, err)
+	assert.Equal(t, "news", string(env.readAll(c)))
+}
+
+func TestSharedWithMeFolder(t *testing.T) {
+	env := newShareEnv(t, func(_ *graphtest.Options, c *Config) { c.SharedWithMe = "Shared with me" })
+	ctx := context.Background()
+	list, err := env.fs.readdir(ctx, env.fs.root)
+	require.NoError(t, err)
+	var names []string
+	for _, c := range list {
+		names = append(names, c.name)
+	}
+	assert.Equal(t, []string{"Proj", "Ro", "Shared with me"}, names)
+	sw := env.mustWalk("/Shared with me")
+	list, err = env.fs.readdir(ctx, sw)
+	require.NoError(t, err)
+	require.Len(t, list, 1, "only the share not added as a shortcut")
+	assert.Equal(t, "Loose", list[0].name)
+	assert.Equal(t, "loose", string(env.readAll(env.mustWalk("/Shared with me/Loose/l.txt"))))
+	err = env.fs.checkShareWritable(ctx, env.mustWalk("/Shared with me/Loose"))
+	assert.Equal(t, syscall.EROFS, errnoOf(err), "%v", err)
+	assert.Equal(t, syscall.EROFS, errnoOf(env.fs.checkChildWritable(ctx, env.fs.root, "shared with me")))
+}
