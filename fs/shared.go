@@ -20,14 +20,21 @@ import (
 // its own drive (one request per share while nothing changed; its delta link
 // is taken before the folder is first listed, so nothing is missed between
 // the two). Drives without folder delta (Business, SharePoint) answer it
-// with ErrNotSupported: those shares are relisted instead, the shared
-// folder's children only (one request per share per turn; folders below it
-// follow the listing TTL). So a mount with N watched shares spends at most
-// sharesPerPoll requests per poll interval on them, and sees a change in
-// one within ceil(N/sharesPerPoll) intervals.
+// with ErrNotSupported: those shares are relisted instead, the folders of
+// the share whose listings are cached (the ones the kernel and the user
+// are looking at), at most relistPerShare per turn (deeper ones follow the
+// listing TTL). So a mount with N watched shares spends at most
+// sharesPerPoll requests per poll interval on them (sharesPerPoll ×
+// relistPerShare on Business drives), and sees a change in one within
+// ceil(N/sharesPerPoll) intervals.
 
-// sharesPerPoll bounds the shares polled per poll round.
-const sharesPerPoll = 4
+// sharesPerPoll bounds the shares polled per poll round, and
+// relistPerShare the folders relisted per turn of a share without folder
+// delta.
+const (
+	sharesPerPoll  = 4
+	relistPerShare = 8
+)
 
 // errShareReadOnly: a change inside a folder shared with the user read-only.
 var errShareReadOnly = errors.New("shared with you read-only")
@@ -164,39 +171,70 @@ func (f *FS) pollShare(ctx context.Context, s *share) error {
 	return nil
 }
 
-// relistShare polls a share of a drive without folder delta: the shared
-// folder's children are listed again, and what changed is applied as a
-// delta would be (new, changed and vanished children).
+// relistShare polls a share of a drive without folder delta: the folders
+// of the share whose listings are cached (the shared folder first, then
+// those below it, breadth first, at most relistPerShare of them) are listed
+// again, and what changed is applied as a delta would be (new, changed and
+// vanished children).
 func (f *FS) relistShare(ctx context.Context, s *share, since uint64) error {
-	f.mu.Lock()
-	l := f.listingFSLocked(s.entry)
-	var before []string
-	if l != nil {
-		for _, c := range l.children {
-			if it := c.item.Load(); it != nil && !c.removed {
-				before = append(before, it.ID)
+	for _, dir := range f.cachedFoldersUnder(s.entry, relistPerShare) {
+		f.mu.Lock()
+		l := f.listingFSLocked(dir)
+		var before []string
+		if l != nil {
+			for _, c := range l.children {
+				if it := c.item.Load(); it != nil && !c.removed {
+					before = append(before, it.ID)
+				}
 			}
 		}
-	}
-	f.mu.Unlock()
-	if l == nil {
-		return nil // not cached: the next access lists it anyway
-	}
-	items, err := f.driveClient(s.driveID).Children(ctx, s.remoteID)
-	if err != nil {
-		return err
-	}
-	seen := make(map[string]bool, len(items))
-	for _, it := range items {
-		seen[it.ID] = true
-	}
-	for _, id := range before {
-		if !seen[id] {
-			items = append(items, &remote.Item{ID: id, Deleted: true})
+		f.mu.Unlock()
+		if l == nil {
+			continue // dropped meanwhile: the next access lists it
 		}
+		items, err := f.driveClient(s.driveID).Children(ctx, f.serviceFolderID(dir))
+		if err != nil {
+			return err
+		}
+		seen := make(map[string]bool, len(items))
+		for _, it := range items {
+			seen[it.ID] = true
+		}
+		for _, id := range before {
+			if !seen[id] {
+				items = append(items, &remote.Item{ID: id, Deleted: true})
+			}
+		}
+		f.applyDelta(f.shareItems(s, items), since)
 	}
-	f.applyDelta(f.shareItems(s, items), since)
 	return nil
+}
+
+// cachedFoldersUnder returns top and the folders below it whose listings
+// are cached, breadth first, at most max of them.
+func (f *FS) cachedFoldersUnder(top *entry, max int) []*entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*entry
+	queue := []*entry{top}
+	for len(queue) > 0 && len(out) < max {
+		d := queue[0]
+		queue = queue[1:]
+		l := f.listingFSLocked(d)
+		if l == nil || d.removed {
+			continue
+		}
+		out = append(out, d)
+		var subs []*entry
+		for _, c := range l.children {
+			if c.isDir && !c.removed {
+				subs = append(subs, c)
+			}
+		}
+		sort.Slice(subs, func(i, j int) bool { return subs[i].ino < subs[j].ino })
+		queue = append(queue, subs...)
+	}
+	return out
 }
 
 // shareItems turns a share's delta items into the mount's terms: the

@@ -150,3 +150,29 @@ func TestSharedWithMeFolder(t *testing.T) {
 	assert.Equal(t, syscall.EROFS, errnoOf(err), "%v", err)
 	assert.Equal(t, syscall.EROFS, errnoOf(env.fs.checkChildWritable(ctx, env.fs.root, "shared with me")))
 }
+
+// Business drives have no folder delta: a share there is polled by
+// relisting its cached folders, and changes deep in it show all the same.
+func TestSharePollBusinessRelists(t *testing.T) {
+	env := newShareEnv(t, func(o *graphtest.Options, _ *Config) { o.DriveType = "business" })
+	ctx := context.Background()
+	proj := env.mustWalk("/Proj")
+	_, err := env.fs.readdir(ctx, env.mustWalk("/Proj/sub"))
+	require.NoError(t, err)
+	_, err = env.srv.PutFileIn(env.bob.DriveID, "/Proj/sub/deep.txt", []byte("deep"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.PutFileIn(env.bob.DriveID, "/Proj/a.txt", []byte("changed by bob"), time.Time{})
+	require.NoError(t, err)
+	env.fs.pollShares(ctx)
+	c, err := env.fs.lookup(ctx, env.mustWalk("/Proj/sub"), "deep.txt")
+	require.NoError(t, err, "a new file in a subfolder of the share")
+	assert.Equal(t, "deep", string(env.readAll(c)))
+	assert.Equal(t, "changed by bob", string(env.readAll(env.mustWalk("/Proj/a.txt"))))
+	_, err = env.srv.MkdirAllIn(env.bob.DriveID, "/Proj/x") // something for the next round to see
+	require.NoError(t, err)
+	before := env.requests("children.list")
+	env.fs.pollShares(ctx)
+	assert.Equal(t, before+2, env.requests("children.list"), "the share and its one cached subfolder: %v", env.srv.Stats().Requests)
+	_, err = env.fs.lookup(ctx, proj, "x")
+	require.NoError(t, err)
+}

@@ -118,11 +118,19 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
+// mountDriveType, when set, is the fake's drive type for the mount tests
+// whose options do not name one: TestMountBusinessDrive runs existing
+// tests against a Business drive with it.
+var mountDriveType string
+
 // newMountEnv starts a fake drive and writes a sign-in for it; mount starts
 // the child.
 func newMountEnv(t *testing.T, opts graphtest.Options) *mountEnv {
 	t.Helper()
 	requireFUSE(t)
+	if opts.DriveType == "" {
+		opts.DriveType = mountDriveType
+	}
 	srv := graphtest.NewServer(opts)
 	t.Cleanup(func() { _ = srv.Close() })
 	base := t.TempDir()
