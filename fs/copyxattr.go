@@ -67,6 +67,9 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	monitor, err := f.startCopy(ctx, it, parent, remote.CopyRequest{Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
 		f.releaseDest(parentID, name)
+		if f.refusedCrossDrive(it, parent, err) { // drives.go
+			return fmt.Errorf("OneDrive does not copy between these two drives (cp copies the bytes instead): %v: %w", err, errCrossMount)
+		}
 		return err
 	}
 	j, err := f.copies.Add(copyjob.Spec{

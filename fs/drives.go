@@ -2,6 +2,8 @@ package fs
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"strings"
 	"sync"
 
@@ -190,4 +192,13 @@ func (f *FS) moveDrive(src, dir *entry) string {
 		return f.itemDrive(it)
 	}
 	return f.contentDrive(dir)
+}
+
+// refusedCrossDrive reports whether err is the service refusing a copy of
+// src into folder dest because the two are in different drives it will not
+// copy between (a Personal and a Business drive: 400).
+func (f *FS) refusedCrossDrive(src *remote.Item, dest *entry, err error) bool {
+	srcDrive, _ := f.serviceItem(src)
+	var re *remote.Error
+	return srcDrive != f.contentDrive(dest) && errors.As(err, &re) && re.StatusCode == http.StatusBadRequest
 }

@@ -268,3 +268,29 @@ func (env *mountEnv) resolveShare(link string) string {
 	require.NoError(env.t, err)
 	return it.ID
 }
+
+// Copies the service refuses across drives (a Personal and a Business
+// drive) fall back to the byte path for cp; the copy attribute, which only
+// starts server-side copies, answers EXDEV.
+func TestMountSharedCopyRefusedAcrossDrives(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{Copy: graphtest.CopyOptions{RefuseCrossDrive: true}})
+	bob := env.addBob()
+	data := randomBytes(t, 3<<20)
+	_, err := env.srv.PutFileIn(bob, "/Proj/data.bin", data, time.Time{})
+	require.NoError(t, err)
+	env.mount()
+	env.sh("ls Proj > /dev/null")
+	env.srv.ResetStats()
+
+	env.sh("cp Proj/data.bin copied.bin && sync .")
+	env.waitRemoteContent("/copied.bin", data, 10*time.Second, "the bytes were copied instead")
+	st := env.srv.Stats()
+	assert.Zero(t, st.CopyJobsStarted, "%v", st.Requests)
+	assert.Equal(t, int64(len(data)), st.BytesUploaded, "the byte path")
+	assert.Contains(t, env.stderr.String(), "copying the bytes")
+
+	out, err := env.shErr(`setfattr -n user.onedrive.copy -v "$PWD/x.bin" Proj/data.bin`)
+	require.Error(t, err)
+	assert.Contains(t, out, "Invalid cross-device link")
+	assert.Contains(t, env.stderr.String(), "does not copy between these two drives")
+}
