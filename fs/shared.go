@@ -122,7 +122,7 @@ func (f *FS) pollShares(ctx context.Context) {
 			return
 		}
 		if err := f.pollShare(ctx, s); err != nil && ctx.Err() == nil {
-			f.log.Warn("polling a shared folder for changes failed", "share", s.entry.name, "err", err)
+			f.log.Warn("polling a shared folder for changes failed", "share", f.shareName(s), "err", err)
 		}
 	}
 }
@@ -157,7 +157,7 @@ func (f *FS) pollShare(ctx context.Context, s *share) error {
 	}
 	page, err := rc.FolderDelta(ctx, s.remoteID, link)
 	if errors.Is(err, remote.ErrResyncRequired) {
-		f.log.Info("a shared folder's changes must be read again; its listing is dropped", "share", s.entry.name)
+		f.log.Info("a shared folder's changes must be read again; its listing is dropped", "share", f.shareName(s))
 		f.invalidateListing(s.entry.item.Load().ID)
 		page, err = rc.FolderDelta(ctx, s.remoteID, "latest")
 	}
@@ -169,6 +169,13 @@ func (f *FS) pollShare(ctx context.Context, s *share) error {
 	s.link = page.DeltaLink
 	f.mu.Unlock()
 	return nil
+}
+
+// shareName is the name the shortcut of s shows under.
+func (f *FS) shareName(s *share) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return s.entry.name
 }
 
 // relistShare polls a share of a drive without folder delta: the folders
@@ -286,8 +293,10 @@ func (f *FS) checkShareWritable(ctx context.Context, e *entry) error {
 	f.mu.Lock()
 	root := f.shareRootFSLocked(e)
 	var s *share
+	var name string
 	if root != nil && root != f.sharedDir {
 		s = f.shares.byShortcut[root.item.Load().ID]
+		name = root.name
 	}
 	f.mu.Unlock()
 	switch {
@@ -299,11 +308,11 @@ func (f *FS) checkShareWritable(ctx context.Context, e *entry) error {
 	role, err := f.shareRole(ctx, root, s)
 	if err != nil {
 		// The service decides, and answers 403 if it must.
-		f.log.Debug("reading the role on a shared folder failed", "share", root.name, "err", err)
+		f.log.Debug("reading the role on a shared folder failed", "share", name, "err", err)
 		return nil
 	}
 	if !role.CanWrite() {
-		return fmt.Errorf("%q is shared with you read-only (role %s): %w", root.name, role, errShareReadOnly)
+		return fmt.Errorf("%q is shared with you read-only (role %s): %w", name, role, errShareReadOnly)
 	}
 	return nil
 }

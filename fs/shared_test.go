@@ -176,3 +176,27 @@ func TestSharePollBusinessRelists(t *testing.T) {
 	_, err = env.fs.lookup(ctx, proj, "x")
 	require.NoError(t, err)
 }
+
+// A change to a file in a shared folder that could not be sent is
+// journaled with its drive: the next mount replays it into the owner's
+// drive, not the user's.
+func TestShareJournalReplaysIntoOwnersDrive(t *testing.T) {
+	env := newShareEnv(t)
+	restore := env.uploadsFail()
+	env.writeFile(env.mustWalk("/Proj"), "offline.txt", []byte("written while offline"))
+	env.writeFile(env.mustWalk("/Proj"), "a.txt", []byte("edited while offline"))
+	recs := env.fs.staging.Pending()
+	require.Len(t, recs, 2)
+	for _, r := range recs {
+		assert.Equal(t, env.bob.DriveID, r.DriveID, "%s", r.Name)
+	}
+	restore()
+
+	next := env.newFS(Config{})
+	require.NoError(t, next.start(context.Background()))
+	assert.Empty(t, next.staging.Pending())
+	assert.Equal(t, int64(len("written while offline")), env.bobFile("/Proj/offline.txt").Size)
+	assert.Equal(t, int64(len("edited while offline")), env.bobFile("/Proj/a.txt").Size)
+	_, inMine := env.srv.ItemByPath("/Proj/offline.txt")
+	assert.False(t, inMine)
+}
