@@ -200,6 +200,23 @@ func TestMountSharedCopyOutServerSide(t *testing.T) {
 	assert.Equal(t, want, env.serverTree("/many"))
 	assert.Equal(t, want, env.serverTree("/many-x"))
 	assert.Equal(t, string(tail[len(tail)-16:]), env.sh("tail -c 16 big.bin"))
+
+	// And back into the share (bob gave write access), server-side too.
+	env.srv.ResetStats()
+	env.sh(`cp big.bin Proj/big-back.bin && sync Proj && setfattr -n user.onedrive.copy -v "$PWD/Proj/many-back" many`)
+	eventually(t, 30*time.Second, func() bool {
+		l, err := env.srv.ListIn(bob, "/Proj/many-back")
+		return err == nil && len(l) == 100
+	}, "the copy into the share did not complete")
+	requireNoBytesMoved(t, env.srv.Stats())
+	back, ok := env.bobItem(bob, "/Proj/big-back.bin")
+	require.True(t, ok)
+	assert.Equal(t, src.QuickXorHash, back.QuickXorHash)
+	assert.Equal(t, want, env.bobTree(bob, "/Proj/many-back"))
+	eventually(t, 10*time.Second, func() bool {
+		out, err := env.shErr("ls Proj")
+		return err == nil && strings.Contains(out, "many-back")
+	}, "the copy into the share does not show in it")
 }
 
 // bobTree is serverTree in drive d.
