@@ -85,6 +85,10 @@ func (f *FS) watchShare(ctx context.Context, dir *entry) {
 	if !need {
 		return
 	}
+	// The role, for stat's permission bits and to refuse changes early.
+	if _, err := f.shareRole(ctx, dir, s); err != nil {
+		f.log.Debug("reading the role on a shared folder failed", "share", it.Name, "err", err)
+	}
 	page, err := f.driveClient(drive).FolderDelta(ctx, remoteID, "latest")
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -282,6 +286,21 @@ func (f *FS) shareRootFSLocked(e *entry) *entry {
 		}
 	}
 	return nil
+}
+
+// readOnlyShareFSLocked reports whether e is in the virtual "Shared with
+// me" folder, or in a share whose role is known to be read-only (stat shows
+// it without write permission). Requires FS.mu.
+func (f *FS) readOnlyShareFSLocked(e *entry) bool {
+	root := f.shareRootFSLocked(e)
+	switch {
+	case root == nil:
+		return false
+	case root == f.sharedDir:
+		return true
+	}
+	s := f.shares.byShortcut[root.item.Load().ID]
+	return s != nil && s.roleKnown && !s.role.CanWrite()
 }
 
 // checkShareWritable refuses a change to the content of e (a file's bytes

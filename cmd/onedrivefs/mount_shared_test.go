@@ -311,3 +311,15 @@ func TestMountSharedCopyRefusedAcrossDrives(t *testing.T) {
 	assert.Contains(t, out, "Invalid cross-device link")
 	assert.Contains(t, env.stderr.String(), "does not copy between these two drives")
 }
+
+// stat shows a read-only share, and the Shared with me folder, without
+// write permission bits.
+func TestMountSharedReadOnlyModes(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.addBob()
+	env.sharedWithMe = true
+	env.mount()
+	env.sh("ls Ro Proj 'Shared with me' > /dev/null")
+	assert.Equal(t, "555 444 755 644 555 555 444\n",
+		env.sh("stat -c %a Ro Ro/r.txt Proj Proj/a.txt 'Shared with me' 'Shared with me/Loose' 'Shared with me/Loose/l.txt' | tr '\\n' ' ' | sed 's/ $/\\n/'"))
+}
