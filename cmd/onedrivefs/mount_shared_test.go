@@ -323,3 +323,39 @@ func TestMountSharedReadOnlyModes(t *testing.T) {
 	assert.Equal(t, "555 444 755 644 555 555 444\n",
 		env.sh("stat -c %a Ro Ro/r.txt Proj Proj/a.txt 'Shared with me' 'Shared with me/Loose' 'Shared with me/Loose/l.txt' | tr '\\n' ' ' | sed 's/ $/\\n/'"))
 }
+
+// Under go test -race, a daemon built with the race detector serves a
+// shared folder while its owner changes it and the mount polls it: no data
+// race is reported.
+func TestMountSharedUnderRace(t *testing.T) {
+	bin := raceBinary(t)
+	if bin == "" {
+		t.Skip("the daemon is built with the race detector only under go test -race")
+	}
+	env := newMountEnv(t, graphtest.Options{})
+	bob := env.addBob()
+	env.bin = bin
+	env.sharedWithMe = true
+	env.mount()
+	errs := make(chan error, 1)
+	go func() {
+		var first error
+		for i := range 20 {
+			_, err := env.srv.PutFileIn(bob, fmt.Sprintf("/Proj/b%02d.txt", i), []byte("bob"), time.Time{})
+			if first == nil {
+				first = err
+			}
+			time.Sleep(50 * time.Millisecond) // spread over several polls
+		}
+		errs <- first
+	}()
+	env.sh(`for i in $(seq 20); do echo $i > Proj/m$i.txt; cat Proj/a.txt > /dev/null; ` +
+		`ls Proj 'Shared with me/Loose' > /dev/null; stat Ro/r.txt > /dev/null; done`)
+	require.NoError(t, <-errs)
+	eventually(t, 20*time.Second, func() bool {
+		out, err := env.shErr("ls Proj")
+		return err == nil && strings.Contains(out, "b19.txt") && strings.Contains(out, "m20.txt")
+	}, "bob's files did not show")
+	env.unmount()
+	assert.NotContains(t, env.stderr.String(), raceReport)
+}
