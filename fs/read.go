@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -416,7 +417,7 @@ func (f *FS) fetcher(rc *remote.Client, id string) cache.FetchFunc {
 func (f *FS) fetcherFor(it *remote.Item) cache.FetchFunc {
 	drive, id := f.serviceItem(it)
 	rc := f.driveClient(drive)
-	if it.CTag == "" || id != it.ID {
+	if it.CTag == "" || id != it.ID || strings.HasPrefix(it.CTag, localCTagPrefix) {
 		return f.fetcher(rc, id)
 	}
 	cTag := it.CTag

@@ -39,6 +39,10 @@ const (
 // errShareReadOnly: a change inside a folder shared with the user read-only.
 var errShareReadOnly = errors.New("shared with you read-only")
 
+// localCTagPrefix starts a cTag this mount made up for an item the service
+// listed without one (sharedWithMe): a content-cache key, never sent.
+const localCTagPrefix = "onedrivefs-local:"
+
 // sharedDirID is the item id of the virtual "Shared with me" folder; no
 // service id looks like it.
 const sharedDirID = "onedrivefs:shared-with-me"
@@ -425,6 +429,12 @@ func (f *FS) sharedWithMe(ctx context.Context) ([]*remote.Item, error) {
 		it := *s
 		it.ID, it.DriveID, it.ParentID = s.RemoteID, s.RemoteDriveID, sharedDirID
 		it.RemoteDriveID, it.RemoteID, it.RemoteParentID, it.Shortcut = "", "", "", false
+		if it.CTag == "" && !it.IsFolder {
+			// The list carries no cTag: the content cache keys the version by
+			// what it does carry, so a changed file is not served from the
+			// cache (fetcherFor downloads such items by id).
+			it.CTag = fmt.Sprintf("%s%d:%d:%s", localCTagPrefix, it.Size, it.Modified.UnixNano(), it.QuickXorHash)
+		}
 		out = append(out, &it)
 	}
 	return out, nil

@@ -203,3 +203,19 @@ func TestShareJournalReplaysIntoOwnersDrive(t *testing.T) {
 	_, inMine := env.srv.ItemByPath("/Proj/offline.txt")
 	assert.False(t, inMine)
 }
+
+// A file shared alone, under "Shared with me", changed by its owner is read
+// anew, not served from the content cache (the service's list of shared
+// items gives no cTag).
+func TestSharedWithMeChangedFileIsReadAnew(t *testing.T) {
+	env := newShareEnv(t, func(_ *graphtest.Options, c *Config) { c.SharedWithMe = "Shared with me" })
+	_, err := env.srv.PutFileIn(env.bob.DriveID, "/single.txt", []byte("first"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.Share(graphtest.ShareOptions{Owner: env.bob.ID, Path: "/single.txt", With: env.srv.DefaultDriveID(), Role: "read"})
+	require.NoError(t, err)
+	assert.Equal(t, "first", string(env.readAll(env.mustWalk("/Shared with me/single.txt"))))
+	_, err = env.srv.PutFileIn(env.bob.DriveID, "/single.txt", []byte("FIRST"), time.Time{}) // the same size
+	require.NoError(t, err)
+	env.fs.invalidateListing(sharedDirID) // as when the listing's TTL has passed
+	assert.Equal(t, "FIRST", string(env.readAll(env.mustWalk("/Shared with me/single.txt"))))
+}
