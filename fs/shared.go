@@ -300,7 +300,7 @@ func (f *FS) readOnlyShareFSLocked(e *entry) bool {
 	switch {
 	case root == nil:
 		return false
-	case root == f.sharedDir:
+	case root == f.sharedDir, !root.isDir:
 		return true
 	}
 	s := f.shares.byShortcut[root.item.Load().ID]
@@ -327,6 +327,11 @@ func (f *FS) checkShareWritable(ctx context.Context, e *entry) error {
 		return nil
 	case root == f.sharedDir:
 		return fmt.Errorf("%q is read-only (add an item as a shortcut to change it): %w", f.sharedName, errReadOnly)
+	case !root.isDir:
+		// A shortcut to a single file: its content lives in the owner's
+		// drive, in a folder the user may not see, where a conflict copy
+		// could not go. Read it, copy it; change the copy.
+		return fmt.Errorf("%q is a shortcut to a file shared with you; it is read-only here: %w", name, errShareReadOnly)
 	}
 	role, err := f.shareRole(ctx, root, s)
 	if err != nil {

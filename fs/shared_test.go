@@ -219,3 +219,22 @@ func TestSharedWithMeChangedFileIsReadAnew(t *testing.T) {
 	env.fs.invalidateListing(sharedDirID) // as when the listing's TTL has passed
 	assert.Equal(t, "FIRST", string(env.readAll(env.mustWalk("/Shared with me/single.txt"))))
 }
+
+// A shortcut to a single file reads the owner's file, and is read-only.
+func TestFileShortcutReadOnly(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	_, err := env.srv.PutFileIn(env.bob.DriveID, "/single.txt", []byte("a single file"), time.Time{})
+	require.NoError(t, err)
+	_, err = env.srv.Share(graphtest.ShareOptions{Owner: env.bob.ID, Path: "/single.txt", With: env.srv.DefaultDriveID(),
+		Role: "write", Shortcut: "single.txt"})
+	if err != nil {
+		t.Skipf("the fake adds no shortcut to a file: %v", err)
+	}
+	e := env.mustWalk("/single.txt")
+	require.False(t, e.isDir)
+	assert.Equal(t, "a single file", string(env.readAll(e)))
+	assert.Equal(t, syscall.EACCES, errnoOf(env.fs.checkShareWritable(ctx, e)))
+	assert.True(t, env.fs.attrOf(e).readOnly)
+	assert.NoError(t, env.fs.checkChildWritable(ctx, env.fs.root, "single.txt"), "the shortcut itself may go")
+}
