@@ -40,7 +40,10 @@ const (
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
 	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote,
-		Lister: f.remote.Children,
+		Lister: func(ctx context.Context, folderID string) ([]*remote.Item, error) {
+			rc, id := f.folderRef(folderID) // the folder's own drive (drives.go)
+			return rc.Children(ctx, id)
+		},
 		Budget: func() (int, time.Time, bool) {
 			b, ok := f.remote.Budget()
 			return b.Remaining, b.Reset, ok
