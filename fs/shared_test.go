@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -237,4 +238,43 @@ func TestFileShortcutReadOnly(t *testing.T) {
 	assert.Equal(t, syscall.EACCES, errnoOf(env.fs.checkShareWritable(ctx, e)))
 	assert.True(t, env.fs.attrOf(e).readOnly)
 	assert.NoError(t, env.fs.checkChildWritable(ctx, env.fs.root, "single.txt"), "the shortcut itself may go")
+}
+
+// The share polls keep to their budget: at most sharesPerPoll watched
+// shares per round, round-robin, so every share gets its turn.
+func TestSharePollBudgetRoundRobin(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	me := env.srv.DefaultDriveID()
+	names := []string{"Proj", "Ro"}
+	for i := range 4 {
+		p := fmt.Sprintf("/Extra%d", i)
+		_, err := env.srv.MkdirAllIn(env.bob.DriveID, p)
+		require.NoError(t, err)
+		_, err = env.srv.Share(graphtest.ShareOptions{Owner: env.bob.ID, Path: p, With: me, Role: "read", Shortcut: p[1:]})
+		require.NoError(t, err)
+		names = append(names, p[1:])
+	}
+	for _, n := range names {
+		_, err := env.fs.readdir(ctx, env.mustWalk("/"+n)) // watched once listed
+		require.NoError(t, err)
+	}
+	env.fs.mu.Lock()
+	require.Len(t, env.fs.shares.byShortcut, 6)
+	env.fs.mu.Unlock()
+	before := env.requests("delta")
+	env.fs.pollShares(ctx)
+	assert.Equal(t, before+sharesPerPoll, env.requests("delta"), "one round polls sharesPerPoll shares")
+	// A change in each share: two more rounds see all of them.
+	for _, n := range names {
+		_, err := env.srv.PutFileIn(env.bob.DriveID, "/"+n+"/late.txt", []byte(n), time.Time{})
+		require.NoError(t, err)
+	}
+	env.fs.pollShares(ctx)
+	env.fs.pollShares(ctx)
+	assert.Equal(t, before+3*sharesPerPoll, env.requests("delta"))
+	for _, n := range names {
+		_, err := env.fs.lookup(ctx, env.mustWalk("/"+n), "late.txt")
+		assert.NoError(t, err, "%s: the change was seen within two rounds", n)
+	}
 }
