@@ -129,7 +129,21 @@ func (f *FS) pollShares(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := f.pollShare(ctx, s); err != nil && ctx.Err() == nil {
+		err := f.pollShare(ctx, s)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.Is(err, remote.ErrNotFound), errors.Is(err, remote.ErrForbidden):
+			// Unshared, or deleted by its owner: no longer watched (listing
+			// it again watches it again, if it comes back).
+			f.log.Info("a shared folder is gone or no longer shared with you; it is not polled any more",
+				"share", f.shareName(s), "err", err)
+			f.mu.Lock()
+			if f.shares.byShortcut[s.entry.item.Load().ID] == s {
+				delete(f.shares.byShortcut, s.entry.item.Load().ID)
+			}
+			f.mu.Unlock()
+			f.invalidateListing(s.entry.item.Load().ID)
+		default:
 			f.log.Warn("polling a shared folder for changes failed", "share", f.shareName(s), "err", err)
 		}
 	}

@@ -20,7 +20,8 @@ import (
 // added.
 type shareEnv struct {
 	*testEnv
-	bob graphtest.User
+	bob    graphtest.User
+	shares map[string]graphtest.Share // by bob's path
 }
 
 func newShareEnv(t *testing.T, opts ...envOption) *shareEnv {
@@ -29,6 +30,7 @@ func newShareEnv(t *testing.T, opts ...envOption) *shareEnv {
 	bob, err := env.srv.AddUser(graphtest.UserOptions{ID: "b0b0b0b0b0b0b0b0", DisplayName: "Bob"})
 	require.NoError(t, err)
 	me := env.srv.DefaultDriveID()
+	shares := map[string]graphtest.Share{}
 	for _, p := range []string{"/Proj/sub", "/Ro", "/Loose"} {
 		_, err := env.srv.MkdirAllIn(bob.DriveID, p)
 		require.NoError(t, err)
@@ -44,10 +46,11 @@ func newShareEnv(t *testing.T, opts ...envOption) *shareEnv {
 		{Owner: bob.ID, Path: "/Ro", With: me, Role: "read", Shortcut: "Ro"},
 		{Owner: bob.ID, Path: "/Loose", With: me, Role: "read"},
 	} {
-		_, err := env.srv.Share(s)
+		sh, err := env.srv.Share(s)
 		require.NoError(t, err)
+		shares[s.Path] = sh
 	}
-	return &shareEnv{testEnv: env, bob: bob}
+	return &shareEnv{testEnv: env, bob: bob, shares: shares}
 }
 
 func (env *shareEnv) bobFile(p string) graphtest.ItemInfo {
@@ -277,4 +280,24 @@ func TestSharePollBudgetRoundRobin(t *testing.T) {
 		_, err := env.fs.lookup(ctx, env.mustWalk("/"+n), "late.txt")
 		assert.NoError(t, err, "%s: the change was seen within two rounds", n)
 	}
+}
+
+// A share its owner revokes is no longer polled (one failed poll, then
+// nothing), and its folder shows the service's answer when listed again.
+func TestShareRevokedIsNoLongerPolled(t *testing.T) {
+	env := newShareEnv(t)
+	ctx := context.Background()
+	proj := env.mustWalk("/Proj")
+	_, err := env.fs.readdir(ctx, proj)
+	require.NoError(t, err)
+	require.NoError(t, env.srv.Revoke(env.shares["/Proj"].PermissionID))
+	env.fs.pollShares(ctx)
+	env.fs.mu.Lock()
+	assert.Len(t, env.fs.shares.byShortcut, 0)
+	env.fs.mu.Unlock()
+	before := env.srv.Stats().RequestsTotal
+	env.fs.pollShares(ctx)
+	assert.Equal(t, before, env.srv.Stats().RequestsTotal, "nothing left to poll")
+	_, err = env.fs.readdir(ctx, proj)
+	assert.Error(t, err, "the folder is no longer readable")
 }
