@@ -29,6 +29,9 @@ type Record struct {
 	// file is renamed while pending.
 	ParentID string `json:"parentId"`
 	Name     string `json:"name"`
+	// DriveID is the drive of the item and the folder when it is not the
+	// mounted drive (a folder shared from another drive); "" otherwise.
+	DriveID string `json:"driveId,omitempty"`
 	// DirPath is the folder's path from the drive's root ("a/b"; "" for the
 	// root) when the record was written: where the folder is created again
 	// if it is gone from the server.

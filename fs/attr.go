@@ -45,6 +45,9 @@ type attr struct {
 	size                int64
 	nlink               uint32
 	mtime, ctime, atime time.Time
+	// readOnly: in a folder shared with the user read-only, or in the
+	// virtual "Shared with me" folder (shared.go): no write permission bits.
+	readOnly bool
 }
 
 // attrOf returns e's attributes (see above).
@@ -83,6 +86,7 @@ func (f *FS) attrOf(e *entry) attr {
 		a.nlink = 0
 	}
 	a.atime = e.atime
+	a.readOnly = f.readOnlyShareFSLocked(e)
 	fl := e.file
 	f.mu.Unlock()
 	if fl != nil {
@@ -132,6 +136,9 @@ func (f *FS) fillAttr(out *fuse.Attr, a attr) {
 		out.Mode = syscall.S_IFDIR | 0o755
 	} else {
 		out.Mode = syscall.S_IFREG | 0o644
+	}
+	if a.readOnly {
+		out.Mode &^= 0o222
 	}
 	out.Uid, out.Gid = f.uid, f.gid
 	out.SetTimes(&a.atime, &a.mtime, &a.ctime)

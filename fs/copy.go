@@ -157,7 +157,17 @@ const startCopyTimeout = 30 * time.Second
 // track would be a copy nobody watches. So an interrupted setxattr or cp
 // either started nothing (EINTR came earlier, and the caller may simply try
 // again) or started a job the tracker follows.
-func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) (string, error) {
+//
+// The copy goes from src's drive into folder dest, which may be in another
+// drive (drives.go): the service copies across drives when the destination
+// names its drive. r.DestParentID is set here.
+func (f *FS) startCopy(ctx context.Context, src *remote.Item, dest *entry, r remote.CopyRequest) (string, error) {
+	srcDrive, srcID := f.serviceItem(src)
+	destDrive := f.contentDrive(dest)
+	r.DestParentID = f.serviceFolderID(dest)
+	if destDrive != srcDrive {
+		r.DestDriveID = f.driveIDOf(destDrive)
+	}
 	// The rate of copy requests is bounded (a cp -r of thousands of files
 	// must not trip the service's throttling); waiting for a slot is
 	// interruptible, the request itself is not.
@@ -166,7 +176,7 @@ func (f *FS) startCopy(ctx context.Context, srcID string, r remote.CopyRequest) 
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
 	defer cancel()
-	return f.remote.StartCopy(ctx, srcID, r)
+	return f.driveClient(srcDrive).StartCopy(ctx, srcID, r)
 }
 
 // sourceForCopy returns the service's item for src once it holds src's

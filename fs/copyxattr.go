@@ -49,6 +49,9 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	if err != nil {
 		return err
 	}
+	if err := f.checkShareWritable(ctx, parent); err != nil { // shared.go
+		return err
+	}
 	it, err := f.sourceForCopy(ctx, src)
 	if err != nil {
 		return err
@@ -61,10 +64,12 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	if !f.reserveDest(parentID, name) {
 		return fmt.Errorf("copy destination %q: another copy into it is running: %w", dstPath, errExists)
 	}
-	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
-		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
+	monitor, err := f.startCopy(ctx, it, parent, remote.CopyRequest{Name: name, Conflict: remote.ConflictFail})
 	if err != nil {
 		f.releaseDest(parentID, name)
+		if f.refusedCrossDrive(it, parent, err) { // drives.go
+			return fmt.Errorf("OneDrive does not copy between these two drives (cp copies the bytes instead): %v: %w", err, errCrossMount)
+		}
 		return err
 	}
 	j, err := f.copies.Add(copyjob.Spec{

@@ -55,6 +55,17 @@
 // cached listing and the kernel is told (from the notifier goroutine), so
 // ls and stat see it at once.
 //
+// # Other drives
+//
+// Shortcuts to folders others shared (drives.go, shared.go) are folders
+// whose children live in the owner's drive; entries keep being addressed by
+// item id, and the drive a request goes to is decided where it is sent
+// (an item's parentReference.driveId, a shortcut's remoteItem). Read-only
+// shares are refused before a change is accepted (EACCES); shared folders
+// are polled by their own folder delta, a few per round; the virtual
+// "Shared with me" folder is read-only; sharing links are the
+// user.onedrive.share attribute (share.go).
+//
 // # Kernel caching
 //
 // Entries and attributes are cached by the kernel for one second; file pages

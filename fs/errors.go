@@ -74,6 +74,8 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.ERANGE
 	case errors.Is(err, errCrossMount):
 		return syscall.EXDEV
+	case errors.Is(err, errShareReadOnly):
+		return syscall.EACCES
 	case errors.Is(err, errStale):
 		return syscall.ESTALE
 

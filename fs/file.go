@@ -471,8 +471,9 @@ func (f *FS) targetFSLocked(e *entry, fl *file) sendTarget {
 	}
 	if p := e.parent; p != nil {
 		if p.item.Load() != nil {
-			t.parentID = p.item.Load().ID
+			t.parentID = f.serviceFolderID(p) // drives.go
 		}
+		t.driveID = f.contentDrive(p)
 		if names, ok := f.pathNamesFSLocked(p); ok {
 			t.dirPath = strings.Join(names, "/")
 		}
@@ -488,7 +489,7 @@ func (fl *file) commitLocked() error {
 	t := f.targetFSLocked(e, fl)
 	rec := cache.Record{ID: fl.staged.ID(), Name: t.name, ParentID: t.parentID, DirPath: t.dirPath,
 		RemoteItemID: t.itemID, BaseETag: t.baseETag, BaseCTag: t.baseCTag,
-		Unconfirmed: t.unconfirmed}
+		Unconfirmed: t.unconfirmed, DriveID: t.driveID}
 	f.mu.Unlock()
 	_, rec.ModTime, _ = fl.localAttr()
 	if _, err := f.staging.Commit(rec); err != nil {
@@ -530,7 +531,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	f.mu.Lock()
 	if res.conflict {
 		c := f.setItemFSLocked(got)
-		if parent := f.byID[got.ParentID]; parent != nil {
+		if parent := f.folderByServiceIDFSLocked(got.ParentID); parent != nil {
 			f.placeFSLocked(c, parent, got.Name)
 		}
 		if e.item.Load() == nil && !e.removed {
@@ -545,7 +546,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	} else {
 		f.bindFSLocked(e, got)
 		if res.recreated || e.removed {
-			if parent := f.byID[got.ParentID]; parent != nil {
+			if parent := f.folderByServiceIDFSLocked(got.ParentID); parent != nil {
 				f.placeFSLocked(e, parent, got.Name)
 			}
 		}

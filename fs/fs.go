@@ -58,6 +58,10 @@ type Config struct {
 	// cache dir), so that a job still running at unmount is resumed by the
 	// next mount, which reveals its result; "" keeps them in memory.
 	CopyJobsDir string
+	// SharedWithMe names the virtual, read-only folder at the root that
+	// lists what others shared with the user and they did not add as a
+	// shortcut (shared.go); "" leaves it out.
+	SharedWithMe string
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -135,9 +139,22 @@ type FS struct {
 	// whose jobs have not ended (reserveDest).
 	copyDests map[string]struct{}
 
+	// shares are the watched shortcuts to other drives' folders
+	// (shared.go). sharedDir is the virtual "Shared with me" folder, nil
+	// when off; set by start.
+	shares    shareState
+	sharedDir *entry
+
 	// polls records the poll loop's outcomes for Status (status.go); it
 	// has its own lock.
 	polls pollLog
+
+	// ownDrive is the mounted drive's id, set by start before anything is
+	// served and not changed afterwards; drives caches the clients of the
+	// other drives (drives.go); sharedName is Config.SharedWithMe.
+	ownDrive   string
+	drives     driveClients
+	sharedName string
 }
 
 // New returns a filesystem for cfg. It does no I/O and starts no goroutine:
@@ -169,6 +186,7 @@ func New(cfg Config) (*FS, error) {
 		byID:        make(map[string]*entry),
 		nextIno:     rootIno + 1,
 		copyJobsDir: cfg.CopyJobsDir,
+		sharedName:  cfg.SharedWithMe,
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -208,10 +226,19 @@ func (f *FS) start(ctx context.Context) error {
 	f.root.item.Store(slimItem(root))
 	f.byIno[rootIno] = f.root
 	f.byID[root.ID] = f.root
+	f.ownDrive = root.DriveID
+	f.initSharedDirFSLocked()
 	f.mu.Unlock()
 
 	if err := f.refreshQuota(ctx); err != nil {
 		f.log.Warn("reading the drive quota failed; df shows nothing until it succeeds", "err", err)
+	}
+	if f.ownDrive == "" {
+		// The root came without its drive id: items of other drives are
+		// told apart by it (drives.go).
+		if d, err := f.remote.Drive(ctx); err == nil {
+			f.ownDrive = d.ID
+		}
 	}
 	if err := f.openCopyJobs(); err != nil {
 		return err

@@ -128,7 +128,7 @@ func (f *FS) sendDeferredDeletes(ctx context.Context) (left int) {
 			left++
 			continue
 		}
-		if err := f.remote.Delete(ctx, id, ""); err != nil && !errors.Is(err, remote.ErrNotFound) {
+		if err := f.itemClient(id).Delete(ctx, id, ""); err != nil && !errors.Is(err, remote.ErrNotFound) {
 			left++
 			continue
 		}

@@ -40,7 +40,10 @@ const (
 // mount: the tracker then keeps its jobs in memory.
 func (f *FS) openCopyJobs() error {
 	cfg := copyjob.Config{Dir: f.copyJobsDir, Logger: f.log, OnDone: f.copyJobDone, Poller: f.remote,
-		Lister: f.remote.Children,
+		Lister: func(ctx context.Context, folderID string) ([]*remote.Item, error) {
+			rc, id := f.folderRef(folderID) // the folder's own drive (drives.go)
+			return rc.Children(ctx, id)
+		},
 		Budget: func() (int, time.Time, bool) {
 			b, ok := f.remote.Budget()
 			return b.Remaining, b.Reset, ok
@@ -166,13 +169,14 @@ func (f *FS) copyJobDone(j copyjob.Job) {
 // copiedItem fetches the item job j created: by the id the monitor gave, or
 // else by name in the destination folder.
 func (f *FS) copiedItem(ctx context.Context, j copyjob.Job) (*remote.Item, error) {
+	rc, folderID := f.folderRef(j.DestParentID) // the destination's drive (drives.go)
 	if j.ResourceID != "" {
-		it, err := f.remote.Item(ctx, j.ResourceID)
+		it, err := rc.Item(ctx, j.ResourceID)
 		if err == nil || !errors.Is(err, remote.ErrNotFound) {
 			return it, err
 		}
 	}
-	items, err := f.remote.Children(ctx, j.DestParentID)
+	items, err := rc.Children(ctx, folderID)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +199,7 @@ func (f *FS) revealItem(it *remote.Item) {
 	}
 	for attempt := 0; attempt < 3; attempt++ {
 		f.mu.Lock()
-		parent := f.byID[it.ParentID]
+		parent := f.folderByServiceIDFSLocked(it.ParentID)
 		if parent == nil || parent.removed {
 			f.mu.Unlock()
 			return // a folder this mount has not listed: the next listing finds the item

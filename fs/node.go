@@ -79,6 +79,13 @@ func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut
 // every folder 0755, owned by the mounting user).
 func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	f := n.fsys
+	_, sizeSet := in.GetSize()
+	_, mtimeSet := in.GetMTime()
+	if sizeSet || mtimeSet {
+		if err := f.checkShareWritable(ctx, n.e); err != nil { // shared.go
+			return f.errno(ctx, "setattr", err, "ino", n.e.ino)
+		}
+	}
 	if size, ok := in.GetSize(); ok {
 		if err := f.truncate(ctx, n.e, int64(size)); err != nil {
 			return f.errno(ctx, "truncate", err, "ino", n.e.ino)
@@ -145,6 +152,9 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // Mkdir creates a folder on the server.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fsys
+	if err := f.checkShareWritable(ctx, d.e); err != nil {
+		return nil, f.errno(ctx, "mkdir", err, "name", name)
+	}
 	c, err := f.mkdir(ctx, d.e, name)
 	if err != nil {
 		return nil, f.errno(ctx, "mkdir", err, "name", name)
@@ -157,6 +167,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // its release) and opens it.
 func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	f := d.fsys
+	if err := f.checkShareWritable(ctx, d.e); err != nil {
+		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
+	}
 	c, created, err := f.create(ctx, d.e, name, flags&syscall.O_EXCL != 0)
 	if err != nil {
 		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
@@ -172,12 +185,18 @@ func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 // Unlink deletes a file (to the OneDrive recycle bin).
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	f := d.fsys
+	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+		return f.errno(ctx, "unlink", err, "name", name)
+	}
 	return f.errno(ctx, "unlink", f.unlink(ctx, d.e, name), "name", name)
 }
 
 // Rmdir deletes an empty folder.
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	f := d.fsys
+	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+		return f.errno(ctx, "rmdir", err, "name", name)
+	}
 	return f.errno(ctx, "rmdir", f.rmdir(ctx, d.e, name), "name", name)
 }
 
@@ -187,6 +206,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	np, ok := newParent.(*dirNode)
 	if !ok {
 		return syscall.ENOTDIR
+	}
+	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+		return f.errno(ctx, "rename", err, "name", name)
+	}
+	if err := f.checkChildWritable(ctx, np.e, newName); err != nil {
+		return f.errno(ctx, "rename", err, "new_name", newName)
 	}
 	return f.errno(ctx, "rename", f.rename(ctx, d.e, name, np.e, newName, flags), "name", name, "new_name", newName)
 }
@@ -225,6 +250,11 @@ func (fn *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 	f := fn.fsys
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 && f.readOnly {
 		return nil, 0, syscall.EROFS
+	}
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
+		if err := f.checkShareWritable(ctx, fn.e); err != nil { // shared.go
+			return nil, 0, f.errno(ctx, "open", err, "ino", fn.e.ino)
+		}
 	}
 	h, err := f.open(ctx, fn.e, flags&syscall.O_TRUNC != 0)
 	if err != nil {

@@ -33,10 +33,10 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 		f.mu.Unlock()
 		return nil, errExists
 	}
-	parentID := dir.item.Load().ID
+	drive, parentID := f.contentDrive(dir), f.serviceFolderID(dir)
 	f.mu.Unlock()
 
-	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
+	it, err := f.driveClient(drive).CreateFolder(ctx, parentID, name, remote.ConflictFail)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +174,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 	}
 	f.mu.Lock()
 	id := c.itemIDFSLocked()
+	rc := f.driveClient(f.itemDrive(c.item.Load()))
 	f.mu.Unlock()
 	switch {
 	case fl != nil && pendingCopyLocked(fl) != nil:
@@ -184,7 +185,7 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		f.deferDelete(id)
 		id = "" // its cached content stays for the copy's readers
 	case id != "":
-		err := f.remote.Delete(ctx, id, "")
+		err := rc.Delete(ctx, id, "")
 		if err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return err
 		}
@@ -223,6 +224,10 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	src, err := f.lookup(ctx, dir, name)
 	if err != nil {
 		return err
+	}
+	if newDir != dir && f.moveDrive(src, dir) != f.contentDrive(newDir) {
+		// The service moves items within a drive only: mv copies instead.
+		return fmt.Errorf("moving %q to another drive: %w", name, errCrossMount)
 	}
 	if err := f.checkNewPath(ctx, newDir, newName); err != nil {
 		return err
@@ -268,9 +273,10 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	}
 	id := src.itemIDFSLocked()
 	oldName := src.name
+	srcDrive := f.moveDrive(src, dir)
 	var upd remote.ItemUpdate
 	if newDir != dir {
-		upd.ParentID = newDir.item.Load().ID
+		upd.ParentID = f.serviceFolderID(newDir)
 	}
 	if newName != src.name {
 		upd.Name = newName
@@ -278,7 +284,7 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 	f.mu.Unlock()
 
 	if id != "" && (upd.Name != "" || upd.ParentID != "") {
-		it, err := f.remote.Update(ctx, id, upd)
+		it, err := f.driveClient(srcDrive).Update(ctx, id, upd)
 		if err != nil {
 			return err
 		}
@@ -360,7 +366,7 @@ func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) err
 	if id == "" {
 		return errRemoved
 	}
-	it, err := f.remote.Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
+	it, err := f.driveClient(f.itemDrive(e.item.Load())).Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
 	if err != nil {
 		return err
 	}

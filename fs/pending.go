@@ -92,8 +92,7 @@ func (f *FS) startPendingCopy(ctx context.Context, r copyRange, it *remote.Item)
 	destIsNew := r.dst.item.Load() == nil // never on the service: nothing to mistake for the copy
 	f.mu.Unlock()
 
-	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
-		DestParentID: parentID, Name: name, Conflict: remote.ConflictReplace})
+	monitor, err := f.startCopy(ctx, it, parent, remote.CopyRequest{Name: name, Conflict: remote.ConflictReplace})
 	if err != nil {
 		return 0, true, fmt.Errorf("starting the copy: %w", err)
 	}
@@ -340,8 +339,9 @@ func (f *FS) copyMtime(src *remote.Item, then copyjob.Then) time.Time {
 // applyThen applies the changes recorded while the job ran to the item it
 // made: a move, a rename, times (one PATCH), or a deletion (nil item).
 func (f *FS) applyThen(ctx context.Context, it *remote.Item, then copyjob.Then) (*remote.Item, error) {
+	rc := f.driveClient(f.itemDrive(it))
 	if then.Delete {
-		err := f.remote.Delete(ctx, it.ID, "")
+		err := rc.Delete(ctx, it.ID, "")
 		if err != nil && !errors.Is(err, remote.ErrNotFound) {
 			return nil, err
 		}
@@ -351,14 +351,16 @@ func (f *FS) applyThen(ctx context.Context, it *remote.Item, then copyjob.Then) 
 	if then.Name != "" && then.Name != it.Name {
 		u.Name = then.Name
 	}
-	if then.ParentID != "" && then.ParentID != it.ParentID {
-		u.ParentID = then.ParentID
+	if then.ParentID != "" {
+		if _, pid := f.folderRef(then.ParentID); pid != it.ParentID {
+			u.ParentID = pid
+		}
 	}
 	u.FSModified = then.ModTime
 	if u.Name == "" && u.ParentID == "" && u.FSModified.IsZero() {
 		return it, nil
 	}
-	return f.remote.Update(ctx, it.ID, u)
+	return rc.Update(ctx, it.ID, u)
 }
 
 // recordThenLocked records a change to a pending copy's destination in its

@@ -44,6 +44,7 @@ func (f *FS) pollLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			f.log.Warn("polling for remote changes failed", "err", err)
 		}
+		f.pollShares(ctx) // shared folders of other drives (shared.go)
 		if round%quotaRefreshEvery == 0 {
 			if err := f.refreshQuota(ctx); err != nil && ctx.Err() == nil {
 				f.log.Debug("refreshing the quota failed", "err", err)

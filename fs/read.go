@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -401,24 +402,27 @@ func quickXorHashOf(r io.Reader) (string, error) {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
-// fetcher returns the content cache's download function for item id,
-// whatever its version.
-func (f *FS) fetcher(id string) cache.FetchFunc {
+// fetcher returns the content cache's download function for item id of
+// drive rc, whatever its version.
+func (f *FS) fetcher(rc *remote.Client, id string) cache.FetchFunc {
 	return func(ctx context.Context, off, n int64, w io.Writer) error {
-		got, err := f.remote.Download(ctx, id, off, n, w)
+		got, err := rc.Download(ctx, id, off, n, w)
 		return checkFetched(off, n, got, err)
 	}
 }
 
 // fetcherFor returns the content cache's download function for the version
-// of it: bytes of another version are never written under its key.
+// of it: bytes of another version are never written under its key. The
+// bytes come from the item's own drive (drives.go).
 func (f *FS) fetcherFor(it *remote.Item) cache.FetchFunc {
-	if it.CTag == "" {
-		return f.fetcher(it.ID)
+	drive, id := f.serviceItem(it)
+	rc := f.driveClient(drive)
+	if it.CTag == "" || id != it.ID || strings.HasPrefix(it.CTag, localCTagPrefix) {
+		return f.fetcher(rc, id)
 	}
-	id, cTag := it.ID, it.CTag
+	cTag := it.CTag
 	return func(ctx context.Context, off, n int64, w io.Writer) error {
-		got, err := f.remote.DownloadVersion(ctx, id, cTag, off, n, w)
+		got, err := rc.DownloadVersion(ctx, id, cTag, off, n, w)
 		return checkFetched(off, n, got, err)
 	}
 }

@@ -313,12 +313,13 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 		f.mu.Lock()
 		since := f.seq
 		f.mu.Unlock()
-		items, err := f.remote.Children(ctx, id)
+		items, err := f.listChildren(ctx, dir, id) // drives.go
 		if err != nil {
 			return nil, err
 		}
 		f.mu.Lock()
 		l := f.applyListingFSLocked(dir, items, since)
+		f.addSharedDirFSLocked(dir, l) // shared.go
 		stored := f.listings.PutIfFresh(gen, id, l)
 		f.mu.Unlock()
 		if stored || attempt == 2 {
@@ -491,7 +492,7 @@ func (f *FS) prefetchListings(dir *entry) {
 	var todo []*entry
 	if l != nil {
 		for _, c := range l.children {
-			if c.isDir && !c.removed && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.Load().ID] == nil {
+			if c.isDir && !c.removed && c != f.sharedDir && f.listingFSLocked(c) == nil && f.listingsInFlight[c.item.Load().ID] == nil {
 				todo = append(todo, c)
 			}
 		}
@@ -517,7 +518,7 @@ func (f *FS) prefetchListings(dir *entry) {
 // exact (2 + subfolders); without it (the service unreachable) stat shows
 // 1, which Linux tools read as "unknown".
 func (f *FS) dirLinks(ctx context.Context, e *entry) {
-	if e.isDir {
+	if e.isDir && !f.isSharedDir(e) { // listed when entered, not when stat'ed (shared.go)
 		_, _ = f.listing(ctx, e, false)
 	}
 }

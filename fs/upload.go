@@ -52,6 +52,9 @@ type sendTarget struct {
 	// holding one of them is this mount's own version, not a change made
 	// elsewhere.
 	unconfirmed []cache.ContentRef
+	// driveID is the drive of the item and the folder ("" for the mounted
+	// drive; drives.go): parentID is the folder's id there.
+	driveID string
 }
 
 // maxUnconfirmed bounds the unconfirmed contents remembered per file.
@@ -120,9 +123,9 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 	}
 	if t.itemID != "" {
 		req.ItemID, req.IfMatch = t.itemID, t.baseETag
-		got, err := f.upload(ctx, req)
+		got, err := f.upload(ctx, t.driveID, req)
 		if errors.Is(err, remote.ErrPreconditionFailed) {
-			cur, gerr := f.remote.Item(ctx, t.itemID)
+			cur, gerr := f.driveClient(t.driveID).Item(ctx, t.itemID)
 			switch {
 			case errors.Is(gerr, remote.ErrNotFound):
 				err = gerr
@@ -135,12 +138,12 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 				// item is the local change's own base.
 				f.log.Debug("an earlier upload had landed; sending over it", "name", t.name)
 				req.IfMatch = cur.ETag
-				got, err = f.upload(ctx, req)
+				got, err = f.upload(ctx, t.driveID, req)
 			case t.baseCTag == "" || cur.CTag != t.baseCTag:
 				return f.sendConflict(ctx, req, t)
 			default:
 				req.IfMatch = cur.ETag
-				got, err = f.upload(ctx, req)
+				got, err = f.upload(ctx, t.driveID, req)
 			}
 		}
 		if !errors.Is(err, remote.ErrNotFound) {
@@ -166,13 +169,13 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 	for attempt := 0; ; attempt++ {
 		req.ItemID, req.IfMatch = "", ""
 		req.ParentID, req.Name, req.Conflict = parentID, t.name, remote.ConflictFail
-		got, err := f.upload(ctx, req)
+		got, err := f.upload(ctx, t.driveID, req)
 		switch {
 		case err == nil:
 			res.sent = got
 			return res, nil
 		case errors.Is(err, remote.ErrConflict):
-			cur, cerr := f.remote.Child(ctx, parentID, t.name)
+			cur, cerr := f.driveClient(t.driveID).Child(ctx, parentID, t.name)
 			if cerr == nil && sameContent(req.Content, req.Size, cur) {
 				res.sent = cur
 				return res, nil
@@ -181,7 +184,7 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 				// This mount's own earlier attempt created it: replace it.
 				req.ParentID, req.Name, req.Conflict = "", "", ""
 				req.ItemID, req.IfMatch = cur.ID, cur.ETag
-				if got, err = f.upload(ctx, req); err == nil {
+				if got, err = f.upload(ctx, t.driveID, req); err == nil {
 					res.sent = got
 					return res, nil
 				}
@@ -191,7 +194,7 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 			cres, err := f.sendConflict(ctx, req, t)
 			cres.recreated, cres.newParent = res.recreated, res.newParent
 			return cres, err
-		case errors.Is(err, remote.ErrNotFound) && attempt == 0:
+		case errors.Is(err, remote.ErrNotFound) && attempt == 0 && t.driveID == "":
 			// The folder is gone: create it again (or the recovery folder).
 			p, perr := f.recreateFolder(ctx, t.dirPath)
 			if perr != nil {
@@ -209,14 +212,14 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 func (f *FS) sendConflict(ctx context.Context, req remote.UploadRequest, t sendTarget) (sendResult, error) {
 	req.ItemID, req.IfMatch = "", ""
 	req.ParentID, req.Name, req.Conflict = t.parentID, conflictName(t.name, f.now()), remote.ConflictRename
-	got, err := f.upload(ctx, req)
-	if errors.Is(err, remote.ErrNotFound) {
+	got, err := f.upload(ctx, t.driveID, req)
+	if errors.Is(err, remote.ErrNotFound) && t.driveID == "" {
 		p, perr := f.recreateFolder(ctx, t.dirPath)
 		if perr != nil {
 			return sendResult{}, perr
 		}
 		req.ParentID = p.ID
-		got, err = f.upload(ctx, req)
+		got, err = f.upload(ctx, t.driveID, req)
 	}
 	if err != nil {
 		return sendResult{}, err
@@ -236,14 +239,17 @@ const timesRetryTimeout = 5 * time.Second
 // local one), which the next upload corrects. Treating it as a failure would
 // leave the mount believing in the version before it, and make its next
 // upload look like a conflict.
-func (f *FS) upload(ctx context.Context, req remote.UploadRequest) (*remote.Item, error) {
-	got, err := f.remote.Upload(ctx, req)
+//
+// drive is the drive the request goes to ("" for the mounted one; drives.go).
+func (f *FS) upload(ctx context.Context, drive string, req remote.UploadRequest) (*remote.Item, error) {
+	rc := f.driveClient(drive)
+	got, err := rc.Upload(ctx, req)
 	if got == nil || !errors.Is(err, remote.ErrTimesNotSet) {
 		return got, err
 	}
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timesRetryTimeout)
 	defer cancel()
-	updated, uerr := f.remote.Update(tctx, got.ID, remote.ItemUpdate{FSModified: req.FSModified, FSCreated: req.FSCreated})
+	updated, uerr := rc.Update(tctx, got.ID, remote.ItemUpdate{FSModified: req.FSModified, FSCreated: req.FSCreated})
 	if uerr != nil {
 		f.log.Warn("the content was sent but its modification time could not be set on OneDrive",
 			"name", truncateForLog(got.Name), "err", uerr)

@@ -159,7 +159,7 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 	defer file.Close()
 	t := sendTarget{itemID: rec.RemoteItemID, baseETag: rec.BaseETag, baseCTag: rec.BaseCTag,
 		parentID: rec.ParentID, name: rec.Name, dirPath: rec.DirPath,
-		unconfirmed: rec.Unconfirmed}
+		unconfirmed: rec.Unconfirmed, driveID: rec.DriveID}
 	if rec.DirPath == "" && rec.ParentID != "" && !f.isRootID(rec.ParentID) {
 		// A record of an older version, without its folder's path: if the
 		// folder is gone, the content goes to the recovery folder.
@@ -180,7 +180,7 @@ func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
 		f.log.Info("sent a change journaled earlier", "name", res.sent.Name, "size", rec.Size, "recreated", res.recreated)
 	}
 	f.mu.Lock()
-	if parent := f.byID[res.sent.ParentID]; parent != nil {
+	if parent := f.folderByServiceIDFSLocked(res.sent.ParentID); parent != nil {
 		f.placeFSLocked(f.setItemFSLocked(res.sent), parent, res.sent.Name)
 	}
 	f.mu.Unlock()

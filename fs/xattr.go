@@ -118,6 +118,9 @@ func copyOut(dest, v []byte) (uint32, syscall.Errno) {
 
 // Getxattr implements getxattr(2).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if attr == xattrShare {
+		return n.fsys.getShareXattr(ctx, n.e, dest) // share.go
+	}
 	v, err := n.fsys.getxattr(n.e, attr)
 	if errors.Is(err, errNoXattr) {
 		return 0, errnoOf(err) // ENODATA is an answer, not a failure: not logged
@@ -144,6 +147,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	f := n.fsys
 	if attr == xattrCopy {
 		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", truncateForLog(string(data)))
+	}
+	if attr == xattrShare {
+		return f.errno(ctx, "share", f.createShareLink(ctx, n.e, data), "ino", n.e.ino)
 	}
 	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }

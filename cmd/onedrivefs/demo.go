@@ -180,7 +180,9 @@ func runDemo(ctx context.Context, e *env, o demoOptions) error {
 		return err
 	}
 
-	mountArgs := []string{"--config-dir", configDir, "--cache-dir", o.cacheDir, "--log-level", o.logLevel, o.mnt}
+	// The demo's drive has no other users: no "Shared with me" folder.
+	mountArgs := []string{"--config-dir", configDir, "--cache-dir", o.cacheDir, "--log-level", o.logLevel,
+		"--no-shared-with-me", o.mnt}
 	mounted := make(chan error, 1)
 	go func() { mounted <- runMount(ctx, e, mountArgs) }()
 	if err := waitMounted(o.mnt, mounted); err != nil {

@@ -177,6 +177,7 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 		newMountCmd(e),
 		newStatusCmd(e),
 		newCpCmd(e),
+		newShareCmd(e),
 		newJobsCmd(e),
 		newWaitCmd(e),
 		newDemoCmd(e),

@@ -83,6 +83,11 @@ type mountOptions struct {
 
 	readAhead string // kernel read-ahead of the mount, set when root
 
+	// sharedWithMe names the virtual folder of items shared with the user
+	// (fs.Config.SharedWithMe); noSharedWithMe leaves it out.
+	sharedWithMe   string
+	noSharedWithMe bool
+
 	// Read from the above by resolve.
 	level          slog.Level
 	maxBytes       int64
@@ -112,6 +117,8 @@ func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	f.StringVar(&o.readAhead, "read-ahead", "4M", "kernel read-ahead of the mount, set when root (bytes, or with a K or M suffix; 0: the kernel's default)")
 	f.DurationVar(&o.pollInterval, "poll-interval", fs.DefaultPollInterval, "how often remote changes are polled for (negative: never)")
 	f.BoolVar(&o.readOnly, "read-only", false, "mount read-only")
+	f.StringVar(&o.sharedWithMe, "shared-with-me", "Shared with me", "`NAME` of the virtual read-only folder at the root listing what others shared with you and you did not add as a shortcut")
+	f.BoolVar(&o.noSharedWithMe, "no-shared-with-me", false, "leave the shared-with-me folder out")
 	f.BoolVar(&o.allowOther, "allow-other", false, "let other users into the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFile, "log-file", "", "append the log to `FILE` instead of stderr (with --daemon: instead of the system log)")
@@ -244,7 +251,8 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
 		// mount.
-		CopyJobsDir: filepath.Join(cdir, "copyjobs"),
+		CopyJobsDir:  filepath.Join(cdir, "copyjobs"),
+		SharedWithMe: o.sharedWithMe,
 	})
 	if err != nil {
 		return err

@@ -66,6 +66,10 @@ type mountEnv struct {
 	environ []string
 	// bin is the binary mount runs; "" → mountBinary.
 	bin string
+	// sharedWithMe keeps the virtual "Shared with me" folder at the root;
+	// other tests mount without it (--no-shared-with-me), so that the
+	// root holds exactly what the fake's drive does.
+	sharedWithMe bool
 }
 
 // mountLog collects a child process's output: a bytes.Buffer safe for a
@@ -114,11 +118,19 @@ func requireFUSE(t *testing.T) {
 	}
 }
 
+// mountDriveType, when set, is the fake's drive type for the mount tests
+// whose options do not name one: TestMountBusinessDrive runs existing
+// tests against a Business drive with it.
+var mountDriveType string
+
 // newMountEnv starts a fake drive and writes a sign-in for it; mount starts
 // the child.
 func newMountEnv(t *testing.T, opts graphtest.Options) *mountEnv {
 	t.Helper()
 	requireFUSE(t)
+	if opts.DriveType == "" {
+		opts.DriveType = mountDriveType
+	}
 	srv := graphtest.NewServer(opts)
 	t.Cleanup(func() { _ = srv.Close() })
 	base := t.TempDir()
@@ -140,8 +152,12 @@ func newMountEnv(t *testing.T, opts graphtest.Options) *mountEnv {
 func (env *mountEnv) mount(extra ...string) {
 	t := env.t
 	t.Helper()
-	args := append([]string{"mount", "--config-dir", env.cfg, "--cache-dir", env.cache,
-		"--poll-interval", "1s", "--log-level", "debug"}, extra...)
+	args := []string{"mount", "--config-dir", env.cfg, "--cache-dir", env.cache,
+		"--poll-interval", "1s", "--log-level", "debug"}
+	if !env.sharedWithMe {
+		args = append(args, "--no-shared-with-me")
+	}
+	args = append(args, extra...)
 	args = append(args, env.dir)
 	bin := env.bin
 	if bin == "" {

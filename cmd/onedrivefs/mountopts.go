@@ -24,7 +24,8 @@ import (
 const configFileName = "config.toml"
 
 // configKeys are the flags a config file may set.
-var configKeys = []string{"cache-dir", "cache-size", "read-ahead", "poll-interval", "read-only", "allow-other", "log-level", "log-file", "debug-fuse"}
+var configKeys = []string{"cache-dir", "cache-size", "read-ahead", "poll-interval", "read-only", "allow-other", "log-level", "log-file", "debug-fuse",
+	"shared-with-me", "no-shared-with-me"}
 
 // mountOptionFlags maps the -o options that carry a setting to their flags.
 var mountOptionFlags = map[string]string{
@@ -83,6 +84,12 @@ func (o *mountOptions) resolve(e *env, fset *pflag.FlagSet) error {
 	}
 	if o.readAheadBytes == 0 {
 		o.readAheadBytes = -1 // the kernel's default
+	}
+	if o.noSharedWithMe {
+		o.sharedWithMe = ""
+	}
+	if strings.ContainsAny(o.sharedWithMe, "/\x00") || o.sharedWithMe == "." || o.sharedWithMe == ".." {
+		return usagef("--shared-with-me %q: a folder name, without /", o.sharedWithMe)
 	}
 	if o.pollInterval == 0 {
 		return usagef("--poll-interval must not be 0 (use a negative value to disable polling)")

@@ -204,7 +204,7 @@ func TestDaemonReturnsOnceServing(t *testing.T) {
 	require.NoError(t, err)
 	logFile := filepath.Join(t.TempDir(), "mount.log")
 	cmd := exec.Command(mountBinary, "mount", env.dir, "--daemon", "--config-dir", env.cfg,
-		"--cache-dir", env.cache, "--log-file", logFile, "--log-level", "debug")
+		"--cache-dir", env.cache, "--log-file", logFile, "--log-level", "debug", "--no-shared-with-me")
 	var pid int
 	t.Cleanup(func() {
 		if pid > 0 {

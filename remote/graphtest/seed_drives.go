@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -89,4 +90,26 @@ func (s *Server) ItemByPathIn(driveID, path string) (ItemInfo, bool) {
 		return ItemInfo{}, false
 	}
 	return s.info(d, it), true
+}
+
+// ListIn is List in the drive driveID.
+func (s *Server) ListIn(driveID, path string) ([]ItemInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, err := s.driveByIDLocked(driveID)
+	if err != nil {
+		return nil, err
+	}
+	it, aerr := d.walk(d.Items[d.RootID], splitPath(path))
+	if aerr != nil {
+		return nil, fmt.Errorf("%s: %w", path, os.ErrNotExist)
+	}
+	if !it.Folder {
+		return nil, fmt.Errorf("%s: %w", path, errNotDir)
+	}
+	var out []ItemInfo
+	for _, c := range d.sortedChildren(it) {
+		out = append(out, s.info(d, c))
+	}
+	return out, nil
 }
