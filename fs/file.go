@@ -560,7 +560,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	if fl.committed {
 		if _, merr := f.staging.Modify(fl.staged.ID(), func(r *cache.Record) {
 			r.RemoteItemID, r.BaseETag, r.BaseCTag = got.ID, got.ETag, got.CTag
-			r.ParentID, r.Name = got.ParentID, got.Name
+			r.ParentID, r.Name, r.DriveID = got.ParentID, got.Name, f.itemDrive(got)
 			r.Unconfirmed = nil
 		}); merr != nil {
 			f.log.Warn("updating the journal after an upload failed", "name", got.Name, "err", merr)

@@ -301,3 +301,46 @@ func TestShareRevokedIsNoLongerPolled(t *testing.T) {
 	_, err = env.fs.readdir(ctx, proj)
 	assert.Error(t, err, "the folder is no longer readable")
 }
+
+// Content journaled for a shared folder that is then deleted by its owner
+// is never stuck in the journal: it goes to the user's own drive, under the
+// recovery folder with its path in the mount.
+func TestShareJournalIntoDeletedSharedFolderIsRecovered(t *testing.T) {
+	env := newShareEnv(t)
+	restore := env.uploadsFail()
+	env.writeFile(env.mustWalk("/Proj/sub"), "mine.txt", []byte("written into bob's folder"))
+	require.Len(t, env.fs.staging.Pending(), 1)
+	restore()
+	sub := env.bobFile("/Proj/sub")
+	require.NoError(t, env.fs.remote.OnDrive(env.bob.DriveID).Delete(context.Background(), sub.ID, ""))
+
+	next := env.newFS(Config{})
+	require.NoError(t, next.start(context.Background()))
+	assert.Empty(t, next.staging.Pending(), "nothing stays stuck")
+	got, err := env.srv.ReadFile("/" + recoveredFolder + "/Proj/sub/mine.txt")
+	require.NoError(t, err, "saved into the user's own drive")
+	assert.Equal(t, "written into bob's folder", string(got))
+}
+
+// The same when the share is revoked: the owner's folder still exists but
+// answers 403 (or 404) to the user; an edit of a file there is saved into
+// the user's own drive.
+func TestShareJournalAfterRevokeIsRecovered(t *testing.T) {
+	env := newShareEnv(t)
+	proj := env.mustWalk("/Proj")
+	_, err := env.fs.readdir(context.Background(), proj)
+	require.NoError(t, err)
+	restore := env.uploadsFail()
+	env.writeFile(proj, "a.txt", []byte("my edit of bob's file"))
+	require.Len(t, env.fs.staging.Pending(), 1)
+	restore()
+	require.NoError(t, env.srv.Revoke(env.shares["/Proj"].PermissionID))
+
+	next := env.newFS(Config{})
+	require.NoError(t, next.start(context.Background()))
+	assert.Empty(t, next.staging.Pending(), "nothing stays stuck")
+	got, err := env.srv.ReadFile("/" + recoveredFolder + "/Proj/a.txt")
+	require.NoError(t, err, "saved into the user's own drive")
+	assert.Equal(t, "my edit of bob's file", string(got))
+	assert.Equal(t, int64(len("from bob")), env.bobFile("/Proj/a.txt").Size, "bob's file untouched")
+}

@@ -146,6 +146,14 @@ func (f *FS) send(ctx context.Context, content io.ReaderAt, size int64, mtime ti
 				got, err = f.upload(ctx, t.driveID, req)
 			}
 		}
+		if t.driveID != "" && errors.Is(err, remote.ErrForbidden) {
+			// No longer writable in its share: sendNew finds the same and
+			// saves the content into the user's own drive.
+			t.itemID = ""
+			res, err := f.sendNew(ctx, req, t)
+			res.recreated = true
+			return res, err
+		}
 		if !errors.Is(err, remote.ErrNotFound) {
 			if err != nil {
 				return sendResult{}, err
@@ -201,6 +209,16 @@ func (f *FS) sendNew(ctx context.Context, req remote.UploadRequest, t sendTarget
 				return res, fmt.Errorf("the folder of %q is gone and could not be created again: %w", t.name, perr)
 			}
 			parentID, res.recreated, res.newParent = p.ID, true, p
+		case lostShare(err) && attempt == 0 && t.driveID != "":
+			// A folder of another drive is gone, or no longer shared with
+			// the user: nothing can be created there. The content goes to
+			// the user's own drive, under the recovery folder.
+			p, perr := f.recoverFromShare(ctx, t, err)
+			if perr != nil {
+				return res, perr
+			}
+			t.driveID = ""
+			parentID, res.recreated, res.newParent = p.ID, true, p
 		default:
 			return res, err
 		}
@@ -213,20 +231,51 @@ func (f *FS) sendConflict(ctx context.Context, req remote.UploadRequest, t sendT
 	req.ItemID, req.IfMatch = "", ""
 	req.ParentID, req.Name, req.Conflict = t.parentID, conflictName(t.name, f.now()), remote.ConflictRename
 	got, err := f.upload(ctx, t.driveID, req)
-	if errors.Is(err, remote.ErrNotFound) && t.driveID == "" {
+	var newParent *remote.Item
+	switch {
+	case errors.Is(err, remote.ErrNotFound) && t.driveID == "":
 		p, perr := f.recreateFolder(ctx, t.dirPath)
 		if perr != nil {
 			return sendResult{}, perr
 		}
 		req.ParentID = p.ID
 		got, err = f.upload(ctx, t.driveID, req)
+	case lostShare(err) && t.driveID != "":
+		p, perr := f.recoverFromShare(ctx, t, err)
+		if perr != nil {
+			return sendResult{}, perr
+		}
+		req.ParentID, newParent = p.ID, p
+		got, err = f.upload(ctx, "", req)
 	}
 	if err != nil {
 		return sendResult{}, err
 	}
 	f.log.Warn("file changed on OneDrive since it was changed here: kept the OneDrive version, saved the local one beside it",
 		"name", t.name, "saved_as", got.Name)
-	return sendResult{sent: got, conflict: true}, nil
+	return sendResult{sent: got, conflict: true, recreated: newParent != nil, newParent: newParent}, nil
+}
+
+// lostShare reports an answer that says a folder of another drive cannot
+// take the content any more: it is gone (404), or no longer shared with the
+// user, or shared read-only now (403).
+func lostShare(err error) bool {
+	return errors.Is(err, remote.ErrNotFound) || errors.Is(err, remote.ErrForbidden)
+}
+
+// recoverFromShare returns the folder of the user's own drive where content
+// meant for t's folder in another drive goes when that folder cannot take
+// it (why): /onedrivefs-recovered/ and the folder's path in the mount,
+// created as needed. It is logged.
+func (f *FS) recoverFromShare(ctx context.Context, t sendTarget, why error) (*remote.Item, error) {
+	rp := path.Join(recoveredFolder, t.dirPath)
+	f.log.Warn("a shared folder cannot take a file any more (gone, or no longer shared with you); saving it into your own drive",
+		"name", t.name, "path", "/"+t.dirPath, "recovery_path", "/"+rp, "err", why)
+	p, err := f.ensureFolderPath(ctx, rp)
+	if err != nil {
+		return nil, fmt.Errorf("the shared folder of %q cannot take it and the recovery folder could not be made: %w", t.name, err)
+	}
+	return p, nil
 }
 
 // timesRetryTimeout bounds the second try at setting an uploaded file's
