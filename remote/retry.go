@@ -193,12 +193,18 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if err := c.waitGate(ctx); err != nil {
 			return nil, err
 		}
+		if err := c.offlineCheck(ctx, r); err != nil {
+			return nil, err
+		}
 		attempts++
 		resp, err := c.send(ctx, r)
 		if err == nil && r.buffer && (r.raw || resp.StatusCode < 400) {
 			err = bufferBody(resp)
 		}
 		if err != nil {
+			if err := c.afterUnreachable(ctx, r, err); err != nil {
+				return nil, err
+			}
 			if err := c.afterNetError(ctx, r, attempts, err); err != nil {
 				return nil, err
 			}
