@@ -147,6 +147,8 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	f.bg.Go(f.pollLoop)
 	f.bg.Go(f.runWriteback)
 	f.bg.Go(f.runCopyJobs)
+	f.bg.Go(f.runProber)   // offline.go
+	f.bg.Go(f.restorePins) // pin.go
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
 }
@@ -201,6 +203,7 @@ func (m *Mounted) stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
 		m.f.flushAll(ctx)
 		m.f.bg.stop()
+		m.f.releasePins()
 		m.f.closeCopyJobs()
 		m.f.log.Info("unmounted", "dir", m.dir)
 	})

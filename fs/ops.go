@@ -37,6 +37,11 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	f.mu.Unlock()
 
 	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
+	if errors.Is(err, remote.ErrOffline) {
+		it, err = f.mkdirOffline(dir, parentID, name) // offline.go
+	} else if err == nil {
+		f.storePut(it)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +190,13 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		id = "" // its cached content stays for the copy's readers
 	case id != "":
 		err := f.remote.Delete(ctx, id, "")
-		if err != nil && !errors.Is(err, remote.ErrNotFound) {
+		if errors.Is(err, remote.ErrOffline) {
+			err = f.deleteOffline(c, id, c.item.Load().ETag) // offline.go
+		} else if err == nil || errors.Is(err, remote.ErrNotFound) {
+			err = nil
+			f.storeDelete(id)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -279,6 +290,11 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 
 	if id != "" && (upd.Name != "" || upd.ParentID != "") {
 		it, err := f.remote.Update(ctx, id, upd)
+		if errors.Is(err, remote.ErrOffline) {
+			it, err = f.moveOffline(src, upd) // offline.go
+		} else if err == nil {
+			f.storePut(it)
+		}
 		if err != nil {
 			return err
 		}

@@ -313,7 +313,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 		f.mu.Lock()
 		since := f.seq
 		f.mu.Unlock()
-		items, err := f.remote.Children(ctx, id)
+		items, _, err := f.children(ctx, id, force) // store.go
 		if err != nil {
 			return nil, err
 		}

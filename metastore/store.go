@@ -311,6 +311,20 @@ func (t *ReadTx) Value(key string) []byte {
 	return bytes.Clone(v)
 }
 
+// EachValue calls fn with every value whose key starts with prefix, in key
+// order, until fn returns an error, which EachValue returns. The key and
+// value are copies.
+func (t *ReadTx) EachValue(prefix string, fn func(key string, v []byte) error) error {
+	p := []byte(prefix)
+	c := t.tx.Bucket(bucketValues).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := fn(string(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Count is the number of items in the store. It reads every page of the
 // ids bucket, so its cost grows with the store: not for hot paths.
 func (t *ReadTx) Count() int { return t.tx.Bucket(bucketIDs).Stats().KeyN }

@@ -320,3 +320,25 @@ func TestReadersSeeWholeTransactions(t *testing.T) {
 	}
 	t.Logf("%d consistent reads during %d pages", reads, pages)
 }
+
+func TestEachValue(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		for _, k := range []string{"a/2", "a/1", "b/1", "a"} {
+			if err := tx.SetValue(k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	var got []string
+	require.NoError(t, s.View(func(tx *ReadTx) error {
+		return tx.EachValue("a/", func(k string, v []byte) error {
+			got = append(got, k+"="+string(v))
+			return nil
+		})
+	}))
+	require.Equal(t, []string{"a/1=va/1", "a/2=va/2"}, got)
+}

@@ -1,0 +1,369 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/onedrivefs/onedrivefs/metastore"
+	"github.com/onedrivefs/onedrivefs/remote"
+)
+
+// The persisted tree (Config.Store, a metastore.Store under the cache dir).
+// The entries in memory stay the working set; the store is the drive's tree
+// as this mount last knew it, on disk:
+//
+//   - written by every folder listing fetched from the service (the
+//     folder is then marked listed: its children in the store are complete),
+//     by every delta page (items and the delta link in one transaction, so
+//     they never disagree), by the items this mount changes, and by the
+//     changes made offline (offline.go) together with their journal records;
+//   - read at mount (the root, when the service is unreachable) and by
+//     listings: a listed folder is read from the store, without a request,
+//     while offline, and while the store is kept current by the delta poll
+//     (a positive poll interval and a saved delta link: then a remount shows
+//     the tree at once, and its first poll, made at once, catches up).
+//
+// Writes go through one writer goroutine (runStoreWriter) in the order they
+// were queued, several per transaction, so that no FS.mu holder waits for
+// the disk; the offline journal's callers wait for their write (it must be
+// on disk before the operation returns).
+
+// Keys of the store's values.
+const (
+	listedPrefix = "listed/" // listedPrefix + folder id: the folder's children are complete
+)
+
+// storeOp is one queued change of the store.
+type storeOp struct {
+	put []*remote.Item
+	del []string
+	// listing: the children of listDir as fetched when the delta
+	// generation was listGen; dropped if a delta page was written since
+	// (it could undo the page's newer news).
+	listDir  string
+	listing  []*remote.Item
+	listGen  uint64
+	isListed bool
+	// delta: a page of changes and (when not "") the delta link after it.
+	delta     []*remote.Item
+	deltaLink string
+	isDelta   bool
+	// reset empties the store (the service asked for a resync).
+	reset bool
+	// fn runs in the transaction (the offline journal's records).
+	fn func(tx *metastore.Tx) error
+	// done, when not nil, receives the outcome of the transaction.
+	done chan error
+}
+
+// storeWriter is the queue of store writes.
+type storeWriter struct {
+	mu    sync.Mutex
+	queue []*storeOp // GUARDED_BY(mu)
+	wake  chan struct{}
+	// gen counts delta pages written (see storeOp.listGen).
+	gen atomic.Uint64
+	// deltaLink is the delta link as last queued: the poll loop reads the
+	// next page from it (the store's copy may lag behind the queue).
+	deltaLink atomic.Pointer[string]
+	// trusted: listings may be read from the store while online (the
+	// delta poll keeps it current).
+	trusted atomic.Bool
+}
+
+// enqueue adds op to the store's queue. It never blocks, and may be called
+// under FS.mu.
+func (f *FS) enqueue(op *storeOp) {
+	if f.store == nil {
+		if op.done != nil {
+			op.done <- nil
+		}
+		return
+	}
+	w := &f.sw
+	w.mu.Lock()
+	w.queue = append(w.queue, op)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// storeWrite queues op and waits until it is on disk.
+func (f *FS) storeWrite(op *storeOp) error {
+	op.done = make(chan error, 1)
+	f.enqueue(op)
+	return <-op.done
+}
+
+// runStoreWriter writes queued ops until ctx ends, then writes what is
+// still queued.
+func (f *FS) runStoreWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			f.flushStore()
+			return
+		case <-f.sw.wake:
+		}
+		f.flushStore()
+	}
+}
+
+// flushStore writes every queued op, in one transaction.
+func (f *FS) flushStore() {
+	w := &f.sw
+	w.mu.Lock()
+	ops := w.queue
+	w.queue = nil
+	w.mu.Unlock()
+	if len(ops) == 0 {
+		return
+	}
+	err := f.store.Update(func(tx *metastore.Tx) error {
+		for _, op := range ops {
+			if err := f.applyStoreOp(tx, op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.log.Error("writing the local copy of the tree failed", "err", err)
+	}
+	for _, op := range ops {
+		if op.done != nil {
+			op.done <- err
+		}
+	}
+}
+
+// applyStoreOp applies one op in tx.
+func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
+	if op.reset {
+		if err := tx.Reset(); err != nil {
+			return err
+		}
+		var marks []string
+		if err := tx.EachValue(listedPrefix, func(k string, _ []byte) error {
+			marks = append(marks, k)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range marks {
+			if err := tx.SetValue(k, nil); err != nil {
+				return err
+			}
+		}
+	}
+	if op.isDelta {
+		f.sw.gen.Add(1)
+		for _, it := range op.delta {
+			var err error
+			if it.Deleted {
+				err = tx.Delete(it.ID)
+			} else {
+				err = tx.Put(it)
+			}
+			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
+				return err
+			}
+		}
+		if op.deltaLink != "" {
+			if err := tx.SetDeltaLink(op.deltaLink); err != nil {
+				return err
+			}
+		}
+	}
+	if op.isListed && op.listGen == f.sw.gen.Load() {
+		if err := replaceChildren(tx, op.listDir, op.listing); err != nil {
+			return err
+		}
+	}
+	for _, it := range op.put {
+		if err := tx.Put(it); err != nil {
+			return err
+		}
+	}
+	for _, id := range op.del {
+		if err := tx.Delete(id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+			return err
+		}
+	}
+	if op.fn != nil {
+		return op.fn(tx)
+	}
+	return nil
+}
+
+// replaceChildren makes items the children of dir in tx, and marks dir
+// listed.
+func replaceChildren(tx *metastore.Tx, dir string, items []*remote.Item) error {
+	keep := make(map[string]bool, len(items))
+	for _, it := range items {
+		keep[it.ID] = true
+	}
+	var gone []string
+	if err := tx.EachChild(dir, func(it *remote.Item) error {
+		if !keep[it.ID] {
+			gone = append(gone, it.ID)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, id := range gone {
+		if err := tx.Delete(id); err != nil && !errors.Is(err, metastore.ErrNotFound) {
+			return err
+		}
+	}
+	for _, it := range items {
+		if err := tx.Put(it); err != nil {
+			return err
+		}
+	}
+	return tx.SetValue(listedPrefix+dir, []byte{1})
+}
+
+// openStore reads what the mount needs of the store at start: the delta
+// link (the store is trusted for listings when the poll keeps it current)
+// and the offline journal's length.
+func (f *FS) openStore() error {
+	if f.store == nil {
+		return nil
+	}
+	var link string
+	var records int
+	err := f.store.View(func(tx *metastore.ReadTx) error {
+		link = tx.DeltaLink()
+		return tx.EachValue(offlinePrefix, func(string, []byte) error { records++; return nil })
+	})
+	if err != nil {
+		return err
+	}
+	if link != "" {
+		f.sw.deltaLink.Store(&link)
+	}
+	f.sw.trusted.Store(link != "" && f.poll > 0)
+	f.metaRecords.Store(int64(records))
+	return nil
+}
+
+// storedRoot returns the root folder as the store holds it.
+func (f *FS) storedRoot() (*remote.Item, error) {
+	if f.store == nil {
+		return nil, metastore.ErrNotFound
+	}
+	var it *remote.Item
+	err := f.store.View(func(tx *metastore.ReadTx) error {
+		id := tx.RootID()
+		if id == "" {
+			return metastore.ErrNotFound
+		}
+		var err error
+		it, err = tx.Item(id)
+		return err
+	})
+	return it, err
+}
+
+// storedChildren returns the children of folder id from the store, when it
+// holds them all (the folder was listed).
+func (f *FS) storedChildren(id string) ([]*remote.Item, bool) {
+	if f.store == nil {
+		return nil, false
+	}
+	var items []*remote.Item
+	listed := false
+	err := f.store.View(func(tx *metastore.ReadTx) error {
+		if tx.Value(listedPrefix+id) == nil {
+			return nil
+		}
+		listed = true
+		return tx.EachChild(id, func(it *remote.Item) error {
+			items = append(items, it)
+			return nil
+		})
+	})
+	if err != nil {
+		f.log.Warn("reading a folder from the local copy of the tree failed", "err", err)
+		return nil, false
+	}
+	return items, listed
+}
+
+// children returns the children of folder id: from the store when it may
+// answer (a folder made offline, the service unreachable, or the store
+// kept current by the poll and not force), else from the service (and
+// stored). fromStore says where they came from.
+func (f *FS) children(ctx context.Context, id string, force bool) (items []*remote.Item, fromStore bool, err error) {
+	if isLocalID(id) || (!force && f.sw.trusted.Load()) || f.isOffline() {
+		if items, ok := f.storedChildren(id); ok {
+			return items, true, nil
+		}
+	}
+	gen := f.sw.gen.Load()
+	items, err = f.remote.Children(ctx, id)
+	if errors.Is(err, remote.ErrOffline) {
+		if stored, ok := f.storedChildren(id); ok {
+			return stored, true, nil
+		}
+		return nil, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	f.enqueue(&storeOp{isListed: true, listDir: id, listing: items, listGen: gen})
+	return items, false, nil
+}
+
+// loadDeltaLink returns the delta link the next poll starts from.
+func (f *FS) loadDeltaLink() (string, bool) {
+	if f.store == nil {
+		return f.state.Load(deltaLinkKey)
+	}
+	if p := f.sw.deltaLink.Load(); p != nil {
+		return *p, true
+	}
+	return "", false
+}
+
+// saveDeltaPage records a delta page's items and the link after it. reset
+// empties the store first (a resync).
+func (f *FS) saveDeltaPage(items []*remote.Item, link string, reset bool) error {
+	if f.store == nil {
+		return f.state.Save(deltaLinkKey, link)
+	}
+	f.sw.deltaLink.Store(&link)
+	f.enqueue(&storeOp{isDelta: true, delta: items, deltaLink: link, reset: reset})
+	f.sw.trusted.Store(f.poll > 0)
+	return nil
+}
+
+// storePut queues items this mount changed (the service's answers). May be
+// called under FS.mu.
+func (f *FS) storePut(items ...*remote.Item) {
+	if f.store != nil && len(items) > 0 {
+		f.enqueue(&storeOp{put: items})
+	}
+}
+
+// storeDelete queues the removal of an item this mount deleted. May be
+// called under FS.mu.
+func (f *FS) storeDelete(id string) {
+	if f.store != nil && id != "" {
+		f.enqueue(&storeOp{del: []string{id}})
+	}
+}
+
+// localIDPrefix starts the ids of folders made while offline, until the
+// offline journal's replay creates them and binds them to the service's ids.
+const localIDPrefix = "local-"
+
+// isLocalID reports whether id is the id of a folder made offline.
+func isLocalID(id string) bool { return strings.HasPrefix(id, localIDPrefix) }
