@@ -39,8 +39,6 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	it, err := f.remote.CreateFolder(ctx, parentID, name, remote.ConflictFail)
 	if errors.Is(err, remote.ErrOffline) {
 		it, err = f.mkdirOffline(dir, parentID, name) // offline.go
-	} else if err == nil {
-		f.storePut(it)
 	}
 	if err != nil {
 		return nil, err
@@ -292,8 +290,6 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 		it, err := f.remote.Update(ctx, id, upd)
 		if errors.Is(err, remote.ErrOffline) {
 			it, err = f.moveOffline(src, upd) // offline.go
-		} else if err == nil {
-			f.storePut(it)
 		}
 		if err != nil {
 			return err

@@ -97,7 +97,14 @@ func (f *FS) enqueue(op *storeOp) {
 func (f *FS) storeWrite(op *storeOp) error {
 	op.done = make(chan error, 1)
 	f.enqueue(op)
-	return <-op.done
+	select {
+	case err := <-op.done:
+		return err
+	case <-f.bg.ctx.Done():
+		// The writer is stopping (unmount): write the queue here.
+		f.flushStore()
+		return <-op.done
+	}
 }
 
 // runStoreWriter writes queued ops until ctx ends, then writes what is
@@ -186,6 +193,9 @@ func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
 		}
 	}
 	for _, it := range op.put {
+		if cur, err := tx.Item(it.ID); err == nil && cur.Modified.After(it.Modified) {
+			continue // a delta page already stored a newer version
+		}
 		if err := tx.Put(it); err != nil {
 			return err
 		}
@@ -340,7 +350,18 @@ func (f *FS) saveDeltaPage(items []*remote.Item, link string, reset bool) error 
 		return f.state.Save(deltaLinkKey, link)
 	}
 	f.sw.deltaLink.Store(&link)
-	f.enqueue(&storeOp{isDelta: true, delta: items, deltaLink: link, reset: reset})
+	op := &storeOp{isDelta: true, delta: items, deltaLink: link, reset: reset}
+	if reset {
+		// The root stays known, for a mount that starts offline.
+		f.mu.Lock()
+		if f.root != nil {
+			if it := f.root.item.Load(); it != nil {
+				op.put = append(op.put, it)
+			}
+		}
+		f.mu.Unlock()
+	}
+	f.enqueue(op)
 	f.sw.trusted.Store(f.poll > 0)
 	return nil
 }

@@ -123,6 +123,7 @@ func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
+	f.storePut(slimItem(it)) // store.go: queued, no I/O here
 	return e
 }
 
@@ -228,6 +229,7 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
+	f.storePut(slimItem(it)) // store.go: queued, no I/O here
 	if p := e.parent; p != nil && !e.removed {
 		k := foldName(e.name)
 		if p.local[k] == e {

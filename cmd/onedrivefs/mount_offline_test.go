@@ -257,3 +257,28 @@ func TestOfflinePinnedFolder(t *testing.T) {
 	env.readOfflineFails("docs/b.txt")
 	env.setNetwork(graphtest.NetworkUp)
 }
+
+// Must show: a remount shows the tree from the store at once, with no
+// children request, then catches up with what changed while unmounted
+// through the delta poll it makes at once.
+func TestStoreRemountListsNothing(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.seedOffline()
+	env.mount("--poll-interval", "1h") // only the mount's own first poll
+	before := env.sh("ls -R .")
+	env.unmount()
+	_, err := env.srv.PutFile("/docs/while-unmounted.txt", []byte("x"), time.Time{})
+	require.NoError(t, err)
+
+	env.srv.ResetStats()
+	env.mount("--poll-interval", "1h")
+	after := env.sh("ls -R .")
+	for _, l := range lines(before) {
+		assert.Contains(t, after, l, "the tree as it was stored")
+	}
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(env.sh("ls docs"), "while-unmounted.txt") },
+		"the first poll catches up with the change made while unmounted")
+	st := env.srv.Stats()
+	assert.Zero(t, st.Requests["children.list"], "no folder listed again: %v", st.Requests)
+	assert.Equal(t, int64(1), st.Requests["delta"], "one delta call: %v", st.Requests)
+}
