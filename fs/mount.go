@@ -91,6 +91,7 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	if err := f.initDelta(ctx); err != nil {
 		f.log.Warn("reading the delta link failed; remote changes are picked up on the next poll", "err", err)
 	}
+	f.catchUp(ctx) // store.go
 	f.mountDir = filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		f.mountDir = real

@@ -33,18 +33,12 @@ func (f *FS) pollLoop(ctx context.Context) {
 	}
 	t := time.NewTicker(f.poll)
 	defer t.Stop()
-	// With a persisted tree, the mount served it at once: the first poll
-	// catches up at once too.
-	first := f.store != nil
 	for round := 1; ; round++ {
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		first = false
 		if f.isOffline() {
 			continue // the prober polls once the service is back (offline.go)
 		}

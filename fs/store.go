@@ -61,7 +61,9 @@ type storeOp struct {
 
 // storeWriter is the queue of store writes.
 type storeWriter struct {
-	mu    sync.Mutex
+	// flushMu is held while a batch is taken from the queue and written.
+	flushMu sync.Mutex
+	mu      sync.Mutex
 	queue []*storeOp // GUARDED_BY(mu)
 	wake  chan struct{}
 	// gen counts delta pages written (see storeOp.listGen).
@@ -121,9 +123,13 @@ func (f *FS) runStoreWriter(ctx context.Context) {
 	}
 }
 
-// flushStore writes every queued op, in one transaction.
+// flushStore writes every queued op, in one transaction. Flushes are
+// serialised (flushMu), so ops reach the disk in the order they were
+// queued whoever flushes them.
 func (f *FS) flushStore() {
 	w := &f.sw
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	ops := w.queue
 	w.queue = nil
@@ -288,6 +294,13 @@ func (f *FS) storedChildren(id string) ([]*remote.Item, bool) {
 	if f.store == nil {
 		return nil, false
 	}
+	// Read this mount's own writes: what is queued goes to disk first.
+	f.sw.mu.Lock()
+	queued := len(f.sw.queue) > 0
+	f.sw.mu.Unlock()
+	if queued {
+		f.flushStore()
+	}
 	var items []*remote.Item
 	listed := false
 	err := f.store.View(func(tx *metastore.ReadTx) error {
@@ -330,6 +343,20 @@ func (f *FS) children(ctx context.Context, id string, force bool) (items []*remo
 	}
 	f.enqueue(&storeOp{isListed: true, listDir: id, listing: items, listGen: gen})
 	return items, false, nil
+}
+
+// catchUp brings a tree served from the store up to date before the mount
+// appears: one delta call from the saved link (nothing when offline, or
+// when listings are not served from the store).
+func (f *FS) catchUp(ctx context.Context) {
+	if f.store == nil || !f.sw.trusted.Load() || f.isOffline() {
+		return
+	}
+	err := f.pollOnce(ctx)
+	f.notePoll(ctx, err)
+	if err != nil {
+		f.log.Warn("catching up with the changes made while unmounted failed; the next poll tries again", "err", err)
+	}
 }
 
 // loadDeltaLink returns the delta link the next poll starts from.
