@@ -65,6 +65,10 @@ type Config struct {
 	// read from it, and changes made offline are journaled in it
 	// (offline.go); nil keeps the tree in memory only.
 	Store *metastore.Store
+	// SyncTree fills an empty store with the whole drive in the background,
+	// by one paged delta enumeration (fullsync.go); otherwise folders are
+	// stored as they are listed.
+	SyncTree bool
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -143,8 +147,9 @@ type FS struct {
 	copyDests map[string]struct{}
 
 	// store is Config.Store; sw queues its writes (store.go).
-	store *metastore.Store
-	sw    storeWriter
+	store    *metastore.Store
+	syncTree bool
+	sw       storeWriter
 	// metaRecords counts the offline journal's records; offlineSeq is the
 	// last record's number (used by the store's writer only).
 	metaRecords atomic.Int64
@@ -192,6 +197,7 @@ func New(cfg Config) (*FS, error) {
 		nextIno:     rootIno + 1,
 		copyJobsDir: cfg.CopyJobsDir,
 		store:       cfg.Store,
+		syncTree:    cfg.SyncTree,
 	}
 	f.sw.wake = make(chan struct{}, 1)
 	if f.log == nil {

@@ -150,6 +150,9 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	f.bg.Go(f.runCopyJobs)
 	f.bg.Go(f.runProber)   // offline.go
 	f.bg.Go(f.restorePins) // pin.go
+	if f.syncTree {
+		f.bg.Go(f.fullSync) // fullsync.go
+	}
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
 }

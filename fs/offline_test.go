@@ -122,3 +122,33 @@ func TestStoreServesListings(t *testing.T) {
 	env2.fs.listings.InvalidateAll()
 	env2.mustWalk("/d/f.txt")
 }
+
+// The full sync stores the whole drive with delta pages, no folder listed
+// one by one; then every folder reads from the store, even offline.
+func TestFullSyncStoresTree(t *testing.T) {
+	env := &testEnv{t: t, srv: graphtest.NewServer(graphtest.Options{}), cache: t.TempDir()}
+	t.Cleanup(func() { _ = env.srv.Close() })
+	require.NoError(t, env.srv.Generate(graphtest.GenerateSpec{Folders: 20, FilesPerFolder: 30}))
+	f := env.newStoreFS(time.Hour)
+	env.fs = f
+	env.srv.ResetStats()
+	f.fullSync(context.Background())
+	st := env.srv.Stats()
+	assert.Zero(t, st.Requests["children.list"])
+	assert.Positive(t, st.Requests["delta"])
+	t.Logf("full sync of %d items: %v", 20*31, st.Requests)
+
+	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
+	f.remote.Link().MarkOffline(time.Now(), nil)
+	files := 0
+	root, err := f.readdir(context.Background(), f.root)
+	require.NoError(t, err)
+	for _, d := range root {
+		dir := env.mustWalk("/" + d.name)
+		names, err := f.readdir(context.Background(), dir)
+		require.NoError(t, err, "%s offline", d.name)
+		files += len(names)
+	}
+	assert.Len(t, root, 20)
+	assert.Equal(t, 20*30, files, "every file, offline, from the store")
+}

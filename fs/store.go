@@ -175,7 +175,9 @@ func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
 		}
 	}
 	if op.isDelta {
-		f.sw.gen.Add(1)
+		if len(op.delta) > 0 || op.reset {
+			f.sw.gen.Add(1)
+		}
 		for _, it := range op.delta {
 			var err error
 			if it.Deleted {

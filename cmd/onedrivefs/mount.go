@@ -80,6 +80,7 @@ type mountOptions struct {
 	readOnly, allowOther bool
 	logLevel, logFile    string
 	debugFuse, daemon    bool
+	syncTree             bool
 	options              []string // -o, comma-separated lists
 
 	readAhead string // kernel read-ahead of the mount, set when root
@@ -117,6 +118,7 @@ func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFile, "log-file", "", "append the log to `FILE` instead of stderr (with --daemon: instead of the system log)")
 	f.BoolVar(&o.debugFuse, "debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
+	f.BoolVar(&o.syncTree, "sync-tree", false, "store the whole drive's tree at the first mount (one paged delta enumeration in the background), so all of it is browsable offline")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run in the background; return once the mount serves (exit 0) or failed")
 	f.StringArrayVarP(&o.options, "options", "o", nil, "mount `OPTIONS`, comma-separated, as mount(8) passes them (see above)")
 	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
@@ -249,7 +251,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 		fmt.Fprintf(e.stderr, "onedrivefs: OneDrive is unreachable: starting offline from the local copy of the tree; changes are journaled and sent when it is back\n")
 	}
 	fsys, err := fs.New(fs.Config{
-		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store,
+		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store, SyncTree: o.syncTree,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
