@@ -64,8 +64,8 @@ type storeWriter struct {
 	// flushMu is held while a batch is taken from the queue and written.
 	flushMu sync.Mutex
 	mu      sync.Mutex
-	queue []*storeOp // GUARDED_BY(mu)
-	wake  chan struct{}
+	queue   []*storeOp // GUARDED_BY(mu)
+	wake    chan struct{}
 	// gen counts delta pages written (see storeOp.listGen).
 	gen atomic.Uint64
 	// deltaLink is the delta link as last queued: the poll loop reads the
