@@ -422,7 +422,9 @@ func (f *FS) backOnline(ctx context.Context) {
 	if sent := before - left; sent > 0 {
 		n += sent
 	}
-	if err := f.pollOnce(ctx); err != nil && ctx.Err() == nil {
+	err = f.pollOnce(ctx)
+	f.notePoll(ctx, err) // status.go: the status says online again
+	if err != nil && ctx.Err() == nil {
 		f.log.Warn("catching up with remote changes failed", "err", err)
 	}
 	f.log.Info(fmt.Sprintf("back online, %d changes sent", n), "left", left+int(f.metaRecords.Load()))

@@ -78,6 +78,31 @@ func BenchmarkScaleMount(b *testing.B) {
 		b.ReportMetric(float64(st.Requests["children.list"]), "store-walk-children-requests")
 		b.ReportMetric(float64(hwm)/(1<<20), "daemon-peak-RSS-MiB")
 		env.unmount()
+
+		// The first sync by delta (--sync-tree), on a new cache dir.
+		env.cache = b.TempDir()
+		env.srv.ResetStats()
+		start = time.Now()
+		env.mount("--poll-interval", "30s", "--sync-tree")
+		eventually(b, 30*time.Minute, func() bool { return strings.Contains(env.stderr.String(), "the whole tree is stored") },
+			"the full sync ends")
+		sync := time.Since(start)
+		st = env.srv.Stats()
+		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("first sync by delta (--sync-tree): %s; %d requests (%d delta pages, %d children listings); daemon RSS %s, peak %s",
+			sync.Round(time.Millisecond), st.RequestsTotal, st.Requests["delta"], st.Requests["children.list"], mib(rss), mib(hwm))
+		b.ReportMetric(sync.Seconds(), "delta-sync-s")
+		b.ReportMetric(float64(st.RequestsTotal), "delta-sync-requests")
+		env.srv.ResetStats()
+		start = time.Now()
+		n = countLines(env.sh("find . | wc -l"))
+		walk = time.Since(start)
+		st = env.srv.Stats()
+		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("walk after the delta sync: %d entries in %s; %d children listings; daemon RSS %s, peak %s",
+			n, walk.Round(time.Millisecond), st.Requests["children.list"], mib(rss), mib(hwm))
+		env.unmount()
+		b.Logf("store after the delta sync: %s on disk", mib(fileSize(b, filepath.Join(env.cache, "tree.db"))))
 	}
 }
 
