@@ -42,10 +42,12 @@ const (
 	boundPrefix   = "offline-id/" // boundPrefix + local id → the service's id
 )
 
-// Prober back-off bounds.
+// Prober back-off bounds, and how long a request may wait for its reply
+// before the prober checks that the service answers at all.
 const (
-	probeMin = time.Second
-	probeMax = 10 * time.Second
+	probeMin   = time.Second
+	probeMax   = 10 * time.Second
+	staleAfter = 5 * time.Second
 )
 
 // offlineRecord is one metadata change made offline.
@@ -384,6 +386,9 @@ func (f *FS) bindLocalFolder(localID string, it *remote.Item) {
 // replays the offline journal, sends the content journal and polls.
 func (f *FS) runProber(ctx context.Context) {
 	link := f.remote.Link()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastCheck time.Time
 	for {
 		changed := link.Changed()
 		st := link.State()
@@ -392,8 +397,16 @@ func (f *FS) runProber(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-changed:
-				continue
+			case now := <-tick.C:
+				// A request waiting long for its reply: is the service
+				// still answering at all (a network that swallows packets
+				// refuses no connection)?
+				if link.Stale(now.Add(-staleAfter)) && now.Sub(lastCheck) >= staleAfter {
+					lastCheck = now
+					_ = f.remote.CheckReachable(ctx)
+				}
 			}
+			continue
 		}
 		f.log.Warn(fmt.Sprintf("offline since %s: OneDrive is unreachable; the tree and cached files stay readable, changes are journaled",
 			st.Since.Format(time.RFC3339)), "cause", st.Cause)

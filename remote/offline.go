@@ -37,6 +37,57 @@ type Link struct {
 	since   time.Time // GUARDED_BY(mu): when it went down
 	cause   string    // GUARDED_BY(mu): the error that took it down
 	changed chan struct{}
+	// waiting are the requests sent and not yet answered (no reply
+	// header), by number: a service that accepts connections and answers
+	// nothing is found by their age (Stale, CheckReachable), and they are
+	// cancelled when the link goes down. GUARDED_BY(mu)
+	waiting map[uint64]waitingRequest
+	nextID  uint64 // GUARDED_BY(mu)
+}
+
+// waitingRequest is a request waiting for its reply's header.
+type waitingRequest struct {
+	sent   time.Time
+	cancel context.CancelCauseFunc
+}
+
+// track records a request sent at t; untrack forgets it once answered.
+func (l *Link) track(t time.Time, cancel context.CancelCauseFunc) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting == nil {
+		l.waiting = map[uint64]waitingRequest{}
+	}
+	l.nextID++
+	l.waiting[l.nextID] = waitingRequest{sent: t, cancel: cancel}
+	return l.nextID
+}
+
+func (l *Link) untrack(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.waiting, id)
+}
+
+// Stale reports whether a request has waited for its reply since before t.
+func (l *Link) Stale(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.waiting {
+		if w.sent.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// cancelWaitingLocked cancels every waiting request with ErrOffline.
+// Requires l.mu.
+func (l *Link) cancelWaitingLocked() {
+	for id, w := range l.waiting {
+		w.cancel(ErrOffline)
+		delete(l.waiting, id)
+	}
 }
 
 // LinkState is a snapshot of a Link.
@@ -74,6 +125,7 @@ func (l *Link) set(down bool, now time.Time, cause string) bool {
 	l.down, l.since, l.cause = down, time.Time{}, ""
 	if down {
 		l.since, l.cause = now, cause
+		l.cancelWaitingLocked()
 	}
 	if l.changed != nil {
 		close(l.changed)
@@ -104,7 +156,8 @@ type probeKey struct{}
 // brings the link up when it answers (any reply of the service counts:
 // it is reachable). It returns nil when the link is up afterwards.
 func (c *Client) Probe(ctx context.Context) error {
-	ctx = context.WithValue(ctx, probeKey{}, true)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
+	defer cancel()
 	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
 	resp, err := c.do(ctx, r)
 	var re *Error
@@ -118,6 +171,35 @@ func (c *Client) Probe(ctx context.Context) error {
 		c.log.Info("the service is reachable again")
 	}
 	return nil
+}
+
+// probeTimeout bounds a probe's wait for an answer.
+const probeTimeout = 3 * time.Second
+
+// CheckReachable asks the service for the drive, bounded by a few seconds,
+// and takes the link down (cancelling the requests waiting for replies)
+// when it gets no answer: for a service that accepts connections and
+// answers nothing, which no connection error reveals. The owner calls it
+// when Stale says a request waits too long.
+func (c *Client) CheckReachable(ctx context.Context) error {
+	if !c.detectOffline || c.link.State().Offline {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
+	defer cancel()
+	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
+	resp, err := c.send(pctx, r)
+	if err == nil {
+		drain(resp)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if c.link.set(true, c.now(), "no answer: "+err.Error()) {
+		c.log.Warn("the service does not answer; going offline", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrOffline, err)
 }
 
 // offlineCheck returns ErrOffline for a request made while the link is
@@ -136,6 +218,9 @@ func (c *Client) offlineCheck(ctx context.Context, r *request) error {
 // not be opened, and returns the error the request ends with; nil when err
 // is not such a failure (the retry loop decides).
 func (c *Client) afterUnreachable(ctx context.Context, r *request, err error) error {
+	if errors.Is(err, ErrOffline) {
+		return err // cancelled as the link went down (sendTracked)
+	}
 	if !c.detectOffline || ctx.Err() != nil || !neverSent(err) || !transientNetError(err) {
 		return nil
 	}
@@ -143,6 +228,28 @@ func (c *Client) afterUnreachable(ctx context.Context, r *request, err error) er
 		c.log.Warn("the service is unreachable; going offline", "op", r.op, "err", err)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrOffline, r.op, err)
+}
+
+// sendTracked is send for a client that detects offline: the request is
+// tracked until its reply's header arrives, and cancelled with ErrOffline
+// if the link goes down meanwhile.
+func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, error) {
+	if !c.detectOffline || ctx.Value(probeKey{}) != nil {
+		return c.send(ctx, r)
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	id := c.link.track(c.now(), cancel)
+	resp, err := c.send(rctx, r)
+	c.link.untrack(id)
+	if err != nil {
+		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: %s: no answer: %w", ErrOffline, r.op, err)
+		}
+		cancel(nil)
+	}
+	// On success rctx must live on: the body is read under it. It ends
+	// with ctx.
+	return resp, err
 }
 
 // offlineTransport returns net/http's default transport with a short

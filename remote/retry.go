@@ -197,7 +197,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			return nil, err
 		}
 		attempts++
-		resp, err := c.send(ctx, r)
+		resp, err := c.sendTracked(ctx, r) // offline.go
 		if err == nil && r.buffer && (r.raw || resp.StatusCode < 400) {
 			err = bufferBody(resp)
 		}

@@ -282,3 +282,27 @@ func TestStoreRemountListsNothing(t *testing.T) {
 	assert.Zero(t, st.Requests["children.list"], "no folder listed again: %v", st.Requests)
 	assert.Equal(t, int64(1), st.Requests["delta"], "one delta call: %v", st.Requests)
 }
+
+// A network that swallows packets (the fake accepts connections and answers
+// nothing) is found by the age of the waiting requests: the first call
+// fails after a few seconds, the mount goes offline, later calls fail or
+// are journaled at once, and everything is sent once the network is back.
+func TestOfflineBlackhole(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.seedOffline()
+	env.mount()
+	env.sh("ls -R . >/dev/null; cat docs/a.txt >/dev/null")
+
+	env.setNetwork(graphtest.NetworkBlackhole)
+	start := time.Now()
+	_, err := os.ReadFile(env.path("other/u.txt"))
+	t.Logf("measured: the first read into a silent network failed after %v", time.Since(start))
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.EIO), "EIO, not %v", err)
+	eventually(t, 5*time.Second, func() bool { return env.mountStatus().Offline }, "the offline state is detected")
+	require.NoError(t, os.Mkdir(env.path("docs/made-in-the-dark"), 0o755))
+	require.NoError(t, os.WriteFile(env.path("docs/made-in-the-dark/f.txt"), []byte("dark\n"), 0o644))
+
+	env.setNetwork(graphtest.NetworkUp)
+	env.requireOnService(map[string]string{"/docs/made-in-the-dark": "", "/docs/made-in-the-dark/f.txt": "dark\n"}, nil)
+}

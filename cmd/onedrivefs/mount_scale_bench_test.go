@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,10 +39,10 @@ func BenchmarkScaleMount(b *testing.B) {
 	b.Logf("generated %s (%d items) in %s", spec, spec.Items(), time.Since(start).Round(time.Millisecond))
 
 	for b.Loop() {
-		env.mount("--poll-interval", "30s")
+		env.mount("--poll-interval", "30s", "--log-level", "info")
 		env.srv.ResetStats()
 		start := time.Now()
-		n := countLines(env.sh("find . | wc -l"))
+		n := countLines(benchSh(b, env, "find . | wc -l"))
 		walk := time.Since(start)
 		st := env.srv.Stats()
 		rss, hwm := daemonMemory(b, env.cmd.Process.Pid)
@@ -56,9 +57,9 @@ func BenchmarkScaleMount(b *testing.B) {
 
 		env.srv.ResetStats()
 		start = time.Now()
-		env.mount("--poll-interval", "30s")
+		env.mount("--poll-interval", "30s", "--log-level", "info")
 		mounted := time.Since(start)
-		names := countLines(env.sh("ls"))
+		names := countLines(benchSh(b, env, "ls"))
 		firstLs := time.Since(start)
 		st = env.srv.Stats()
 		b.Logf("remount: mounted after %s, first ls of the root (%d names) after %s; %d children listings, %d requests in all (%v)",
@@ -68,7 +69,7 @@ func BenchmarkScaleMount(b *testing.B) {
 
 		env.srv.ResetStats()
 		start = time.Now()
-		n = countLines(env.sh("find . | wc -l"))
+		n = countLines(benchSh(b, env, "find . | wc -l"))
 		walk = time.Since(start)
 		st = env.srv.Stats()
 		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
@@ -83,7 +84,7 @@ func BenchmarkScaleMount(b *testing.B) {
 		env.cache = b.TempDir()
 		env.srv.ResetStats()
 		start = time.Now()
-		env.mount("--poll-interval", "30s", "--sync-tree")
+		env.mount("--poll-interval", "30s", "--log-level", "info", "--sync-tree")
 		eventually(b, 30*time.Minute, func() bool { return strings.Contains(env.stderr.String(), "the whole tree is stored") },
 			"the full sync ends")
 		sync := time.Since(start)
@@ -95,7 +96,7 @@ func BenchmarkScaleMount(b *testing.B) {
 		b.ReportMetric(float64(st.RequestsTotal), "delta-sync-requests")
 		env.srv.ResetStats()
 		start = time.Now()
-		n = countLines(env.sh("find . | wc -l"))
+		n = countLines(benchSh(b, env, "find . | wc -l"))
 		walk = time.Since(start)
 		st = env.srv.Stats()
 		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
@@ -104,6 +105,19 @@ func BenchmarkScaleMount(b *testing.B) {
 		env.unmount()
 		b.Logf("store after the delta sync: %s on disk", mib(fileSize(b, filepath.Join(env.cache, "tree.db"))))
 	}
+}
+
+// benchSh runs a shell command in the mount, with no time bound (a walk
+// of a million items takes minutes).
+func benchSh(b *testing.B, env *mountEnv, script string) string {
+	b.Helper()
+	cmd := exec.Command("bash", "-ec", script)
+	cmd.Dir = env.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	return string(out)
 }
 
 func countLines(s string) int {
