@@ -69,3 +69,35 @@ func TestIntegrationOfflineDetectionOff(t *testing.T) {
 	assert.NotErrorIs(t, err, remote.ErrOffline)
 	assert.False(t, c.Link().State().Offline)
 }
+
+// A service that accepts connections and answers nothing: a waiting request
+// shows as stale; CheckReachable gets no answer, takes the link down and
+// cancels the waiting request with ErrOffline.
+func TestIntegrationOfflineSilentService(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkBlackhole))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Root(ctx)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return c.Link().Stale(time.Now()) }, 5*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, c.CheckReachable(ctx), remote.ErrOffline)
+	assert.True(t, c.Link().State().Offline)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, remote.ErrOffline)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting request was not cancelled")
+	}
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkUp))
+	require.NoError(t, c.Probe(ctx))
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
+}
