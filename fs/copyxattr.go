@@ -63,6 +63,10 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	}
 	monitor, err := f.startCopy(ctx, it.ID, remote.CopyRequest{
 		DestParentID: parentID, Name: name, Conflict: remote.ConflictFail})
+	if errors.Is(err, remote.ErrOffline) {
+		f.releaseDest(parentID, name)
+		return f.copyOffline(it, srcPath, parentID, name, dstPath) // offline.go
+	}
 	if err != nil {
 		f.releaseDest(parentID, name)
 		return err

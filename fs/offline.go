@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
+	"github.com/onedrivefs/onedrivefs/copyjob"
 	"github.com/onedrivefs/onedrivefs/metastore"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
@@ -53,7 +54,7 @@ const (
 // offlineRecord is one metadata change made offline.
 type offlineRecord struct {
 	Seq uint64 `json:"seq"`
-	// Op is "mkdir", "move" or "delete".
+	// Op is "mkdir", "move", "delete" or "copy".
 	Op string `json:"op"`
 	// ID is the item (for mkdir, the folder's local id).
 	ID string `json:"id"`
@@ -64,8 +65,12 @@ type offlineRecord struct {
 	// changed on the service since).
 	ETag string `json:"eTag,omitempty"`
 	// Path names the item in log lines.
-	Path string    `json:"path,omitempty"`
-	Time time.Time `json:"time"`
+	Path string `json:"path,omitempty"`
+	// A copy's destination path, and the source's size and kind.
+	DestPath string    `json:"destPath,omitempty"`
+	Size     int64     `json:"size,omitempty"`
+	Folder   bool      `json:"folder,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // isOffline reports whether the service is known to be unreachable.
@@ -149,6 +154,15 @@ func (f *FS) deleteOffline(e *entry, id, etag string) error {
 	path := f.pathOfFSLocked(e)
 	f.mu.Unlock()
 	return f.journalOffline(offlineRecord{Op: "delete", ID: id, ETag: etag, Path: path}, nil, []string{id}, "")
+}
+
+// copyOffline journals a server-side copy (the xattr trigger) asked for
+// while offline: it is started when the service is back, in order with the
+// other offline changes, from the version the source had then.
+func (f *FS) copyOffline(src *remote.Item, srcPath, parentID, name, dstPath string) error {
+	rec := offlineRecord{Op: "copy", ID: src.ID, ParentID: parentID, Name: name, Path: srcPath,
+		DestPath: dstPath, Size: src.Size, Folder: src.IsFolder || src.IsRoot}
+	return f.journalOffline(rec, nil, nil, "")
 }
 
 // newLocalID returns a fresh local id for a folder made offline.
@@ -317,6 +331,22 @@ func (f *FS) replayRecordOffline(ctx context.Context, r offlineRecord, resolve f
 			return err
 		}
 		f.log.Info("sent a deletion made offline", "path", r.Path)
+		return nil
+	case "copy":
+		src, parent := resolve(r.ID), resolve(r.ParentID)
+		if isLocalID(src) || isLocalID(parent) || f.copies == nil {
+			return nil
+		}
+		monitor, err := f.startCopy(ctx, src, remote.CopyRequest{DestParentID: parent, Name: r.Name, Conflict: remote.ConflictFail})
+		if err != nil {
+			return err
+		}
+		j, err := f.copies.Add(copyjob.Spec{SourceID: src, SourcePath: r.Path, DestParentID: parent, DestName: r.Name,
+			DestPath: r.DestPath, MonitorURL: monitor, Size: r.Size, IsFolder: r.Folder, Origin: originXattr})
+		if err != nil && !errors.Is(err, copyjob.ErrNotPersisted) {
+			return err
+		}
+		f.log.Info("started a server-side copy asked for offline", "job", j.ID, "source", r.Path, "destination", r.DestPath)
 		return nil
 	}
 	return fmt.Errorf("unknown offline record %q", r.Op)

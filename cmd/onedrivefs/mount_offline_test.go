@@ -62,7 +62,8 @@ func (env *mountEnv) mountStatus() fs.Status {
 }
 
 // offlineChanges makes, through the mount, the changes every offline test
-// makes, and returns what the drive must hold afterwards (path → content,
+// makes (a new file, an append, mkdir and a file in it, mv, rm, a
+// server-side copy through the xattr), and returns what the drive must hold afterwards (path → content,
 // "" for a folder) and the paths that must be gone.
 func (env *mountEnv) offlineChanges() (want map[string]string, gone []string) {
 	t := env.t
@@ -77,7 +78,9 @@ func (env *mountEnv) offlineChanges() (want map[string]string, gone []string) {
 	require.NoError(t, os.WriteFile(env.path("docs/newdir/inner.txt"), []byte("inside a folder made offline\n"), 0o644))
 	require.NoError(t, os.Rename(env.path("docs/mv.txt"), env.path("docs/moved.txt")))
 	require.NoError(t, os.Remove(env.path("docs/old.txt")))
+	env.sh("setfattr -n user.onedrive.copy -v b-copy.txt docs/b.txt")
 	want = map[string]string{
+		"/docs/b-copy.txt":       "bravo\n",
 		"/docs/new.txt":          "written offline\n",
 		"/docs/a.txt":            "alpha\nappended offline\n",
 		"/docs/newdir":           "",
@@ -174,7 +177,7 @@ func TestOfflineRemount(t *testing.T) {
 		assert.Contains(t, listing, n)
 	}
 	assert.NotContains(t, listing, "old.txt")
-	assert.Equal(t, 3, env.mountStatus().OfflineChanges, "mkdir, mv and rm are journaled")
+	assert.Equal(t, 4, env.mountStatus().OfflineChanges, "mkdir, mv, rm and the xattr copy are journaled")
 
 	env.setNetwork(graphtest.NetworkUp)
 	env.requireOnService(want, gone)
