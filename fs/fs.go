@@ -162,6 +162,10 @@ type FS struct {
 	pinMu sync.Mutex
 	pins  pinState
 
+	// storedLinks are folders' st_nlink counted in the store (store.go),
+	// by inode number. GUARDED_BY(mu)
+	storedLinks map[uint64]linkCount
+
 	// polls records the poll loop's outcomes for Status (status.go); it
 	// has its own lock.
 	polls pollLog

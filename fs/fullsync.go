@@ -16,6 +16,10 @@ import (
 // (BENCHMARKS.md) instead of one per folder. Listings keep coming from the
 // service (and the store) as usual while it runs.
 
+// syncBatchPages: the full sync waits for the store every this many delta
+// pages (a few thousand items).
+const syncBatchPages = 20
+
 // fullSyncKey marks a store filled by a full sync (its time).
 const fullSyncKey = "fullSync"
 
@@ -47,10 +51,16 @@ func (f *FS) fullSync(ctx context.Context) {
 				folders = append(folders, it.ID)
 			}
 		}
-		f.enqueue(&storeOp{put: put})
+		op := &storeOp{put: put}
 		items += len(put)
 		pages++
-		return nil
+		if pages%syncBatchPages != 0 {
+			f.enqueue(op)
+			return nil
+		}
+		// Wait for the writer now and then: the pages must not pile up
+		// in memory faster than they reach the disk.
+		return f.storeWrite(op)
 	})
 	if err != nil {
 		if ctx.Err() == nil {

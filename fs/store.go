@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/onedrivefs/onedrivefs/metastore"
 	"github.com/onedrivefs/onedrivefs/remote"
@@ -130,13 +131,35 @@ func (f *FS) flushStore() {
 	w := &f.sw
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
-	w.mu.Lock()
-	ops := w.queue
-	w.queue = nil
-	w.mu.Unlock()
-	if len(ops) == 0 {
-		return
+	for {
+		w.mu.Lock()
+		// At most maxBatchItems items per transaction: bbolt keeps a
+		// transaction's dirty pages in memory until it commits.
+		n, items := 0, 0
+		for n < len(w.queue) && (n == 0 || items < maxBatchItems) {
+			op := w.queue[n]
+			items += len(op.put) + len(op.del) + len(op.listing) + len(op.delta)
+			n++
+		}
+		ops := append([]*storeOp(nil), w.queue[:n]...)
+		clear(w.queue[:n]) // the queue's array must not keep written ops alive
+		w.queue = w.queue[n:]
+		if len(w.queue) == 0 {
+			w.queue = nil
+		}
+		w.mu.Unlock()
+		if len(ops) == 0 {
+			return
+		}
+		f.writeStoreOps(ops)
 	}
+}
+
+// maxBatchItems bounds the items written in one store transaction.
+const maxBatchItems = 20000
+
+// writeStoreOps writes ops in one transaction and tells their waiters.
+func (f *FS) writeStoreOps(ops []*storeOp) {
 	err := f.store.Update(func(tx *metastore.Tx) error {
 		for _, op := range ops {
 			if err := f.applyStoreOp(tx, op); err != nil {
@@ -359,6 +382,71 @@ func (f *FS) catchUp(ctx context.Context) {
 	if err != nil {
 		f.log.Warn("catching up with the changes made while unmounted failed; the next poll tries again", "err", err)
 	}
+}
+
+// storeAnswers reports whether listed folders are read from the store
+// (store.go's children).
+func (f *FS) storeAnswers() bool {
+	return f.store != nil && (f.sw.trusted.Load() || f.isOffline())
+}
+
+// linkCount is a folder's st_nlink as counted in the store.
+type linkCount struct {
+	n  uint32
+	at time.Time
+}
+
+// storedDirLinks counts folder e's subfolders in the store, when it answers
+// for e, so that stat shows an exact st_nlink without building e's listing
+// (an ls of a folder of 10,000 folders would otherwise list every one of
+// them, creating the entries of all their children). It reports whether it
+// could.
+func (f *FS) storedDirLinks(e *entry) bool {
+	it := e.item.Load()
+	if it == nil || !f.storeAnswers() {
+		return false
+	}
+	f.mu.Lock()
+	_, fresh := f.storedLinksFSLocked(e)
+	listed := f.listingFSLocked(e) != nil
+	f.mu.Unlock()
+	if fresh || listed {
+		return true
+	}
+	n, ok := uint32(2), false
+	err := f.store.View(func(tx *metastore.ReadTx) error {
+		if tx.Value(listedPrefix+it.ID) == nil {
+			return nil
+		}
+		ok = true
+		return tx.EachChild(it.ID, func(c *remote.Item) error {
+			if c.IsFolder && !hiddenItem(c) {
+				n++
+			}
+			return nil
+		})
+	})
+	if err != nil || !ok {
+		return false
+	}
+	f.mu.Lock()
+	if f.storedLinks == nil {
+		f.storedLinks = make(map[uint64]linkCount)
+	}
+	f.storedLinks[e.ino] = linkCount{n: n, at: f.now()}
+	f.mu.Unlock()
+	return true
+}
+
+// storedLinksFSLocked returns e's st_nlink as counted in the store, when
+// counted within the listing TTL (delta changes reach it no later than
+// they reach a listing). Requires FS.mu.
+func (f *FS) storedLinksFSLocked(e *entry) (uint32, bool) {
+	c, ok := f.storedLinks[e.ino]
+	if !ok || f.now().Sub(c.at) >= f.ttl {
+		return 0, false
+	}
+	return c.n, true
 }
 
 // loadDeltaLink returns the delta link the next poll starts from.

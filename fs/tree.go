@@ -488,6 +488,9 @@ func keyOf(it *remote.Item) cache.Key {
 // listing their parent. The listings cost the requests a walk of the tree
 // (ls -R, find, a file manager opening a subfolder) makes anyway.
 func (f *FS) prefetchListings(dir *entry) {
+	if f.storeAnswers() {
+		return // the store answers listings and st_nlink without requests (store.go)
+	}
 	f.mu.Lock()
 	l := f.listingFSLocked(dir)
 	var todo []*entry
@@ -519,7 +522,7 @@ func (f *FS) prefetchListings(dir *entry) {
 // exact (2 + subfolders); without it (the service unreachable) stat shows
 // 1, which Linux tools read as "unknown".
 func (f *FS) dirLinks(ctx context.Context, e *entry) {
-	if e.isDir {
+	if e.isDir && !f.storedDirLinks(e) { // store.go
 		_, _ = f.listing(ctx, e, false)
 	}
 }
