@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -240,7 +241,7 @@ func (f *FS) replayOffline(ctx context.Context) (int, error) {
 		}
 		var extra func(tx *metastore.Tx) error
 		err := f.replayRecordOffline(ctx, s.rec, resolve, bound, &extra)
-		if err != nil && (errors.Is(err, remote.ErrOffline) || transient(err)) {
+		if err != nil && retryLater(err) {
 			return n, err
 		}
 		if err != nil {
@@ -262,6 +263,25 @@ func (f *FS) replayOffline(ctx context.Context) (int, error) {
 		f.metaRecords.Add(-1)
 	}
 	return n, nil
+}
+
+// retryLater reports whether an offline record that failed with err is
+// tried again later (the replay stops there, keeping the order): the
+// service unreachable, throttling, a 5xx, a cancelled call. Anything else
+// is the service's final answer about the record.
+func retryLater(err error) bool {
+	var re *remote.Error
+	switch {
+	case errors.Is(err, remote.ErrOffline), errors.Is(err, remote.ErrThrottled),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &re):
+		return re.StatusCode >= 500
+	case errors.Is(err, remote.ErrOutcomeUnknown):
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // replayRecordOffline sends one offline record. extra is set to what the

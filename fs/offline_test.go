@@ -152,3 +152,11 @@ func TestFullSyncStoresTree(t *testing.T) {
 	assert.Len(t, root, 20)
 	assert.Equal(t, 20*30, files, "every file, offline, from the store")
 }
+
+func TestRetryLater(t *testing.T) {
+	assert.True(t, retryLater(remote.ErrOffline))
+	assert.True(t, retryLater(&remote.Error{StatusCode: 503}))
+	assert.True(t, retryLater(context.Canceled))
+	assert.False(t, retryLater(&remote.Error{StatusCode: 400, Code: "invalidRequest"}))
+	assert.False(t, retryLater(remote.ErrConflict), "a name taken for good does not block the journal")
+}
