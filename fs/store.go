@@ -419,12 +419,9 @@ func (f *FS) storedDirLinks(e *entry) bool {
 			return nil
 		}
 		ok = true
-		return tx.EachChild(it.ID, func(c *remote.Item) error {
-			if c.IsFolder && !hiddenItem(c) {
-				n++
-			}
-			return nil
-		})
+		folders, err := tx.CountChildFolders(it.ID)
+		n += uint32(folders)
+		return err
 	})
 	if err != nil || !ok {
 		return false

@@ -60,6 +60,18 @@ func encode(buf []byte, it *remote.Item) []byte {
 	return buf
 }
 
+// recordIsFolder reads the folder flag of a record without decoding it.
+func recordIsFolder(v []byte) (bool, error) {
+	if len(v) < 2 || v[0] != recordVersion {
+		return false, fmt.Errorf("%w: version or flags", ErrCorrupt)
+	}
+	flags, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return false, fmt.Errorf("%w: flags", ErrCorrupt)
+	}
+	return flags&flagFolder != 0, nil
+}
+
 // decoder reads a record; the first error sticks.
 type decoder struct {
 	b   []byte

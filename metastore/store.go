@@ -296,6 +296,24 @@ func (t *ReadTx) EachChild(parentID string, fn func(it *remote.Item) error) erro
 	return nil
 }
 
+// CountChildFolders counts the children of parentID that are folders,
+// reading only each record's flags (no decoding): a folder's st_nlink.
+func (t *ReadTx) CountChildFolders(parentID string) (int, error) {
+	prefix := childPrefix(parentID)
+	c := t.tx.Bucket(bucketTree).Cursor()
+	n := 0
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		folder, err := recordIsFolder(v)
+		if err != nil {
+			return 0, err
+		}
+		if folder {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // RootID is the id of the drive's root ("" until a root item was put).
 func (t *ReadTx) RootID() string { return string(t.tx.Bucket(bucketMeta).Get(keyRoot)) }
 

@@ -342,3 +342,32 @@ func TestEachValue(t *testing.T) {
 	}))
 	require.Equal(t, []string{"a/1=va/1", "a/2=va/2"}, got)
 }
+
+func TestCountChildFolders(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		for _, it := range []*remote.Item{
+			{ID: "r", IsRoot: true, IsFolder: true, Name: "root"},
+			{ID: "a", ParentID: "r", Name: "a", IsFolder: true},
+			{ID: "b", ParentID: "r", Name: "b.txt"},
+			{ID: "c", ParentID: "r", Name: "c", IsFolder: true},
+			{ID: "d", ParentID: "a", Name: "d", IsFolder: true},
+		} {
+			if err := tx.Put(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, s.View(func(tx *ReadTx) error {
+		n, err := tx.CountChildFolders("r")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		n, err = tx.CountChildFolders("b")
+		require.NoError(t, err)
+		require.Zero(t, n)
+		return nil
+	}))
+}
