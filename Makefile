@@ -27,7 +27,8 @@ demo: build
 # nothing: make bench BENCH_FLAGS=-quick
 BENCH_FLAGS ?=
 # The scale benchmarks (remote/graphtest, metastore) use a drive of 1,000
-# folders of 100 files; the issue's million items (several minutes, 1 GB):
+# folders of 100 files, BenchmarkScaleMount (cmd/onedrivefs, a real mount) 100
+# folders; the issue's million items for all (the mount's: about half an hour):
 # make bench BENCH_GENERATE=folders=10000,files=100
 BENCH_GENERATE ?=
 bench: build

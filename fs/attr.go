@@ -81,6 +81,8 @@ func (f *FS) attrOf(e *entry) attr {
 					a.nlink++
 				}
 			}
+		} else if n, ok := f.storedLinksFSLocked(e); ok { // store.go
+			a.nlink = n
 		}
 	} else if e.unlinked {
 		a.nlink = 0

@@ -168,15 +168,21 @@ func (f *FS) startCopy(ctx context.Context, src *remote.Item, dest *entry, r rem
 	if destDrive != srcDrive {
 		r.DestDriveID = f.driveIDOf(destDrive)
 	}
-	// The rate of copy requests is bounded (a cp -r of thousands of files
-	// must not trip the service's throttling); waiting for a slot is
-	// interruptible, the request itself is not.
+	return f.postCopy(ctx, f.driveClient(srcDrive), srcID, r)
+}
+
+// postCopy sends POST …/items/{srcID}/copy through rc once the tracker
+// gives a start slot, and returns the monitor URL. The rate of copy
+// requests is bounded (a cp -r of thousands of files must not trip the
+// service's throttling); waiting for a slot is interruptible, the request
+// itself is not.
+func (f *FS) postCopy(ctx context.Context, rc *remote.Client, srcID string, r remote.CopyRequest) (string, error) {
 	if err := f.copies.WaitStartSlot(ctx); err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startCopyTimeout)
 	defer cancel()
-	return f.driveClient(srcDrive).StartCopy(ctx, srcID, r)
+	return rc.StartCopy(ctx, srcID, r)
 }
 
 // sourceForCopy returns the service's item for src once it holds src's

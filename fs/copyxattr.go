@@ -65,6 +65,12 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 		return fmt.Errorf("copy destination %q: another copy into it is running: %w", dstPath, errExists)
 	}
 	monitor, err := f.startCopy(ctx, it, parent, remote.CopyRequest{Name: name, Conflict: remote.ConflictFail})
+	if srcDrive, _ := f.serviceItem(it); errors.Is(err, remote.ErrOffline) && srcDrive == "" && f.contentDrive(parent) == "" {
+		// Journaled offline within the mounted drive only (the offline
+		// journal names items of the mounted drive).
+		f.releaseDest(parentID, name)
+		return f.copyOffline(it, srcPath, parentID, name, dstPath) // offline.go
+	}
 	if err != nil {
 		f.releaseDest(parentID, name)
 		if f.refusedCrossDrive(it, parent, err) { // drives.go

@@ -159,14 +159,15 @@ func (f *FS) folderByServiceIDFSLocked(id string) *entry {
 // id) from the drive that holds them: the mounted drive's folders, a
 // shortcut's target, a folder of another drive, or the virtual "Shared with
 // me" folder.
-func (f *FS) listChildren(ctx context.Context, dir *entry, id string) ([]*remote.Item, error) {
+func (f *FS) listChildren(ctx context.Context, dir *entry, force bool) ([]*remote.Item, error) {
 	if f.isSharedDir(dir) {
 		return f.sharedWithMe(ctx)
 	}
 	it := dir.item.Load()
 	drive, folderID := f.serviceItem(it)
 	if drive == "" {
-		return f.remote.Children(ctx, folderID)
+		items, _, err := f.children(ctx, folderID, force) // the mounted drive's, through the store (store.go)
+		return items, err
 	}
 	if it.Shortcut {
 		f.watchShare(ctx, dir)

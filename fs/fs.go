@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/copyjob"
+	"github.com/onedrivefs/onedrivefs/metastore"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -62,6 +64,15 @@ type Config struct {
 	// lists what others shared with the user and they did not add as a
 	// shortcut (shared.go); "" leaves it out.
 	SharedWithMe string
+	// Store is the persisted copy of the drive's tree (store.go): listings
+	// and delta pages are written to it, a remount and an offline mount
+	// read from it, and changes made offline are journaled in it
+	// (offline.go); nil keeps the tree in memory only.
+	Store *metastore.Store
+	// SyncTree fills an empty store with the whole drive in the background,
+	// by one paged delta enumeration (fullsync.go); otherwise folders are
+	// stored as they are listed.
+	SyncTree bool
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -144,6 +155,25 @@ type FS struct {
 	// when off; set by start.
 	shares    shareState
 	sharedDir *entry
+	// store is Config.Store; sw queues its writes (store.go).
+	store    *metastore.Store
+	syncTree bool
+	sw       storeWriter
+	// metaRecords counts the offline journal's records; offlineSeq is the
+	// last record's number (used by the store's writer only).
+	metaRecords atomic.Int64
+	offlineSeq  uint64
+	// replayMu serialises replays of the offline journal; sendMu the
+	// content journal's senders (the background sender, backOnline).
+	replayMu sync.Mutex
+	sendMu   sync.Mutex
+	// pins are the items kept available offline (pin.go).
+	pinMu sync.Mutex
+	pins  pinState
+
+	// storedLinks are folders' st_nlink counted in the store (store.go),
+	// by inode number. GUARDED_BY(mu)
+	storedLinks map[uint64]linkCount
 
 	// polls records the poll loop's outcomes for Status (status.go); it
 	// has its own lock.
@@ -187,7 +217,10 @@ func New(cfg Config) (*FS, error) {
 		nextIno:     rootIno + 1,
 		copyJobsDir: cfg.CopyJobsDir,
 		sharedName:  cfg.SharedWithMe,
+		store:       cfg.Store,
+		syncTree:    cfg.SyncTree,
 	}
+	f.sw.wake = make(chan struct{}, 1)
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -212,10 +245,26 @@ func New(cfg Config) (*FS, error) {
 // previous mount. Mount calls it before serving; unit tests call it
 // directly.
 func (f *FS) start(ctx context.Context) error {
+	if err := f.openStore(); err != nil {
+		return fmt.Errorf("reading the local copy of the tree: %w", err)
+	}
+	if f.store != nil {
+		f.bg.Go(f.runStoreWriter)
+	}
 	root, err := f.remote.Root(ctx)
+	if errors.Is(err, remote.ErrOffline) {
+		// Start offline from the local copy of the tree, if there is one.
+		stored, serr := f.storedRoot()
+		if serr != nil {
+			return fmt.Errorf("reading the drive's root folder (and no local copy of the tree to start offline from): %w", err)
+		}
+		f.log.Warn("starting offline from the local copy of the tree", "err", err)
+		root, err = stored, nil
+	}
 	if err != nil {
 		return fmt.Errorf("reading the drive's root folder: %w", err)
 	}
+	f.storePut(root)
 	f.mu.Lock()
 	if f.started {
 		f.mu.Unlock()
@@ -244,7 +293,15 @@ func (f *FS) start(ctx context.Context) error {
 		return err
 	}
 	f.loadDeferredDeletes()
-	f.replayJournal(ctx)
+	if _, err := f.replayOffline(ctx); err != nil && !errors.Is(err, remote.ErrOffline) {
+		f.log.Warn("replaying the changes made offline failed; tried again later", "err", err)
+	}
+	if !f.isOffline() && !f.offlinePending() {
+		f.replayJournal(ctx)
+	}
+	if f.isOffline() {
+		f.adoptJournal(ctx) // adopt.go
+	}
 	return nil
 }
 

@@ -91,6 +91,7 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	if err := f.initDelta(ctx); err != nil {
 		f.log.Warn("reading the delta link failed; remote changes are picked up on the next poll", "err", err)
 	}
+	f.catchUp(ctx) // store.go
 	f.mountDir = filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		f.mountDir = real
@@ -147,6 +148,11 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 	f.bg.Go(f.pollLoop)
 	f.bg.Go(f.runWriteback)
 	f.bg.Go(f.runCopyJobs)
+	f.bg.Go(f.runProber)   // offline.go
+	f.bg.Go(f.restorePins) // pin.go
+	if f.syncTree {
+		f.bg.Go(f.fullSync) // fullsync.go
+	}
 	f.log.Info("mounted", "dir", dir, "read_only", f.readOnly)
 	return &Mounted{f: f, server: server, dir: dir}, nil
 }
@@ -201,6 +207,7 @@ func (m *Mounted) stop(ctx context.Context) {
 	m.stopOnce.Do(func() {
 		m.f.flushAll(ctx)
 		m.f.bg.stop()
+		m.f.releasePins()
 		m.f.closeCopyJobs()
 		m.f.log.Info("unmounted", "dir", m.dir)
 	})

@@ -37,6 +37,11 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	f.mu.Unlock()
 
 	it, err := f.driveClient(drive).CreateFolder(ctx, parentID, name, remote.ConflictFail)
+	if errors.Is(err, remote.ErrOffline) && drive == "" {
+		// Journaled offline in the mounted drive only: the store keeps no
+		// other drive's folders.
+		it, err = f.mkdirOffline(dir, parentID, name) // offline.go
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +191,16 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		id = "" // its cached content stays for the copy's readers
 	case id != "":
 		err := rc.Delete(ctx, id, "")
-		if err != nil && !errors.Is(err, remote.ErrNotFound) {
+		ownDrive := rc == f.remote
+		if errors.Is(err, remote.ErrOffline) && ownDrive {
+			err = f.deleteOffline(c, id, c.item.Load().ETag) // offline.go
+		} else if err == nil || errors.Is(err, remote.ErrNotFound) {
+			err = nil
+			if ownDrive {
+				f.storeDelete(id)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -285,6 +299,9 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 
 	if id != "" && (upd.Name != "" || upd.ParentID != "") {
 		it, err := f.driveClient(srcDrive).Update(ctx, id, upd)
+		if errors.Is(err, remote.ErrOffline) && srcDrive == "" {
+			it, err = f.moveOffline(src, upd) // offline.go
+		}
 		if err != nil {
 			return err
 		}

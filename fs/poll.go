@@ -15,14 +15,14 @@ const deltaLinkKey = "deltaLink"
 // on are seen by the first poll. A link saved by an earlier mount is kept:
 // the first poll then catches up with what changed while unmounted.
 func (f *FS) initDelta(ctx context.Context) error {
-	if _, ok := f.state.Load(deltaLinkKey); ok {
+	if _, ok := f.loadDeltaLink(); ok {
 		return nil
 	}
 	page, err := f.remote.Delta(ctx, "latest")
 	if err != nil {
 		return err
 	}
-	return f.state.Save(deltaLinkKey, page.DeltaLink)
+	return f.saveDeltaPage(nil, page.DeltaLink, false)
 }
 
 // pollLoop polls the delta link every poll interval and refreshes the
@@ -38,6 +38,9 @@ func (f *FS) pollLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if f.isOffline() {
+			continue // the prober polls once the service is back (offline.go)
 		}
 		err := f.pollOnce(ctx)
 		f.notePoll(ctx, err) // status.go
@@ -55,7 +58,7 @@ func (f *FS) pollLoop(ctx context.Context) {
 
 // pollOnce fetches the changes since the saved delta link and applies them.
 func (f *FS) pollOnce(ctx context.Context) error {
-	link, ok := f.state.Load(deltaLinkKey)
+	link, ok := f.loadDeltaLink() // store.go
 	if !ok {
 		link = "latest"
 	}
@@ -63,6 +66,7 @@ func (f *FS) pollOnce(ctx context.Context) error {
 	since := f.seq
 	f.mu.Unlock()
 	page, err := f.remote.Delta(ctx, link)
+	resync := false
 	if errors.Is(err, remote.ErrResyncRequired) {
 		// The link expired: forget every listing (they are read again on
 		// demand) and start from now.
@@ -70,12 +74,13 @@ func (f *FS) pollOnce(ctx context.Context) error {
 		f.listings.InvalidateAll()
 		f.invalidateAllContent()
 		page, err = f.remote.Delta(ctx, "latest")
+		resync = true
 	}
 	if err != nil {
 		return err
 	}
 	f.applyDelta(page.Items, since)
-	return f.state.Save(deltaLinkKey, page.DeltaLink)
+	return f.saveDeltaPage(page.Items, page.DeltaLink, resync)
 }
 
 // applyDelta brings the entries and cached listings up to date with changed

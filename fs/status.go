@@ -21,11 +21,20 @@ type Status struct {
 	// MountPoint is where the drive is mounted ("" before Mount).
 	MountPoint string `json:"mountPoint"`
 	ReadOnly   bool   `json:"readOnly"`
-	// Online: the last request of the poll loop (a delta poll, or the
-	// quota's drive request, made at mount too) reached the service. There
-	// is no offline mode yet: an offline mount is one whose polls fail, and
-	// it answers what it has cached, like an online one.
+	// Online: the service is not known to be unreachable and the last
+	// request of the poll loop (a delta poll, or the quota's drive request,
+	// made at mount too) reached it.
 	Online bool `json:"online"`
+	// Offline: the service is unreachable (a connection could not be
+	// opened); the mount serves its local copy and journals changes
+	// (offline.go). OfflineSince is when that was detected.
+	Offline      bool       `json:"offline"`
+	OfflineSince *time.Time `json:"offlineSince,omitempty"`
+	// OfflineChanges counts the metadata changes (mkdir, rename, unlink)
+	// made offline and not yet sent.
+	OfflineChanges int `json:"offlineChanges"`
+	// Pinned are the paths kept available offline (pin.go).
+	Pinned []string `json:"pinned"`
 	// LastPoll is the last delta poll of the poll loop, nil before the
 	// first.
 	LastPoll *PollStatus `json:"lastPoll"`
@@ -80,6 +89,13 @@ func (f *FS) Status() Status {
 	}
 	s.Online = f.polls.contact.OK
 	f.polls.mu.Unlock()
+	if st := f.remote.Link().State(); st.Offline {
+		s.Online, s.Offline = false, true
+		since := st.Since
+		s.OfflineSince = &since
+	}
+	s.OfflineChanges = int(f.metaRecords.Load())
+	s.Pinned = f.pinnedPaths() // pin.go
 	for _, r := range f.staging.Pending() {
 		s.JournalRecords++
 		s.PendingUploads = append(s.PendingUploads, PendingUpload{Name: r.Name, Size: r.Size, Since: r.CreatedAt})

@@ -123,6 +123,7 @@ func (f *FS) setItemFSLocked(it *remote.Item) *entry {
 	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
+	f.storePut(slimItem(it)) // store.go: queued, no I/O here
 	return e
 }
 
@@ -228,6 +229,7 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 	e.item.Store(slimItem(it))
 	f.seq++
 	e.seq = f.seq
+	f.storePut(slimItem(it)) // store.go: queued, no I/O here
 	if p := e.parent; p != nil && !e.removed {
 		k := foldName(e.name)
 		if p.local[k] == e {
@@ -313,7 +315,7 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 		f.mu.Lock()
 		since := f.seq
 		f.mu.Unlock()
-		items, err := f.listChildren(ctx, dir, id) // drives.go
+		items, err := f.listChildren(ctx, dir, force) // drives.go
 		if err != nil {
 			return nil, err
 		}
@@ -487,6 +489,9 @@ func keyOf(it *remote.Item) cache.Key {
 // listing their parent. The listings cost the requests a walk of the tree
 // (ls -R, find, a file manager opening a subfolder) makes anyway.
 func (f *FS) prefetchListings(dir *entry) {
+	if f.storeAnswers() {
+		return // the store answers listings and st_nlink without requests (store.go)
+	}
 	f.mu.Lock()
 	l := f.listingFSLocked(dir)
 	var todo []*entry
@@ -518,7 +523,10 @@ func (f *FS) prefetchListings(dir *entry) {
 // exact (2 + subfolders); without it (the service unreachable) stat shows
 // 1, which Linux tools read as "unknown".
 func (f *FS) dirLinks(ctx context.Context, e *entry) {
-	if e.isDir && !f.isSharedDir(e) { // listed when entered, not when stat'ed (shared.go)
+	// The "Shared with me" folder is listed when entered, not when stat'ed
+	// (shared.go); with the store answering, it counts the subfolders
+	// (store.go).
+	if e.isDir && !f.isSharedDir(e) && !f.storedDirLinks(e) {
 		_, _ = f.listing(ctx, e, false)
 	}
 }

@@ -74,6 +74,11 @@ func (f *FS) runWriteback(ctx context.Context) {
 // sendJournal sends every journal record it can and returns how many are
 // still waiting.
 func (f *FS) sendJournal(ctx context.Context) (left int) {
+	f.sendMu.Lock()
+	defer f.sendMu.Unlock()
+	if f.holdJournal(ctx) { // offline.go
+		return len(f.staging.Pending()) + 1
+	}
 	left = f.sendDeferredDeletes(ctx)
 	for _, rec := range f.staging.Pending() {
 		if ctx.Err() != nil {

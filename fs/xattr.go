@@ -65,6 +65,11 @@ func (f *FS) getxattr(e *entry, name string) ([]byte, error) {
 			return nil, errNoXattr
 		}
 		return f.statusJSON()
+	case xattrPin:
+		if f.isPinned(e) { // pin.go
+			return []byte("1"), nil
+		}
+		return []byte("0"), nil
 	}
 	for _, kv := range f.metaXattrs(e) {
 		if kv[0] == name {
@@ -150,6 +155,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	if attr == xattrShare {
 		return f.errno(ctx, "share", f.createShareLink(ctx, n.e, data), "ino", n.e.ino)
+	}
+	if attr == xattrPin {
+		return f.errno(ctx, "pin", f.setPin(ctx, n.e, data), "ino", n.e.ino)
 	}
 	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }

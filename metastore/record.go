@@ -19,12 +19,19 @@ import (
 //	mimeType | package | webUrl          (each: uvarint length, bytes)
 //	created | modified | fsCreated | fsModified
 //	                                     (each: 0, or 1 + varint seconds + uvarint nanoseconds)
+//	[version 2, flagRemote set: remoteDriveId | remoteId | remoteParentId | role
+//	                                     (each: uvarint length, bytes)]
+//
+// Version 2 adds a shared-in item's remoteItem facet (a shortcut to a
+// folder of another drive); version 1 records (without it) still decode.
 
-const recordVersion = 1
+const recordVersion = 2
 
 const (
 	flagFolder = 1 << iota
 	flagRoot
+	flagRemote   // the remote facet follows the times
+	flagShortcut // remote.Item.Shortcut
 )
 
 // ErrCorrupt is wrapped by the errors of records that cannot be decoded.
@@ -38,6 +45,13 @@ func encode(buf []byte, it *remote.Item) []byte {
 	}
 	if it.IsRoot {
 		flags |= flagRoot
+	}
+	remoteFacet := it.RemoteDriveID != "" || it.RemoteID != "" || it.RemoteParentID != "" || it.Role != ""
+	if remoteFacet {
+		flags |= flagRemote
+	}
+	if it.Shortcut {
+		flags |= flagShortcut
 	}
 	buf = append(buf, recordVersion)
 	buf = binary.AppendUvarint(buf, flags)
@@ -57,7 +71,25 @@ func encode(buf []byte, it *remote.Item) []byte {
 		buf = binary.AppendVarint(buf, t.Unix())
 		buf = binary.AppendUvarint(buf, uint64(t.Nanosecond()))
 	}
+	if remoteFacet {
+		for _, s := range []string{it.RemoteDriveID, it.RemoteID, it.RemoteParentID, string(it.Role)} {
+			buf = binary.AppendUvarint(buf, uint64(len(s)))
+			buf = append(buf, s...)
+		}
+	}
 	return buf
+}
+
+// recordIsFolder reads the folder flag of a record without decoding it.
+func recordIsFolder(v []byte) (bool, error) {
+	if len(v) < 2 || v[0] < 1 || v[0] > recordVersion {
+		return false, fmt.Errorf("%w: version or flags", ErrCorrupt)
+	}
+	flags, n := binary.Uvarint(v[1:])
+	if n <= 0 {
+		return false, fmt.Errorf("%w: flags", ErrCorrupt)
+	}
+	return flags&flagFolder != 0, nil
 }
 
 // decoder reads a record; the first error sticks.
@@ -135,7 +167,7 @@ func (d *decoder) time() time.Time {
 
 // decode reads the record of the item id, child of parentID.
 func decode(id, parentID string, b []byte) (*remote.Item, error) {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) == 0 || b[0] < 1 || b[0] > recordVersion {
 		return nil, fmt.Errorf("%w %q: unknown version", ErrCorrupt, id)
 	}
 	d := &decoder{b: b[1:]}
@@ -154,6 +186,14 @@ func decode(id, parentID string, b []byte) (*remote.Item, error) {
 	}
 	for _, p := range []*time.Time{&it.Created, &it.Modified, &it.FSCreated, &it.FSModified} {
 		*p = d.time()
+	}
+	it.Shortcut = flags&flagShortcut != 0
+	if flags&flagRemote != 0 {
+		var role string
+		for _, p := range []*string{&it.RemoteDriveID, &it.RemoteID, &it.RemoteParentID, &role} {
+			*p = d.str()
+		}
+		it.Role = remote.Role(role)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = ErrCorrupt

@@ -296,6 +296,24 @@ func (t *ReadTx) EachChild(parentID string, fn func(it *remote.Item) error) erro
 	return nil
 }
 
+// CountChildFolders counts the children of parentID that are folders,
+// reading only each record's flags (no decoding): a folder's st_nlink.
+func (t *ReadTx) CountChildFolders(parentID string) (int, error) {
+	prefix := childPrefix(parentID)
+	c := t.tx.Bucket(bucketTree).Cursor()
+	n := 0
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		folder, err := recordIsFolder(v)
+		if err != nil {
+			return 0, err
+		}
+		if folder {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // RootID is the id of the drive's root ("" until a root item was put).
 func (t *ReadTx) RootID() string { return string(t.tx.Bucket(bucketMeta).Get(keyRoot)) }
 
@@ -309,6 +327,20 @@ func (t *ReadTx) Value(key string) []byte {
 		return nil
 	}
 	return bytes.Clone(v)
+}
+
+// EachValue calls fn with every value whose key starts with prefix, in key
+// order, until fn returns an error, which EachValue returns. The key and
+// value are copies.
+func (t *ReadTx) EachValue(prefix string, fn func(key string, v []byte) error) error {
+	p := []byte(prefix)
+	c := t.tx.Bucket(bucketValues).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		if err := fn(string(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Count is the number of items in the store. It reads every page of the

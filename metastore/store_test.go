@@ -55,13 +55,22 @@ func TestRecordRoundTrip(t *testing.T) {
 		FSCreated:  time.Date(1969, 7, 20, 20, 17, 40, 999_999_999, time.UTC), // before the epoch
 		FSModified: time.Unix(0, 0).UTC(),                                     // the epoch itself is not "zero"
 	}
-	for _, it := range []*remote.Item{full, {ID: "x"}, root(), {ID: "n", Size: -5, IsFolder: true, ChildCount: 7, Package: "oneNote"}} {
+	shortcut := &remote.Item{ID: "S1", Name: "Team share", ParentID: "R", IsFolder: true, Shortcut: true,
+		RemoteDriveID: "b!other", RemoteID: "OTHER!9", RemoteParentID: "OTHER!1", Role: remote.Role("read")}
+	for _, it := range []*remote.Item{full, {ID: "x"}, root(), {ID: "n", Size: -5, IsFolder: true, ChildCount: 7, Package: "oneNote"}, shortcut} {
 		got, err := decode(it.ID, it.ParentID, encode(nil, it))
 		require.NoError(t, err)
 		assert.Equal(t, it, got)
 	}
+	// A version 1 record (before the remote facet) still decodes.
+	v1 := encode(nil, full)
+	v1[0] = 1
+	got, err := decode(full.ID, full.ParentID, v1)
+	require.NoError(t, err)
+	assert.Equal(t, full, got)
+
 	rec := encode(nil, full)
-	for _, bad := range [][]byte{nil, {9}, rec[:len(rec)-1], append(append([]byte{}, rec...), 0)} {
+	for _, bad := range [][]byte{nil, {9}, rec[:len(rec)-1], append(append([]byte{}, rec...), 0), encode(nil, shortcut)[:len(encode(nil, shortcut))-2]} {
 		_, err := decode("x", "p", bad)
 		assert.ErrorIs(t, err, ErrCorrupt, "%v", bad)
 	}
@@ -319,4 +328,55 @@ func TestReadersSeeWholeTransactions(t *testing.T) {
 		reads++
 	}
 	t.Logf("%d consistent reads during %d pages", reads, pages)
+}
+
+func TestEachValue(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		for _, k := range []string{"a/2", "a/1", "b/1", "a"} {
+			if err := tx.SetValue(k, []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	var got []string
+	require.NoError(t, s.View(func(tx *ReadTx) error {
+		return tx.EachValue("a/", func(k string, v []byte) error {
+			got = append(got, k+"="+string(v))
+			return nil
+		})
+	}))
+	require.Equal(t, []string{"a/1=va/1", "a/2=va/2"}, got)
+}
+
+func TestCountChildFolders(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Update(func(tx *Tx) error {
+		for _, it := range []*remote.Item{
+			{ID: "r", IsRoot: true, IsFolder: true, Name: "root"},
+			{ID: "a", ParentID: "r", Name: "a", IsFolder: true},
+			{ID: "b", ParentID: "r", Name: "b.txt"},
+			{ID: "c", ParentID: "r", Name: "c", IsFolder: true},
+			{ID: "d", ParentID: "a", Name: "d", IsFolder: true},
+		} {
+			if err := tx.Put(it); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	require.NoError(t, s.View(func(tx *ReadTx) error {
+		n, err := tx.CountChildFolders("r")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		n, err = tx.CountChildFolders("b")
+		require.NoError(t, err)
+		require.Zero(t, n)
+		return nil
+	}))
 }

@@ -63,6 +63,11 @@ type Config struct {
 	// Clock tells the time (Retry-After dates, the throttling gate, the
 	// lifetime of cached download URLs); nil → time.Now.
 	Clock func() time.Time
+	// DetectOffline turns on offline detection (offline.go): a connection
+	// that cannot be opened takes the Client's Link down, and requests then
+	// fail at once with ErrOffline until Probe reaches the service. With a
+	// nil Transport, connection attempts are also bounded to a few seconds.
+	DetectOffline bool
 }
 
 // Client is a Microsoft Graph drive client. It is safe for concurrent use.
@@ -106,6 +111,9 @@ type clientCore struct {
 	me meCache
 	// budget is the service's last word on the request budget (budget.go).
 	budget budgetNote
+	// detectOffline and link: offline detection (offline.go).
+	detectOffline bool
+	link          *Link
 }
 
 // New returns a Client for cfg. It starts no goroutine.
@@ -135,6 +143,9 @@ func New(cfg Config) (*Client, error) {
 	transport := cfg.Transport
 	if transport == nil {
 		transport = http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.DetectOffline {
+			transport = offlineTransport()
+		}
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -152,14 +163,16 @@ func New(cfg Config) (*Client, error) {
 			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: transport},
 			CheckRedirect: noRedirects,
 		},
-		plain:    &http.Client{Transport: transport, CheckRedirect: noRedirects},
-		tokens:   cfg.Tokens,
-		log:      logger,
-		retry:    cfg.Retry.withDefaults(),
-		fragment: fragment,
-		simple:   simple,
-		now:      now,
-		sleep:    sleepContext,
+		plain:         &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		detectOffline: cfg.DetectOffline,
+		link:          &Link{},
+		tokens:        cfg.Tokens,
+		log:           logger,
+		retry:         cfg.Retry.withDefaults(),
+		fragment:      fragment,
+		simple:        simple,
+		now:           now,
+		sleep:         sleepContext,
 		jitter: func(d time.Duration) time.Duration {
 			if d <= 0 {
 				return 0

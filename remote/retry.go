@@ -193,8 +193,11 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		if err := c.waitGate(ctx); err != nil {
 			return nil, err
 		}
+		if err := c.offlineCheck(ctx, r); err != nil {
+			return nil, err
+		}
 		attempts++
-		resp, err := c.send(ctx, r)
+		resp, err := c.sendTracked(ctx, r) // offline.go
 		if err == nil && !r.plain {
 			c.noteBudget(resp.Header)
 		}
@@ -202,6 +205,9 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			err = bufferBody(resp)
 		}
 		if err != nil {
+			if err := c.afterUnreachable(ctx, r, err); err != nil {
+				return nil, err
+			}
 			if err := c.afterNetError(ctx, r, attempts, err); err != nil {
 				return nil, err
 			}

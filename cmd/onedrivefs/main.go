@@ -180,6 +180,8 @@ Start with 'onedrivefs demo' (a built-in fake OneDrive, no account needed), or
 		newShareCmd(e),
 		newJobsCmd(e),
 		newWaitCmd(e),
+		newPinCmd(e),
+		newUnpinCmd(e),
 		newDemoCmd(e),
 		newFakeServerCmd(e),
 		newGenManCmd(e),

@@ -23,6 +23,7 @@ import (
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/fs"
+	"github.com/onedrivefs/onedrivefs/metastore"
 	"github.com/onedrivefs/onedrivefs/remote"
 )
 
@@ -79,6 +80,7 @@ type mountOptions struct {
 	readOnly, allowOther bool
 	logLevel, logFile    string
 	debugFuse, daemon    bool
+	syncTree             bool
 	options              []string // -o, comma-separated lists
 
 	readAhead string // kernel read-ahead of the mount, set when root
@@ -123,6 +125,7 @@ func mountCmd(e *env, o *mountOptions) *cobra.Command {
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.logFile, "log-file", "", "append the log to `FILE` instead of stderr (with --daemon: instead of the system log)")
 	f.BoolVar(&o.debugFuse, "debug-fuse", false, "log every FUSE request and answer (implies --log-level debug)")
+	f.BoolVar(&o.syncTree, "sync-tree", false, "store the whole drive's tree at the first mount (one paged delta enumeration in the background), so all of it is browsable offline")
 	f.BoolVarP(&o.daemon, "daemon", "d", false, "run in the background; return once the mount serves (exit 0) or failed")
 	f.StringArrayVarP(&o.options, "options", "o", nil, "mount `OPTIONS`, comma-separated, as mount(8) passes them (see above)")
 	_ = c.RegisterFlagCompletionFunc("profile", completeProfiles(e))
@@ -206,17 +209,18 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if err != nil {
 		return err
 	}
-	client, err := remote.New(remote.Config{GraphURL: profile.GraphURL, DriveID: profile.DriveID, Tokens: tokens, Logger: logger})
+	client, err := remote.New(remote.Config{GraphURL: profile.GraphURL, DriveID: profile.DriveID, Tokens: tokens, Logger: logger,
+		DetectOffline: true})
 	if err != nil {
 		return err
 	}
-	drive, err := client.Drive(ctx)
+	driveID, offline, err := reachDrive(ctx, e, client, cfgDir, o.cacheDir == "")
 	if err != nil {
 		return fmt.Errorf("reaching the drive at %s: %w", profile.GraphURL, err)
 	}
 	cdir := o.cacheDir
 	if cdir == "" {
-		if cdir, err = defaultCacheDir(e, drive.ID); err != nil {
+		if cdir, err = defaultCacheDir(e, driveID); err != nil {
 			return err
 		}
 	}
@@ -245,8 +249,16 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if err != nil {
 		return err
 	}
+	store, err := metastore.Open(filepath.Join(cdir, treeStoreFile))
+	if err != nil {
+		return fmt.Errorf("opening the local copy of the tree: %w", err)
+	}
+	defer store.Close()
+	if offline {
+		fmt.Fprintf(e.stderr, "onedrivefs: OneDrive is unreachable: starting offline from the local copy of the tree; changes are journaled and sent when it is back\n")
+	}
 	fsys, err := fs.New(fs.Config{
-		Remote: client, Content: content, Staging: staging, State: state, Logger: logger,
+		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store, SyncTree: o.syncTree,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
@@ -270,9 +282,9 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if ready != nil {
 		ready.serving()
 	}
-	logger.Info("serving", "drive", drive.ID, "dir", dir, "profile", cfgDir)
+	logger.Info("serving", "drive", driveID, "dir", dir, "profile", cfgDir, "offline", offline)
 	if ready == nil {
-		fmt.Fprintf(e.stderr, "onedrivefs: drive %s mounted on %s; press Ctrl-C to unmount\n", drive.ID, dir)
+		fmt.Fprintf(e.stderr, "onedrivefs: drive %s mounted on %s; press Ctrl-C to unmount\n", driveID, dir)
 	}
 
 	done := make(chan struct{})

@@ -24,7 +24,7 @@ import (
 // wire: copy jobs started and completed, content bytes downloaded and
 // uploaded.
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	_, err := rand.Read(b)

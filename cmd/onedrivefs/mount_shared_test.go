@@ -365,3 +365,22 @@ func TestMountSharedUnderRace(t *testing.T) {
 	env.unmount()
 	assert.NotContains(t, env.stderr.String(), raceReport)
 }
+
+// A shortcut is still a shortcut in a mount served from the metadata store:
+// after a remount that lists nothing from the service, the shared folder's
+// content (from its owner's drive) and its read-only share still behave.
+func TestMountSharedShortcutAfterStoreRemount(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.addBob()
+	env.mount("--poll-interval", "1h")
+	assert.Equal(t, "Proj\nRo\n", env.sh("ls"))
+	assert.Equal(t, "a.txt\n", env.sh("ls Proj"))
+	env.unmount()
+
+	env.mount("--poll-interval", "1h")
+	assert.Equal(t, "Proj\nRo\n", env.sh("ls"), "the root from the store")
+	assert.Equal(t, "a.txt\n", env.sh("ls Proj"), "the shortcut's content from bob's drive")
+	assert.Equal(t, "from bob\n", env.sh("cat Proj/a.txt"))
+	_, err := env.shErr("echo x > Ro/new.txt")
+	assert.Error(t, err, "the read-only share is still read-only")
+}

@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 
 // mountEnv is a fake drive mounted by a child onedrivefs process.
 type mountEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *graphtest.Server
 	dir    string // mount point
 	cfg    string // config dir
@@ -93,7 +93,7 @@ func (s *mountLog) String() string {
 
 // skipOrFail skips a test that cannot mount, or fails it when
 // ONEDRIVEFS_REQUIRE_FUSE=1.
-func skipOrFail(t *testing.T, format string, args ...any) {
+func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("ONEDRIVEFS_REQUIRE_FUSE") == "1" {
 		t.Fatalf("cannot mount (ONEDRIVEFS_REQUIRE_FUSE=1): "+format, args...)
@@ -101,7 +101,7 @@ func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Skipf("cannot mount: "+format, args...)
 }
 
-func requireFUSE(t *testing.T) {
+func requireFUSE(t testing.TB) {
 	t.Helper()
 	if mountBinary == "" {
 		t.Fatalf("building onedrivefs failed: %v", buildErr)
@@ -125,7 +125,7 @@ var mountDriveType string
 
 // newMountEnv starts a fake drive and writes a sign-in for it; mount starts
 // the child.
-func newMountEnv(t *testing.T, opts graphtest.Options) *mountEnv {
+func newMountEnv(t testing.TB, opts graphtest.Options) *mountEnv {
 	t.Helper()
 	requireFUSE(t)
 	if opts.DriveType == "" {
@@ -298,7 +298,7 @@ func (env *mountEnv) dumpDaemon() {
 }
 
 // eventually retries cond until it holds or the deadline passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string) {
+func eventually(t testing.TB, d time.Duration, cond func() bool, msg string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -25,7 +25,7 @@ const configFileName = "config.toml"
 
 // configKeys are the flags a config file may set.
 var configKeys = []string{"cache-dir", "cache-size", "read-ahead", "poll-interval", "read-only", "allow-other", "log-level", "log-file", "debug-fuse",
-	"shared-with-me", "no-shared-with-me"}
+	"shared-with-me", "no-shared-with-me", "sync-tree"}
 
 // mountOptionFlags maps the -o options that carry a setting to their flags.
 var mountOptionFlags = map[string]string{
@@ -40,6 +40,7 @@ var mountOptionFlags = map[string]string{
 	"log_file":      "log-file",
 	"log_level":     "log-level",
 	"debug_fuse":    "debug-fuse",
+	"sync_tree":     "sync-tree",
 	"profile":       "profile",
 }
 

@@ -97,7 +97,11 @@ func newStatusCmd(e *env) *cobra.Command {
 // printStatus writes a mount's status for a person.
 func printStatus(w io.Writer, root string, st fs.Status, now time.Time) {
 	state := "online"
-	if !st.Online {
+	switch {
+	case st.Offline && st.OfflineSince != nil:
+		state = fmt.Sprintf("offline since %s (OneDrive is unreachable; changes are journaled and sent when it is back)",
+			st.OfflineSince.Local().Format(time.DateTime))
+	case !st.Online:
 		state = "offline (OneDrive was not reached at the last try)"
 	}
 	if st.ReadOnly {
@@ -118,6 +122,13 @@ func printStatus(w io.Writer, root string, st fs.Status, now time.Time) {
 		fmt.Fprintf(w, "    %s  %s  since %s\n", u.Name, humanBytes(u.Size), u.Since.Local().Format(time.DateTime))
 	}
 	fmt.Fprintf(w, "  journal records: %d\n", st.JournalRecords)
+	if st.OfflineChanges > 0 {
+		fmt.Fprintf(w, "  offline changes: %d (mkdir, rename, delete) to send\n", st.OfflineChanges)
+	}
+	fmt.Fprintf(w, "  pinned:          %d\n", len(st.Pinned))
+	for _, p := range st.Pinned {
+		fmt.Fprintf(w, "    %s\n", p)
+	}
 	fmt.Fprintf(w, "  copy jobs:       %d running\n", len(st.CopyJobs))
 	for _, j := range st.CopyJobs {
 		fmt.Fprintf(w, "    %s  %s -> %s  %.1f%%\n", j.ID, j.Source, j.Destination, j.PercentageComplete)

@@ -1,0 +1,103 @@
+package remote_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+
+	"github.com/onedrivefs/onedrivefs/remote"
+	"github.com/onedrivefs/onedrivefs/remote/graphtest"
+)
+
+// A client that detects offline: a refused connection takes the link down
+// and fails with ErrOffline (not retried); later requests fail with
+// ErrOffline without reaching the network (the fake counts no request);
+// Probe brings the link back once the service answers.
+func TestIntegrationOfflineDetection(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
+	changed := c.Link().Changed()
+
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkRefuse))
+	_, err = c.Root(ctx)
+	require.ErrorIs(t, err, remote.ErrOffline)
+	st := c.Link().State()
+	assert.True(t, st.Offline)
+	assert.NotEmpty(t, st.Cause)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("the link's watchers were not told it went down")
+	}
+
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkUp))
+	before := fake.Stats().Requests["item.get"]
+	_, err = c.Root(ctx)
+	require.ErrorIs(t, err, remote.ErrOffline, "down until a probe says otherwise")
+	assert.Equal(t, before, fake.Stats().Requests["item.get"], "nothing sent while offline")
+	assert.Positive(t, before)
+
+	require.NoError(t, c.Probe(ctx))
+	assert.False(t, c.Link().State().Offline)
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
+}
+
+// Without DetectOffline a refused connection is an ordinary transient
+// failure and the link never goes down.
+func TestIntegrationOfflineDetectionOff(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, Retry: remote.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond}})
+	require.NoError(t, err)
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkRefuse))
+	_, err = c.Root(context.Background())
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, remote.ErrOffline)
+	assert.False(t, c.Link().State().Offline)
+}
+
+// A service that accepts connections and answers nothing: a waiting request
+// shows as stale; CheckReachable gets no answer, takes the link down and
+// cancels the waiting request with ErrOffline.
+func TestIntegrationOfflineSilentService(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkBlackhole))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Root(ctx)
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return c.Link().Stale(time.Now()) }, 5*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, c.CheckReachable(ctx), remote.ErrOffline)
+	assert.True(t, c.Link().State().Offline)
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, remote.ErrOffline)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting request was not cancelled")
+	}
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkUp))
+	require.NoError(t, c.Probe(ctx))
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
+}

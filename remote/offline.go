@@ -1,0 +1,262 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Offline detection. A Client built with Config.DetectOffline treats a
+// connection that cannot even be opened (refused, unreachable, no DNS
+// answer, a connect timeout) as the service being unreachable: the link
+// goes down, the request fails at once with ErrOffline instead of being
+// retried with back-off, and every later request fails at once too, without
+// touching the network, until Probe reaches the service again. So a mount
+// whose network is gone answers in microseconds, not after the retry
+// loop's seconds of back-off per call; its owner runs a prober (fs) that
+// calls Probe every few seconds and learns of each change from Link.
+
+// ErrOffline: the service is unreachable (the link is down), so the request
+// was not sent, or its connection could not be opened. Nothing was done on
+// the service.
+var ErrOffline = errors.New("remote: OneDrive is unreachable (offline)")
+
+// offlineDialTimeout bounds a connection attempt of a Client that detects
+// offline (net/http's default waits 30 s for a silent host).
+const offlineDialTimeout = 3 * time.Second
+
+// Link is the reachability of the service as a Client that detects offline
+// sees it. Its zero value is up. Safe for concurrent use.
+type Link struct {
+	mu      sync.Mutex
+	down    bool      // GUARDED_BY(mu)
+	since   time.Time // GUARDED_BY(mu): when it went down
+	cause   string    // GUARDED_BY(mu): the error that took it down
+	changed chan struct{}
+	// waiting are the requests sent and not yet answered (no reply
+	// header), by number: a service that accepts connections and answers
+	// nothing is found by their age (Stale, CheckReachable), and they are
+	// cancelled when the link goes down. GUARDED_BY(mu)
+	waiting map[uint64]waitingRequest
+	nextID  uint64 // GUARDED_BY(mu)
+}
+
+// waitingRequest is a request waiting for its reply's header.
+type waitingRequest struct {
+	sent   time.Time
+	cancel context.CancelCauseFunc
+}
+
+// track records a request sent at t; untrack forgets it once answered.
+func (l *Link) track(t time.Time, cancel context.CancelCauseFunc) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.waiting == nil {
+		l.waiting = map[uint64]waitingRequest{}
+	}
+	l.nextID++
+	l.waiting[l.nextID] = waitingRequest{sent: t, cancel: cancel}
+	return l.nextID
+}
+
+func (l *Link) untrack(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.waiting, id)
+}
+
+// Stale reports whether a request has waited for its reply since before t.
+func (l *Link) Stale(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.waiting {
+		if w.sent.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// cancelWaitingLocked cancels every waiting request with ErrOffline.
+// Requires l.mu.
+func (l *Link) cancelWaitingLocked() {
+	for id, w := range l.waiting {
+		w.cancel(ErrOffline)
+		delete(l.waiting, id)
+	}
+}
+
+// LinkState is a snapshot of a Link.
+type LinkState struct {
+	Offline bool
+	Since   time.Time // when it went offline (zero when online)
+	Cause   string    // the connection error that took it down
+}
+
+// State returns the link's state.
+func (l *Link) State() LinkState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LinkState{Offline: l.down, Since: l.since, Cause: l.cause}
+}
+
+// Changed returns a channel closed at the next change of the link's state.
+func (l *Link) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
+}
+
+// set records a new state and wakes the watchers; it reports whether the
+// state changed.
+func (l *Link) set(down bool, now time.Time, cause string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down == down {
+		return false
+	}
+	l.down, l.since, l.cause = down, time.Time{}, ""
+	if down {
+		l.since, l.cause = now, cause
+		l.cancelWaitingLocked()
+	}
+	if l.changed != nil {
+		close(l.changed)
+	}
+	l.changed = make(chan struct{})
+	return true
+}
+
+// MarkOffline takes the link down, as a failed connection does (a mount
+// that starts without reaching the service).
+func (l *Link) MarkOffline(now time.Time, cause error) {
+	msg := ""
+	if cause != nil {
+		msg = cause.Error()
+	}
+	l.set(true, now, msg)
+}
+
+// Link returns the client's link (shared by every Client of the account).
+// It stays up unless Config.DetectOffline was set.
+func (c *Client) Link() *Link { return c.link }
+
+// probeKey marks the context of a Probe: its request is sent while the link
+// is down.
+type probeKey struct{}
+
+// Probe asks the service for the drive, even while the link is down, and
+// brings the link up when it answers (any reply of the service counts:
+// it is reachable). It returns nil when the link is up afterwards.
+func (c *Client) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
+	defer cancel()
+	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
+	resp, err := c.do(ctx, r)
+	var re *Error
+	if err != nil && !errors.As(err, &re) {
+		return err
+	}
+	if resp != nil {
+		drain(resp)
+	}
+	if c.link.set(false, c.now(), "") {
+		c.log.Info("the service is reachable again")
+	}
+	return nil
+}
+
+// probeTimeout bounds a probe's wait for an answer.
+const probeTimeout = 3 * time.Second
+
+// CheckReachable asks the service for the drive, bounded by a few seconds,
+// and takes the link down (cancelling the requests waiting for replies)
+// when it gets no answer: for a service that accepts connections and
+// answers nothing, which no connection error reveals. The owner calls it
+// when Stale says a request waits too long.
+func (c *Client) CheckReachable(ctx context.Context) error {
+	if !c.detectOffline || c.link.State().Offline {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
+	defer cancel()
+	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
+	resp, err := c.send(pctx, r)
+	if err == nil {
+		drain(resp)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if c.link.set(true, c.now(), "no answer: "+err.Error()) {
+		c.log.Warn("the service does not answer; going offline", "err", err)
+	}
+	return fmt.Errorf("%w: %w", ErrOffline, err)
+}
+
+// offlineCheck returns ErrOffline for a request made while the link is
+// down (a Probe's excepted).
+func (c *Client) offlineCheck(ctx context.Context, r *request) error {
+	if !c.detectOffline || ctx.Value(probeKey{}) != nil {
+		return nil
+	}
+	if st := c.link.State(); st.Offline {
+		return fmt.Errorf("%w: %s: not sent (offline since %s)", ErrOffline, r.op, st.Since.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// afterUnreachable takes the link down when err shows the connection could
+// not be opened, and returns the error the request ends with; nil when err
+// is not such a failure (the retry loop decides).
+func (c *Client) afterUnreachable(ctx context.Context, r *request, err error) error {
+	if errors.Is(err, ErrOffline) {
+		return err // cancelled as the link went down (sendTracked)
+	}
+	if !c.detectOffline || ctx.Err() != nil || !neverSent(err) || !transientNetError(err) {
+		return nil
+	}
+	if c.link.set(true, c.now(), err.Error()) {
+		c.log.Warn("the service is unreachable; going offline", "op", r.op, "err", err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrOffline, r.op, err)
+}
+
+// sendTracked is send for a client that detects offline: the request is
+// tracked until its reply's header arrives, and cancelled with ErrOffline
+// if the link goes down meanwhile.
+func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, error) {
+	if !c.detectOffline || ctx.Value(probeKey{}) != nil {
+		return c.send(ctx, r)
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	id := c.link.track(c.now(), cancel)
+	resp, err := c.send(rctx, r)
+	c.link.untrack(id)
+	if err != nil {
+		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
+			return nil, fmt.Errorf("%w: %s: no answer: %w", ErrOffline, r.op, err)
+		}
+		cancel(nil)
+	}
+	// On success rctx must live on: the body is read under it. It ends
+	// with ctx.
+	return resp, err
+}
+
+// offlineTransport returns net/http's default transport with a short
+// connect timeout, for a Client that detects offline.
+func offlineTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: offlineDialTimeout, KeepAlive: 30 * time.Second}
+	t.DialContext = d.DialContext
+	return t
+}
