@@ -109,10 +109,13 @@ func (b *bench) benchTree(ctx context.Context, rep *report) error {
 	t.add("`cp -r`", ssCp.format(2), ssAll.format(2), kibs(ssBytes).format(0), ssReq.format(0), fmt.Sprintf("%d in %d runs", jobs, runs))
 	t.add("`cp -r --reflink=never`", refCp.format(2), refCp.format(2), kibs(refBytes).format(0), refReq.format(0), "–")
 	_, maxBytes := ssBytes.minmax()
-	rep.target(fmt.Sprintf("cp -r of %d small files: no slower than the byte path, zero bytes moved", n),
-		fmt.Sprintf("all on the service after %s s against %s s; %.0f bytes moved", fmtNum(ssAll.median(), 2),
+	rep.target(fmt.Sprintf("cp -r of %d small files: cp no slower than the byte path's, zero bytes moved", n),
+		fmt.Sprintf("cp returns after %s s against %s s; %.0f bytes moved", fmtNum(ssCp.median(), 2),
 			fmtNum(refCp.median(), 2), maxBytes),
-		yesNo(ssAll.median() <= refCp.median() && maxBytes == 0))
+		yesNo(ssCp.median() <= refCp.median() && maxBytes == 0))
+	rep.target(fmt.Sprintf("cp -r of %d small files: all on the service no later than the byte path's copy (each job lasts %v on the fake)", n, treeCopyLatency),
+		fmt.Sprintf("all on the service after %s s against %s s", fmtNum(ssAll.median(), 2), fmtNum(refCp.median(), 2)),
+		yesNo(ssAll.median() <= refCp.median()))
 	return nil
 }
 
