@@ -75,6 +75,9 @@ type storeWriter struct {
 	// trusted: listings may be read from the store while online (the
 	// delta poll keeps it current).
 	trusted atomic.Bool
+	// released is when the store's mapped pages were last released (unix
+	// nanoseconds; releaseStorePages).
+	released atomic.Int64
 }
 
 // enqueue adds op to the store's queue. It never blocks, and may be called
@@ -174,6 +177,25 @@ func (f *FS) writeStoreOps(ops []*storeOp) {
 	for _, op := range ops {
 		if op.done != nil {
 			op.done <- err
+		}
+	}
+	f.releaseStorePages()
+}
+
+// releaseStoreEvery spaces the releases of the store's mapped pages.
+const releaseStoreEvery = 2 * time.Second
+
+// releaseStorePages drops the store's mapped pages from the daemon's
+// resident memory (metastore.Store.ReleaseMapped), at most every
+// releaseStoreEvery: the pages a burst of writes touched would otherwise
+// count against the daemon's memory until the kernel reclaims them.
+func (f *FS) releaseStorePages() {
+	w := &f.sw
+	now := time.Now().UnixNano()
+	last := w.released.Load()
+	if now-last >= int64(releaseStoreEvery) && w.released.CompareAndSwap(last, now) {
+		if err := f.store.ReleaseMapped(); err != nil {
+			f.log.Debug("releasing the tree store's mapped pages failed", "err", err)
 		}
 	}
 }
