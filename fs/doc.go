@@ -81,11 +81,14 @@
 // A FUSE interrupt cancels the request's context, which cancels that
 // request's downloads and uploads, never background work: read-ahead, delta
 // polling, upload retries and notifications run on the filesystem's own
-// context, started by Mount and stopped (and waited for) at unmount. A close
-// or fsync interrupted while its upload runs answers success once the
-// change is in the journal (the background sender sends it): a signal, and
-// in Go programs the runtime's preemption signal, must not make a close fail
-// that lost nothing.
+// context, started by Mount and stopped (and waited for) at unmount. The
+// upload a close or fsync waits for is the exception: it is not interrupted
+// (uninterrupted, file.go), since the kernel interrupts a request for any
+// signal the caller handles (a Go program's runtime signals are enough) and
+// the caller then still waits for the answer; a close therefore returns
+// with its content on the service, or journaled after a failure, never with
+// EINTR for an upload given up. Any other change interrupted after it was
+// journaled answers success (the background sender sends it).
 // Constructors start no goroutine.
 //
 // # Locks and deadlocks

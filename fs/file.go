@@ -306,8 +306,18 @@ func (h *handle) flush(ctx context.Context) error {
 	if size, _, _ := fl.localAttr(); size == 0 {
 		return fl.commitLocked()
 	}
-	return fl.syncLocked(ctx)
+	return fl.syncLocked(uninterrupted(ctx))
 }
+
+// uninterrupted detaches an upload that close or fsync waits for from the
+// request's interrupt. The kernel interrupts a waiting request for any
+// signal the caller handles — in a Go program the runtime's own signals are
+// enough — and the caller then goes on waiting for the answer: giving up
+// the upload would answer EINTR (a close that fails for nothing) or a
+// success before the content is on the service. A fatal signal does not
+// wait for the answer at all; the upload then finishes on its own (or is
+// journaled), as a close's always does.
+func uninterrupted(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // fsync sends the changes, creating a new empty file too.
 func (h *handle) fsync(ctx context.Context) error {
@@ -317,7 +327,7 @@ func (h *handle) fsync(ctx context.Context) error {
 	if err := fl.settleCopyLocked(ctx); err != nil {
 		return err
 	}
-	return fl.syncLocked(ctx)
+	return fl.syncLocked(uninterrupted(ctx))
 }
 
 // release is the last close of a handle: when no handle is left, unsent
@@ -427,11 +437,10 @@ func (fl *file) syncLocked(ctx context.Context) error {
 		return nil
 	}
 	if interrupted(ctx, err) {
-		// The caller was interrupted (a signal: Ctrl-C, or the Go
-		// runtime's preemption signal in a Go program) while its close or
-		// fsync waited for the upload. The change is durable in the journal
-		// and the background sender sends it: answering EINTR would make a
-		// close fail that lost nothing.
+		// The caller gave up (a release or truncate whose request was
+		// interrupted; close and fsync are not: uninterrupted). The change
+		// is durable in the journal and the background sender sends it:
+		// answering EINTR would report a failure that lost nothing.
 		f.log.Info("upload interrupted by the caller; the change is kept in the journal and will be sent", "path", f.pathOf(e))
 		return nil
 	}
