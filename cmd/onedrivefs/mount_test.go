@@ -222,17 +222,7 @@ func (env *mountEnv) kill() {
 }
 
 func (env *mountEnv) cleanup() {
-	if env.cmd != nil {
-		_ = env.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-env.waited:
-		case <-time.After(20 * time.Second):
-			_ = env.cmd.Process.Kill()
-			<-env.waited
-		}
-		env.cmd = nil
-	}
-	forceUnmount(env.dir)
+	env.stopDaemon(syscall.SIGTERM)
 	if env.t.Failed() && env.stderr != nil {
 		env.t.Logf("onedrivefs log:\n%s", env.stderr.String())
 	}
@@ -286,14 +276,22 @@ func (env *mountEnv) dumpDaemon() {
 		return
 	}
 	env.t.Logf("a command in the mount hung: ending the daemon with SIGQUIT for its goroutines' stacks")
-	_ = env.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-env.waited:
-	case <-time.After(20 * time.Second):
-		_ = env.cmd.Process.Kill()
-		<-env.waited
+	env.stopDaemon(syscall.SIGQUIT)
+}
+
+// stopDaemon sends sig to the daemon (if one runs), kills it if it has not
+// exited 20 s later, and leaves no mount behind.
+func (env *mountEnv) stopDaemon(sig syscall.Signal) {
+	if env.cmd != nil {
+		_ = env.cmd.Process.Signal(sig)
+		select {
+		case <-env.waited:
+		case <-time.After(20 * time.Second):
+			_ = env.cmd.Process.Kill()
+			<-env.waited
+		}
+		env.cmd = nil
 	}
-	env.cmd = nil
 	forceUnmount(env.dir)
 }
 

@@ -327,7 +327,12 @@ func (s *Server) BlobPath(path string) (string, error) {
 func (s *Server) List(path string) ([]ItemInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.defaultDrive()
+	return s.listLocked(s.defaultDrive(), path)
+}
+
+// listLocked describes the children of the folder at path in drive d.
+// Caller holds s.mu.
+func (s *Server) listLocked(d *drive, path string) ([]ItemInfo, error) {
 	it, aerr := d.walk(d.Items[d.RootID], splitPath(path))
 	if aerr != nil {
 		return nil, fmt.Errorf("%s: %w", path, os.ErrNotExist)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 )
@@ -100,16 +99,5 @@ func (s *Server) ListIn(driveID, path string) ([]ItemInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	it, aerr := d.walk(d.Items[d.RootID], splitPath(path))
-	if aerr != nil {
-		return nil, fmt.Errorf("%s: %w", path, os.ErrNotExist)
-	}
-	if !it.Folder {
-		return nil, fmt.Errorf("%s: %w", path, errNotDir)
-	}
-	var out []ItemInfo
-	for _, c := range d.sortedChildren(it) {
-		out = append(out, s.info(d, c))
-	}
-	return out, nil
+	return s.listLocked(d, path)
 }
