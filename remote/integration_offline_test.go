@@ -19,13 +19,9 @@ import (
 // Probe brings the link back once the service answers.
 func TestIntegrationOfflineDetection(t *testing.T) {
 	t.Parallel()
-	fake := graphtest.NewServer(graphtest.Options{})
-	t.Cleanup(func() { _ = fake.Close() })
-	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
-	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
-	require.NoError(t, err)
+	fake, c := newOfflineClient(t)
 	ctx := context.Background()
-	_, err = c.Root(ctx)
+	_, err := c.Root(ctx)
 	require.NoError(t, err)
 	changed := c.Link().Changed()
 
@@ -75,11 +71,7 @@ func TestIntegrationOfflineDetectionOff(t *testing.T) {
 // cancels the waiting request with ErrOffline.
 func TestIntegrationOfflineSilentService(t *testing.T) {
 	t.Parallel()
-	fake := graphtest.NewServer(graphtest.Options{})
-	t.Cleanup(func() { _ = fake.Close() })
-	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
-	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
-	require.NoError(t, err)
+	fake, c := newOfflineClient(t)
 	ctx := context.Background()
 	require.NoError(t, fake.SetNetwork(graphtest.NetworkBlackhole))
 	done := make(chan error, 1)
@@ -98,6 +90,18 @@ func TestIntegrationOfflineSilentService(t *testing.T) {
 	}
 	require.NoError(t, fake.SetNetwork(graphtest.NetworkUp))
 	require.NoError(t, c.Probe(ctx))
-	_, err = c.Root(ctx)
+	_, err := c.Root(ctx)
 	require.NoError(t, err)
+}
+
+// newOfflineClient returns a fake and a client of it that detects being
+// offline.
+func newOfflineClient(t *testing.T) (*graphtest.Server, *remote.Client) {
+	t.Helper()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)})
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
+	require.NoError(t, err)
+	return fake, c
 }
