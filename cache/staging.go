@@ -46,6 +46,14 @@ type Record struct {
 	// without their answer arriving (newest last): an item found holding
 	// one of them is the mount's own version, not a conflicting change.
 	Unconfirmed []ContentRef `json:"unconfirmed,omitempty"`
+	// BaseMissing lists the ranges of the staged file that do not hold
+	// their bytes yet: they are the base version's (BaseItemID at
+	// BaseCTag, BaseSize bytes), fetched before the content is sent, so a
+	// write into a large file need not wait for all of it and no hole is
+	// ever sent as zeros.
+	BaseMissing []Range `json:"baseMissing,omitempty"`
+	BaseItemID  string  `json:"baseItemId,omitempty"`
+	BaseSize    int64   `json:"baseSize,omitempty"`
 	// Size is the staged file's size at the last Commit (set by Commit).
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`

@@ -59,6 +59,7 @@ func (f *FS) adoptRecord(ctx context.Context, rec cache.Record) error {
 	}
 	fl.staged, fl.dirty, fl.committed, fl.failed = sf, true, true, true
 	fl.baseETag, fl.baseCTag = rec.BaseETag, rec.BaseCTag
+	fl.base = baseFillOfRecord(rec) // basefill.go: filled before it is sent
 	fl.setLocalAttr(true, rec.Size, rec.ModTime)
 	f.mu.Lock()
 	if f.journaled == nil {

@@ -259,6 +259,7 @@ func (fl *file) trimCopyLocked(ctx context.Context) error {
 		if err := fl.staged.File().Truncate(c.answered); err != nil {
 			return err
 		}
+		fl.cutBaseLocked(c.answered)
 		_, mtime, _ := fl.localAttr()
 		fl.dirty = true
 		fl.setLocalAttr(true, c.answered, mtime)

@@ -27,7 +27,8 @@
 // context. Nothing holds a whole file in memory.
 //
 // Writes go to a staged copy of the whole file (cache.Staging): OneDrive
-// replaces whole files. A new file exists only locally until its first
+// replaces whole files; the bytes a write into a large file does not
+// overwrite come from its base version lazily (basefill.go). A new file exists only locally until its first
 // flush with content, or its release when empty (lazy creation: a file a
 // server-side copy fills is never uploaded empty first). flush (close) and
 // fsync upload the staged content; if the upload fails, the content is

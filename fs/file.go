@@ -56,6 +56,9 @@ type file struct {
 	// a copy_file_range caller that has been answered part of it (copy.go).
 	// GUARDED_BY(mu)
 	copyIn *serverCopy
+	// base is what the staged content still misses of the version it was
+	// based on (basefill.go); nil when it has all of it. GUARDED_BY(mu)
+	base *baseFill
 	// holds counts the server-side copies taken from this file that have
 	// not completed: its uploads wait in the journal meanwhile (pending.go).
 	// GUARDED_BY(mu)
@@ -174,11 +177,12 @@ func (h *handle) write(ctx context.Context, data []byte, off int64) (int, error)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if err := st.stageLocked(ctx, true); err != nil {
+	if err := st.stageForWriteLocked(ctx); err != nil {
 		return 0, err
 	}
 	n, err := st.staged.File().WriteAt(data, off)
 	if n > 0 {
+		st.wroteBaseLocked(off, int64(n))
 		size, _, _ := st.localAttr()
 		st.dirty = true
 		st.setLocalAttr(true, max(size, off+int64(n)), f.now())
@@ -213,12 +217,17 @@ func (f *FS) truncate(ctx context.Context, e *entry, size int64) error {
 			return nil
 		}
 	}
-	if err := st.stageLocked(ctx, size > 0); err != nil {
+	stage := st.stageForWriteLocked
+	if size == 0 {
+		stage = func(ctx context.Context) error { return st.stageLocked(ctx, false) }
+	}
+	if err := stage(ctx); err != nil {
 		return err
 	}
 	if err := st.staged.File().Truncate(size); err != nil {
 		return err
 	}
+	st.cutBaseLocked(size)
 	st.dirty = true
 	st.setLocalAttr(true, size, f.now())
 	if st.handles.Load() == 0 {
@@ -501,10 +510,18 @@ func (fl *file) commitLocked() error {
 		Unconfirmed: t.unconfirmed, DriveID: t.driveID}
 	f.mu.Unlock()
 	_, rec.ModTime, _ = fl.localAttr()
+	if b := fl.base; b != nil {
+		// Bytes still to come from the base version (basefill.go).
+		rec.BaseItemID, rec.BaseCTag, rec.BaseSize = b.item.ID, b.item.CTag, b.item.Size
+		rec.BaseMissing = b.missing(0, b.limit)
+	}
 	if _, err := f.staging.Commit(rec); err != nil {
 		return err
 	}
 	fl.committed = true
+	if fl.base != nil {
+		fl.base.recorded = rec.BaseMissing
+	}
 	f.mu.Lock()
 	if f.journaled == nil {
 		f.journaled = make(map[string]*entry)
@@ -528,6 +545,9 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 	}
 	if gone {
 		f.log.Warn("a file changed here was deleted on OneDrive; creating it again", "name", t.name, "folder", "/"+t.dirPath)
+	}
+	if err := fl.fillAllLocked(ctx); err != nil {
+		return fmt.Errorf("fetching the unwritten bytes of %q: %w", t.name, err)
 	}
 	size, mtime, _ := fl.localAttr()
 	res, err := f.send(ctx, fl.staged.File(), size, mtime, t)
@@ -570,7 +590,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 		if _, merr := f.staging.Modify(fl.staged.ID(), func(r *cache.Record) {
 			r.RemoteItemID, r.BaseETag, r.BaseCTag = got.ID, got.ETag, got.CTag
 			r.ParentID, r.Name, r.DriveID = got.ParentID, got.Name, f.itemDrive(got)
-			r.Unconfirmed = nil
+			r.Unconfirmed, r.BaseMissing, r.BaseItemID, r.BaseSize = nil, nil, "", 0
 		}); merr != nil {
 			f.log.Warn("updating the journal after an upload failed", "name", got.Name, "err", merr)
 		}
@@ -583,6 +603,7 @@ func (fl *file) uploadLocked(ctx context.Context) error {
 func (fl *file) discardLocalLocked() {
 	f := fl.fs
 	fl.dropCopyLocked()
+	fl.endBaseLocked()
 	if fl.staged == nil {
 		return
 	}

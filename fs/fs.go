@@ -73,6 +73,10 @@ type Config struct {
 	// by one paged delta enumeration (fullsync.go); otherwise folders are
 	// stored as they are listed.
 	SyncTree bool
+	// LazyBaseMin is the size from which a write into an existing file
+	// does not wait for its content (basefill.go); 0 → DefaultLazyBaseMin.
+	// Tests lower it so that small files take that path.
+	LazyBaseMin int64
 }
 
 // FS is a mounted (or mountable) OneDrive drive: the drive's items as this
@@ -101,6 +105,8 @@ type FS struct {
 
 	notes *notifier
 	bg    *background
+	// lazyBaseMin: see Config.LazyBaseMin. Immutable.
+	lazyBaseMin int64
 	// wbWake wakes the journal's background sender (writeback.go).
 	wbWake chan struct{}
 	// prefetchSlots bounds the listing prefetches running at once.
@@ -219,6 +225,10 @@ func New(cfg Config) (*FS, error) {
 		sharedName:  cfg.SharedWithMe,
 		store:       cfg.Store,
 		syncTree:    cfg.SyncTree,
+		lazyBaseMin: cfg.LazyBaseMin,
+	}
+	if f.lazyBaseMin <= 0 {
+		f.lazyBaseMin = DefaultLazyBaseMin
 	}
 	f.sw.wake = make(chan struct{}, 1)
 	if f.log == nil {

@@ -176,6 +176,12 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 				return fmt.Errorf("keeping the content of an open file being deleted: %w", err)
 			}
 		}
+		if fl.base != nil {
+			// Its base version goes with the item: fetch the rest first.
+			if err := fl.fillLocked(ctx, 0, fl.base.limit); err != nil {
+				return fmt.Errorf("keeping the content of a file being deleted: %w", err)
+			}
+		}
 	}
 	f.mu.Lock()
 	id := c.itemIDFSLocked()

@@ -54,6 +54,9 @@ func (h *handle) readResult(ctx context.Context, dest []byte, off int64) (fuse.R
 	if st.staged != nil {
 		defer st.mu.Unlock()
 		h.unpin() // the handle now follows the local content
+		if err := st.fillLocked(ctx, off, int64(len(dest))); err != nil {
+			return nil, err
+		}
 		n, err := st.staged.File().ReadAt(dest, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path"
 	"time"
@@ -157,6 +158,9 @@ func (f *FS) replayJournal(ctx context.Context) {
 // replayRecord sends one journaled file of an earlier mount, by the same
 // rule as a live upload (upload.go).
 func (f *FS) replayRecord(ctx context.Context, rec cache.Record) error {
+	if err := f.fillRecord(ctx, rec); err != nil { // basefill.go
+		return fmt.Errorf("fetching the unwritten bytes: %w", err)
+	}
 	file, err := os.Open(rec.StagedPath)
 	if err != nil {
 		return err

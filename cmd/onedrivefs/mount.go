@@ -59,10 +59,12 @@ the same in /etc/fstab) runs 'onedrivefs PROFILE DIR -o OPTIONS', which is
 Durability: once close() or fsync() on a file returns success, its content is
 on OneDrive, or in the local journal that the next mount sends.
 
-Environment (profiling, for developers):
+Environment (profiling and testing, for developers):
   ONEDRIVEFS_CPUPROFILE=FILE  write a CPU profile (runtime/pprof) to FILE,
                               from the moment the drive is mounted to unmount
   ONEDRIVEFS_MEMPROFILE=FILE  write a heap profile to FILE at unmount
+  ONEDRIVEFS_LAZY_BASE_MIN=N  a write into an existing file of N bytes or more
+                              does not wait for its content (default 4 MiB)
 Read them with 'go tool pprof -top onedrivefs FILE'.`
 
 // Time given to unsent changes at shutdown before they are journaled instead.
@@ -257,9 +259,16 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	if offline {
 		fmt.Fprintf(e.stderr, "onedrivefs: OneDrive is unreachable: starting offline from the local copy of the tree; changes are journaled and sent when it is back\n")
 	}
+	var lazyBaseMin int64
+	if v := e.getenv("ONEDRIVEFS_LAZY_BASE_MIN"); v != "" {
+		if lazyBaseMin, err = strconv.ParseInt(v, 10, 64); err != nil || lazyBaseMin <= 0 {
+			return fmt.Errorf("ONEDRIVEFS_LAZY_BASE_MIN: want a size in bytes, got %q", v)
+		}
+	}
 	fsys, err := fs.New(fs.Config{
 		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store, SyncTree: o.syncTree,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
+		LazyBaseMin: lazyBaseMin,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
 		// mount.
