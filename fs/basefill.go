@@ -44,9 +44,14 @@ import (
 // lazily; a smaller file comes whole before the write (a request or two).
 const DefaultLazyBaseMin = 4 << 20
 
-// baseFillChunk bounds one fetch of the background fill, so that a write or
-// an upload waiting for the file's lock never waits for more.
-const baseFillChunk = 32 << 20
+// The background fill fetches up to baseFetchChunk bytes per request (8
+// requests per GiB) into the content cache, without the file's lock, and
+// copies them into the staged file baseCopyChunk bytes at a time under it,
+// so that a write waits for at most one such copy.
+const (
+	baseFetchChunk = 128 << 20
+	baseCopyChunk  = 8 << 20
+)
 
 // baseFill is the part of a staged file still to be filled from its base
 // version. It is owned by the file and guarded by its lock.
@@ -143,7 +148,7 @@ func (st *file) startBaseFillLocked() {
 				return
 			}
 			g := gaps[0]
-			g.End = min(g.End, g.Start+baseFillChunk)
+			g.End = min(g.End, g.Start+baseFetchChunk)
 			st.mu.Unlock()
 			// Fetched into the content cache unlocked; copied under the
 			// lock (from the cache: no request) into what is still missing.
@@ -154,13 +159,21 @@ func (st *file) startBaseFillLocked() {
 				}
 				return
 			}
-			st.mu.Lock()
-			if st.base == b {
-				if err := st.fillLocked(ctx, g.Start, g.Len()); err != nil && ctx.Err() == nil {
-					f.log.Debug("filling a file being written from its base stopped", "path", f.pathOf(st.e), "err", err)
+			for off := g.Start; off < g.End && ctx.Err() == nil; off += baseCopyChunk {
+				st.mu.Lock()
+				if st.base != b {
+					st.mu.Unlock()
+					return
+				}
+				err := st.fillLocked(ctx, off, min(baseCopyChunk, g.End-off))
+				st.mu.Unlock()
+				if err != nil {
+					if ctx.Err() == nil {
+						f.log.Debug("filling a file being written from its base stopped", "path", f.pathOf(st.e), "err", err)
+					}
+					return
 				}
 			}
-			st.mu.Unlock()
 		}
 	})
 	if !started {

@@ -57,7 +57,7 @@ type config struct {
 // seen from the repository's root (where make runs).
 const defaultAnalysis = "cmd/odbench/analysis.md"
 
-var scenarioNames = []string{"copy", "read", "random", "readahead", "loopback", "write", "append", "meta", "jobs", "tree", "scale"}
+var scenarioNames = []string{"copy", "read", "random", "readahead", "loopback", "write", "append", "edit", "meta", "jobs", "tree", "scale"}
 
 func main() {
 	if len(os.Args) == 5 && os.Args[1] == loopbackArg {
@@ -178,6 +178,7 @@ func runBench(ctx context.Context, args []string, stdout io.Writer) error {
 		{"loopback", "5 (FUSE limit)", b.benchLoopback},
 		{"write", "6 (write)", b.benchWrite},
 		{"append", "7 (append)", b.benchAppend},
+		{"edit", "7b (edit)", b.benchEdit},
 		{"meta", "8 (metadata)", b.benchMeta},
 		{"jobs", "9 (many jobs)", b.benchJobs},
 		{"tree", "10 (cp -r)", b.benchTree},
