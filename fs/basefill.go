@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"strings"
 
 	"github.com/onedrivefs/onedrivefs/cache"
@@ -246,11 +247,17 @@ func (st *file) fillAllLocked(ctx context.Context) error {
 	if err == nil || !baseGone(err) {
 		return err
 	}
-	st.fs.log.Error("the version a change was based on is gone from OneDrive before all of it was fetched: "+
-		"the change is sent with the bytes it did not write left as zeros (the service keeps its own version)",
-		"path", st.fs.pathOf(st.e), "missing", fmt.Sprint(b.missing(0, b.limit)), "err", err)
+	st.fs.logBaseGone(st.fs.pathOf(st.e), b, err)
 	st.endBaseLocked()
 	return nil
+}
+
+// logBaseGone says that the change to the file at p cannot be completed
+// as written: its base version is gone.
+func (f *FS) logBaseGone(p string, b *baseFill, err error) {
+	f.log.Error("the version a change was based on is gone from OneDrive before all of it was fetched: "+
+		"the change is sent with the bytes it did not write left as zeros (the service keeps its own version)",
+		"path", p, "missing", fmt.Sprint(b.missing(0, b.limit)), "err", err)
 }
 
 // baseGone reports whether err says a base version can no longer be
@@ -366,9 +373,7 @@ func (f *FS) fillRecord(ctx context.Context, rec cache.Record) error {
 			if !baseGone(err) {
 				return err
 			}
-			f.log.Error("the version a journaled change was based on is gone from OneDrive before all of it was fetched: "+
-				"the change is sent with the bytes it did not write left as zeros (the service keeps its own version)",
-				"name", rec.Name, "missing", fmt.Sprint(b.missing(0, b.limit)), "err", err)
+			f.logBaseGone(path.Join("/", rec.DirPath, rec.Name), b, err)
 			break
 		}
 		b.have.Add(g.Start, g.Len())

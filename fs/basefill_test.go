@@ -34,6 +34,16 @@ func withEdit(base []byte, off int, p []byte) []byte {
 	return out
 }
 
+// seedLarge puts n pseudo-random bytes at /big.bin on the fake and returns
+// them with the file's entry.
+func (env *testEnv) seedLarge(n int) ([]byte, *entry) {
+	env.t.Helper()
+	base := baseContent(n)
+	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
+	require.NoError(env.t, err)
+	return base, env.mustWalk("/big.bin")
+}
+
 // writeAt opens e, writes p at off and returns the open handle.
 func (env *testEnv) writeAt(e *entry, off int64, p []byte) *handle {
 	env.t.Helper()
@@ -53,10 +63,7 @@ func (env *testEnv) writeAt(e *entry, off int64, p []byte) *handle {
 // with the edit, never holes of zeros.
 func TestWriteIntoLargeFileNeedsNotItsContentFirst(t *testing.T) {
 	env := newTestEnv(t)
-	base := baseContent(3 * DefaultLazyBaseMin)
-	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
-	require.NoError(t, err)
-	e := env.mustWalk("/big.bin")
+	base, e := env.seedLarge(3 * DefaultLazyBaseMin)
 	ctx := context.Background()
 
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
@@ -88,10 +95,7 @@ func TestWriteIntoLargeFileNeedsNotItsContentFirst(t *testing.T) {
 // A write over a whole range of the base never fetches it.
 func TestOverwrittenBaseRangeIsNotFetched(t *testing.T) {
 	env := newTestEnv(t)
-	base := baseContent(2 * DefaultLazyBaseMin)
-	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
-	require.NoError(t, err)
-	e := env.mustWalk("/big.bin")
+	base, e := env.seedLarge(2 * DefaultLazyBaseMin)
 	ctx := context.Background()
 
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
@@ -113,10 +117,7 @@ func TestOverwrittenBaseRangeIsNotFetched(t *testing.T) {
 // after the journal record was first written.
 func TestJournaledWriteWithMissingBaseIsReplayedWhole(t *testing.T) {
 	env := newTestEnv(t)
-	base := baseContent(2*DefaultLazyBaseMin + 777)
-	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
-	require.NoError(t, err)
-	e := env.mustWalk("/big.bin")
+	base, e := env.seedLarge(2*DefaultLazyBaseMin + 777)
 	ctx := context.Background()
 
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
@@ -153,10 +154,7 @@ func TestJournaledWriteWithMissingBaseIsReplayedWhole(t *testing.T) {
 // base's bytes before the cut, and a file grown again holds zeros after it.
 func TestTruncateWithMissingBase(t *testing.T) {
 	env := newTestEnv(t)
-	base := baseContent(2 * DefaultLazyBaseMin)
-	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
-	require.NoError(t, err)
-	e := env.mustWalk("/big.bin")
+	base, e := env.seedLarge(2 * DefaultLazyBaseMin)
 	ctx := context.Background()
 
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
@@ -180,17 +178,14 @@ func TestTruncateWithMissingBase(t *testing.T) {
 // it; nothing of the new version is overwritten.
 func TestMissingBaseChangedOnServiceKeepsTheServiceVersion(t *testing.T) {
 	env := newTestEnv(t)
-	base := baseContent(2 * DefaultLazyBaseMin)
-	_, err := env.srv.PutFile("/big.bin", base, time.Time{})
-	require.NoError(t, err)
-	e := env.mustWalk("/big.bin")
+	base, e := env.seedLarge(2 * DefaultLazyBaseMin)
 	ctx := context.Background()
 
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
 	h := env.writeAt(e, 0, []byte("local edit"))
 	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkUp))
 	theirs := []byte("changed elsewhere")
-	_, err = env.srv.PutFile("/big.bin", theirs, time.Time{})
+	_, err := env.srv.PutFile("/big.bin", theirs, time.Time{})
 	require.NoError(t, err)
 	require.NoError(t, h.flush(ctx))
 	require.NoError(t, h.release(ctx))
