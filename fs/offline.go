@@ -44,12 +44,11 @@ const (
 	boundPrefix   = "offline-id/" // boundPrefix + local id → the service's id
 )
 
-// Prober back-off bounds, and how long a request may wait for its reply
-// before the prober checks that the service answers at all.
+// Prober back-off bounds. How long a request may wait for its reply
+// before the service is checked is remote's (remote/unanswered.go).
 const (
-	probeMin   = time.Second
-	probeMax   = 10 * time.Second
-	staleAfter = 5 * time.Second
+	probeMin = time.Second
+	probeMax = 10 * time.Second
 )
 
 // offlineRecord is one metadata change made offline.
@@ -431,14 +430,15 @@ func (f *FS) bindLocalFolder(localID string, it *remote.Item) {
 	}
 }
 
-// runProber watches the link: when it goes down it logs so and asks the
-// service every few seconds (with back-off) until it answers; then it
-// replays the offline journal, sends the content journal and polls.
+// runProber watches the link: while it is up, the client's watcher
+// (remote.Client.WatchUnanswered) checks that the service answers whenever
+// a request waits suspiciously long; when the link goes down the prober
+// logs so and asks the service every few seconds (with back-off) until it
+// answers; then it replays the offline journal, sends the content journal
+// and polls.
 func (f *FS) runProber(ctx context.Context) {
 	link := f.remote.Link()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var lastCheck time.Time
+	f.bg.Go(f.remote.WatchUnanswered)
 	for {
 		changed := link.Changed()
 		st := link.State()
@@ -447,14 +447,6 @@ func (f *FS) runProber(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-changed:
-			case now := <-tick.C:
-				// A request waiting long for its reply: is the service
-				// still answering at all (a network that swallows packets
-				// refuses no connection)?
-				if link.Stale(now.Add(-staleAfter)) && now.Sub(lastCheck) >= staleAfter {
-					lastCheck = now
-					_ = f.remote.CheckReachable(ctx)
-				}
 			}
 			continue
 		}

@@ -91,6 +91,11 @@ type clientCore struct {
 	graphBase *url.URL // parsed Config.GraphURL: links handed out must point at its host
 	api       *http.Client
 	plain     *http.Client
+	// fresh is api over connections never reused (probes and checks,
+	// offline.go); closeIdle closes the idle connections api and plain
+	// keep.
+	fresh     *http.Client
+	closeIdle func()
 	tokens    oauth2.TokenSource
 	log       *slog.Logger
 	retry     RetryPolicy
@@ -156,6 +161,16 @@ func New(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	noRedirects := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	freshTransport := transport
+	if t, ok := transport.(*http.Transport); ok {
+		ft := t.Clone()
+		ft.DisableKeepAlives = true
+		freshTransport = ft
+	}
+	closeIdle := func() {}
+	if t, ok := transport.(interface{ CloseIdleConnections() }); ok {
+		closeIdle = t.CloseIdleConnections
+	}
 
 	c := &Client{driveURL: base.String() + drivePath(cfg.DriveID), clientCore: &clientCore{
 		graphBase: base,
@@ -163,7 +178,12 @@ func New(cfg Config) (*Client, error) {
 			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: transport},
 			CheckRedirect: noRedirects,
 		},
-		plain:         &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		plain: &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		fresh: &http.Client{
+			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: freshTransport},
+			CheckRedirect: noRedirects,
+		},
+		closeIdle:     closeIdle,
 		detectOffline: cfg.DetectOffline,
 		link:          &Link{},
 		tokens:        cfg.Tokens,

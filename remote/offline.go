@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,46 +41,70 @@ type Link struct {
 	changed chan struct{}
 	// waiting are the requests sent and not yet answered (no reply
 	// header), by number: a service that accepts connections and answers
-	// nothing is found by their age (Stale, CheckReachable), and they are
+	// nothing is found by their silence (unanswered.go), and they are
 	// cancelled when the link goes down. GUARDED_BY(mu)
-	waiting map[uint64]waitingRequest
+	waiting map[uint64]*waitingRequest
 	nextID  uint64 // GUARDED_BY(mu)
+	// kick wakes the watcher (WatchUnanswered) when a request starts
+	// waiting. Buffered (1). GUARDED_BY(mu)
+	kick chan struct{}
+	// latency: recent reply times of small requests (unanswered.go).
+	// GUARDED_BY(mu)
+	latency latencySamples
+	// lastAnswer is when the last reachability check that found the
+	// service answering began. GUARDED_BY(mu)
+	lastAnswer time.Time
 }
 
 // waitingRequest is a request waiting for its reply's header.
 type waitingRequest struct {
-	sent   time.Time
+	sent time.Time
+	// active is the last sign of life (UnixNano): when it was sent, or
+	// when the transport last took bytes of its body (a body still moving
+	// means the connection is acknowledging what it sends).
+	active atomic.Int64
+	// small: its body is small, so its reply time is mostly round trips
+	// and the service's work, a sample of the link's latency.
+	small  bool
 	cancel context.CancelCauseFunc
 }
 
-// track records a request sent at t; untrack forgets it once answered.
-func (l *Link) track(t time.Time, cancel context.CancelCauseFunc) uint64 {
+// track records a request sent now; untrack forgets it, answered when its
+// reply's header arrived.
+func (l *Link) track(small bool, cancel context.CancelCauseFunc) (uint64, *waitingRequest) {
+	now := time.Now()
+	w := &waitingRequest{sent: now, small: small, cancel: cancel}
+	w.active.Store(now.UnixNano())
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.waiting == nil {
-		l.waiting = map[uint64]waitingRequest{}
+		l.waiting = map[uint64]*waitingRequest{}
 	}
 	l.nextID++
-	l.waiting[l.nextID] = waitingRequest{sent: t, cancel: cancel}
-	return l.nextID
-}
-
-func (l *Link) untrack(id uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.waiting, id)
-}
-
-// Stale reports whether a request has waited for its reply since before t.
-func (l *Link) Stale(t time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, w := range l.waiting {
-		if w.sent.Before(t) {
-			return true
-		}
+	l.waiting[l.nextID] = w
+	select {
+	case l.kickLocked() <- struct{}{}:
+	default:
 	}
-	return false
+	return l.nextID, w
+}
+
+func (l *Link) untrack(id uint64, answered bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.waiting[id]
+	delete(l.waiting, id)
+	if w != nil && answered && w.small {
+		l.latency.add(time.Since(w.sent))
+	}
+}
+
+// kickLocked returns the watcher's wake-up channel. Requires l.mu.
+func (l *Link) kickLocked() chan struct{} {
+	if l.kick == nil {
+		l.kick = make(chan struct{}, 1)
+	}
+	return l.kick
 }
 
 // cancelWaitingLocked cancels every waiting request with ErrOffline.
@@ -148,17 +174,19 @@ func (l *Link) MarkOffline(now time.Time, cause error) {
 // It stays up unless Config.DetectOffline was set.
 func (c *Client) Link() *Link { return c.link }
 
-// probeKey marks the context of a Probe: its request is sent while the link
-// is down.
+// probeKey marks the context of a Probe or a reachability check: its
+// request is sent while the link is down, and not tracked.
 type probeKey struct{}
 
-// Probe asks the service for the drive, even while the link is down, and
-// brings the link up when it answers (any reply of the service counts:
-// it is reachable). It returns nil when the link is up afterwards.
+// Probe asks the service for the drive, even while the link is down, on a
+// fresh connection (one kept from before may be dead), and brings the link
+// up when it answers (any reply of the service counts: it is reachable).
+// It returns nil when the link is up afterwards.
 func (c *Client) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
 	defer cancel()
-	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
+	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true}
+	start := time.Now()
 	resp, err := c.do(ctx, r)
 	var re *Error
 	if err != nil && !errors.As(err, &re) {
@@ -167,37 +195,61 @@ func (c *Client) Probe(ctx context.Context) error {
 	if resp != nil {
 		drain(resp)
 	}
+	c.link.answered(start, true)
 	if c.link.set(false, c.now(), "") {
+		// Connections kept from before the outage may be dead without
+		// knowing it (a network that changed under them): start afresh.
+		c.closeIdle()
 		c.log.Info("the service is reachable again")
 	}
 	return nil
 }
 
-// probeTimeout bounds a probe's wait for an answer.
+// probeTimeout bounds a probe's wait for an answer: generous, as a probe
+// only decides when to come back online (a slow answer still counts).
 const probeTimeout = 3 * time.Second
 
-// CheckReachable asks the service for the drive, bounded by a few seconds,
-// and takes the link down (cancelling the requests waiting for replies)
-// when it gets no answer: for a service that accepts connections and
-// answers nothing, which no connection error reveals. The owner calls it
-// when Stale says a request waits too long.
+// CheckReachable asks the service for the drive on a fresh connection,
+// bounded by checkTimeout (unanswered.go), and takes the link down
+// (cancelling the requests waiting for replies) when it gets no answer
+// and no waiting request's body moved meanwhile: for a service that
+// accepts connections and answers nothing, which no connection error
+// reveals. WatchUnanswered calls it when a request has waited suspiciously
+// long; it returns nil when the service answers (or the link is down
+// already), ErrOffline when it took the link down.
 func (c *Client) CheckReachable(ctx context.Context) error {
 	if !c.detectOffline || c.link.State().Offline {
 		return nil
 	}
-	pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
+	timeout := c.link.checkTimeout()
+	pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), timeout)
 	defer cancel()
-	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true}
+	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true}
+	start := time.Now()
 	resp, err := c.send(pctx, r)
 	if err == nil {
 		drain(resp)
+		c.link.answered(start, true)
 		return nil
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if c.link.set(true, c.now(), "no answer: "+err.Error()) {
-		c.log.Warn("the service does not answer; going offline", "err", err)
+	var te *tokenError
+	if errors.As(err, &te) && !transientNetError(te.err) {
+		c.link.answered(start, false) // not checked again before recheckAfter
+		return err                    // no token (sign-in refused): not a network matter
+	}
+	if c.link.movedSince(start) {
+		// A body is still being taken by a connection opened before the
+		// check: its bytes are acknowledged, the path is alive, only
+		// slow (a large fragment on a thin uplink starves the check).
+		c.link.answered(start, false)
+		c.log.Debug("the reachability check got no answer, but an upload is still moving; staying online", "wait", timeout)
+		return nil
+	}
+	if c.link.set(true, c.now(), fmt.Sprintf("no answer within %v: %v", timeout.Round(time.Millisecond), err)) {
+		c.log.Warn("the service does not answer; going offline", "wait", timeout.Round(time.Millisecond), "err", err)
 	}
 	return fmt.Errorf("%w: %w", ErrOffline, err)
 }
@@ -231,16 +283,22 @@ func (c *Client) afterUnreachable(ctx context.Context, r *request, err error) er
 }
 
 // sendTracked is send for a client that detects offline: the request is
-// tracked until its reply's header arrives, and cancelled with ErrOffline
-// if the link goes down meanwhile.
+// tracked until its reply's header arrives (with the progress of its body),
+// and cancelled with ErrOffline if the link goes down meanwhile.
 func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, error) {
 	if !c.detectOffline || ctx.Value(probeKey{}) != nil {
 		return c.send(ctx, r)
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	id := c.link.track(c.now(), cancel)
+	id, w := c.link.track(r.size <= smallBody, cancel)
+	if r.body != nil && r.size > 0 {
+		tracked := *r
+		body := r.body
+		tracked.body = func() io.Reader { return &progressReader{r: body(), w: w} }
+		r = &tracked
+	}
 	resp, err := c.send(rctx, r)
-	c.link.untrack(id)
+	c.link.untrack(id, err == nil)
 	if err != nil {
 		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: %s: no answer: %w", ErrOffline, r.op, err)

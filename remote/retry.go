@@ -162,6 +162,9 @@ type request struct {
 	// inside the retry loop (JSON replies), so that a body cut short is
 	// retried too.
 	buffer bool
+	// fresh: send on a connection of its own, opened for this request
+	// (probes and reachability checks, unanswered.go).
+	fresh bool
 
 	// retried is set by do when an earlier attempt may have taken effect
 	// (it failed after the request was sent). Callers use it to recognise
@@ -318,7 +321,10 @@ func (c *Client) send(ctx context.Context, r *request) (*http.Response, error) {
 		}
 	}
 	client := c.api
-	if r.plain {
+	switch {
+	case r.fresh:
+		client = c.fresh
+	case r.plain:
 		client = c.plain
 	}
 	resp, err := client.Do(req)

@@ -1,0 +1,212 @@
+package remote
+
+import (
+	"context"
+	"io"
+	"slices"
+	"time"
+)
+
+// Finding a service that answers nothing. A network that drops packets (a
+// train in a tunnel, a captive Wi-Fi, a dead mobile link behind a NAT that
+// still holds the connection) refuses no connection: requests are sent and
+// wait for a reply that never comes. Waiting time alone proves nothing, as
+// a request may legitimately wait long for its reply's header: a 40 MiB
+// upload fragment on a 1 Mbit/s uplink is still being sent after minutes,
+// and the service takes a second or two over some calls. So the age of a
+// waiting request is only a suspicion; the proof is a small separate
+// request on a fresh connection (CheckReachable) that gets no answer
+// either. A fresh connection, because the one a waiting request uses may
+// be the dead one, or (HTTP/2) carry the suspect's body ahead of the check.
+//
+// The thresholds follow the latency the link has shown (the median reply
+// time of the last small requests, checks and probes included):
+//
+//   - a request is suspect once it has shown no sign of life (sent, or
+//     bytes of its body taken by the transport) for suspectAfter =
+//     4 × latency, within [250 ms, 2 s];
+//   - the check then gets checkTimeout = 4 × latency, within [700 ms, 3 s],
+//     to answer.
+//
+// On a good link (a latency of 20–150 ms) the first call into a silent
+// network fails within about a second, where it took 6–9 s; on a slow
+// mobile link (500 ms) within 4 s, so that a link that is merely slow is
+// not taken for gone. A check also counts as answered when the body of a
+// request sent before it kept moving meanwhile (the connection
+// acknowledges bytes: the path is alive). A mistaken verdict costs little:
+// the waiting requests fail with ErrOffline (uploads go to the journal,
+// reads fail with EIO) and the owner's prober brings the link back at its
+// next probe (bounded to probeTimeout, generous).
+//
+// Once a check found the service answering, the requests that were already
+// suspect are not checked again before recheckAfter (a long upload is
+// not probed every second); a request that becomes suspect later is.
+//
+// Not covered: a reply whose header came and whose body then stops (a
+// download cut mid-stream) waits for the transport's own timeouts.
+
+// Thresholds (see above).
+const (
+	suspectMin    = 250 * time.Millisecond
+	suspectMax    = 2 * time.Second
+	checkMin      = 700 * time.Millisecond
+	checkMax      = probeTimeout
+	latencyFactor = 4
+	recheckAfter  = 5 * time.Second
+	// smallBody: a request with at most this much body is a latency
+	// sample (its reply time is round trips and the service's work).
+	smallBody = 64 << 10
+	// latencyWindow is how many recent samples the latency is the
+	// median of: one slow call of the service does not move it.
+	latencyWindow = 9
+)
+
+// latencySamples is a ring of the last reply times of small requests.
+type latencySamples struct {
+	d [latencyWindow]time.Duration
+	n int // samples recorded (the ring is full when n >= latencyWindow)
+}
+
+func (s *latencySamples) add(d time.Duration) {
+	s.d[s.n%latencyWindow] = d
+	s.n++
+}
+
+// median returns the median sample, 0 without any.
+func (s *latencySamples) median() time.Duration {
+	k := min(s.n, latencyWindow)
+	if k == 0 {
+		return 0
+	}
+	v := slices.Clone(s.d[:k])
+	slices.Sort(v)
+	return v[k/2]
+}
+
+// scaled returns latencyFactor × latency, within [lo, hi].
+func scaled(latency, lo, hi time.Duration) time.Duration {
+	return min(max(latencyFactor*latency, lo), hi)
+}
+
+// suspectAfter is how long a request may show no sign of life before the
+// service is checked.
+func (l *Link) suspectAfter() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return scaled(l.latency.median(), suspectMin, suspectMax)
+}
+
+// checkTimeout is how long a reachability check waits for an answer.
+func (l *Link) checkTimeout() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return scaled(l.latency.median(), checkMin, checkMax)
+}
+
+// answered records that a check or probe begun at start got an answer
+// (a latency sample when sample is set): the requests suspect before start
+// are cleared until recheckAfter.
+func (l *Link) answered(start time.Time, sample bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sample {
+		l.latency.add(time.Since(start))
+	}
+	if start.After(l.lastAnswer) {
+		l.lastAnswer = start
+	}
+}
+
+// movedSince reports whether a waiting request sent before t took body
+// bytes after t.
+func (l *Link) movedSince(t time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.waiting {
+		if w.sent.Before(t) && w.active.Load() > t.UnixNano() {
+			return true
+		}
+	}
+	return false
+}
+
+// nextCheck returns when the service must next be checked, and false when
+// no request waits.
+func (l *Link) nextCheck() (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	suspect := scaled(l.latency.median(), suspectMin, suspectMax)
+	var next time.Time
+	for _, w := range l.waiting {
+		due := time.Unix(0, w.active.Load()).Add(suspect)
+		if !due.After(l.lastAnswer) {
+			due = l.lastAnswer.Add(recheckAfter)
+		}
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// kicked returns the channel a request starting to wait signals.
+func (l *Link) kicked() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.kickLocked()
+}
+
+// WatchUnanswered runs until ctx ends: while the link is up, it checks
+// that the service answers (CheckReachable) whenever a request has waited
+// suspiciously long for its reply (see the top of this file), so that a
+// silent network takes the link down within about a second instead of
+// leaving every call to wait for the transport's timeouts. The owner of a
+// Client that detects offline runs it (fs: the prober); it does nothing
+// for a Client that does not.
+func (c *Client) WatchUnanswered(ctx context.Context) {
+	if !c.detectOffline {
+		return
+	}
+	l := c.link
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		kick, changed := l.kicked(), l.Changed()
+		var wake <-chan time.Time
+		if !l.State().Offline {
+			if due, ok := l.nextCheck(); ok {
+				d := time.Until(due)
+				if d <= 0 {
+					if err := c.CheckReachable(ctx); err != nil && ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				timer.Reset(d)
+				wake = timer.C
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-changed:
+		case <-wake:
+		}
+		timer.Stop()
+	}
+}
+
+// progressReader notes when the transport takes bytes of a request's body.
+type progressReader struct {
+	r io.Reader
+	w *waitingRequest
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.w.active.Store(time.Now().UnixNano())
+	}
+	return n, err
+}

@@ -1,0 +1,138 @@
+package remote
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The watcher for a silent service (unanswered.go) must not take a slow
+// but living service for a gone one.
+
+// driveJSON is the drive a check or probe gets.
+var driveJSON = map[string]any{"id": "d1", "driveType": "personal"}
+
+// A reply that takes seconds (the service's own work) while the service
+// answers a fresh connection at once: the watcher checks, finds the
+// service answering, and the slow request gets its reply; the link never
+// goes down.
+func TestUnansweredSlowReplyStaysOnline(t *testing.T) {
+	var checks atomic.Int32
+	env := newClientEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case drivePrefix:
+			checks.Add(1)
+			replyJSON(w, http.StatusOK, driveJSON)
+		case drivePrefix + "/items/slow":
+			time.Sleep(1500 * time.Millisecond)
+			replyJSON(w, http.StatusOK, itemJSON("slow", "slow.txt", 3))
+		default:
+			http.NotFound(w, r)
+		}
+	}), func(c *Config) { c.DetectOffline = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go env.c.WatchUnanswered(ctx)
+	changed := env.c.Link().Changed()
+
+	it, err := env.c.Item(ctx, "slow")
+	require.NoError(t, err)
+	assert.Equal(t, "slow.txt", it.Name)
+	assert.Positive(t, checks.Load(), "the long wait made the watcher check the service")
+	select {
+	case <-changed:
+		t.Fatal("the link went down for a slow reply")
+	default:
+	}
+}
+
+// A check that gets no answer takes the link down and cancels the waiting
+// requests, unless the body of a request sent before the check kept
+// moving meanwhile: its connection acknowledges bytes, so the path is
+// alive (a large fragment on a thin uplink).
+func TestUnansweredMovingBodyStaysOnline(t *testing.T) {
+	env := newClientEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // a drive GET that is never answered
+	}), func(c *Config) { c.DetectOffline = true })
+	ctx := context.Background()
+	link := env.c.Link()
+
+	var cancelled atomic.Bool
+	id, w := link.track(false, func(error) { cancelled.Store(true) })
+	time.Sleep(10 * time.Millisecond) // sent before the check
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the transport keeps taking body bytes
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				w.active.Store(time.Now().UnixNano())
+			}
+		}
+	}()
+	require.NoError(t, env.c.CheckReachable(ctx))
+	close(stop)
+	<-done
+	assert.False(t, link.State().Offline, "an upload still moving keeps the link up")
+	assert.False(t, cancelled.Load())
+
+	// The body stops moving: the next check takes the link down and
+	// cancels the request.
+	require.ErrorIs(t, env.c.CheckReachable(ctx), ErrOffline)
+	st := link.State()
+	assert.True(t, st.Offline)
+	assert.Contains(t, st.Cause, "no answer")
+	assert.True(t, cancelled.Load(), "the waiting request was cancelled")
+	link.untrack(id, false)
+}
+
+// The thresholds follow the link's latency: the median of the recent
+// small replies, times four, within bounds.
+func TestUnansweredThresholdsFollowLatency(t *testing.T) {
+	var l Link
+	assert.Equal(t, suspectMin, l.suspectAfter(), "no sample yet: the lower bound")
+	assert.Equal(t, checkMin, l.checkTimeout())
+	for range latencyWindow {
+		l.latency.add(300 * time.Millisecond)
+	}
+	l.latency.add(10 * time.Second) // one slow call of the service
+	assert.Equal(t, 1200*time.Millisecond, l.suspectAfter())
+	assert.Equal(t, 1200*time.Millisecond, l.checkTimeout())
+	for range latencyWindow {
+		l.latency.add(5 * time.Second)
+	}
+	assert.Equal(t, suspectMax, l.suspectAfter(), "a very slow link: the upper bound")
+	assert.Equal(t, checkMax, l.checkTimeout())
+}
+
+// After a check found the service answering, the requests already waiting
+// are checked again only after recheckAfter; a new one when it becomes
+// suspect.
+func TestUnansweredNextCheck(t *testing.T) {
+	var l Link
+	_, ok := l.nextCheck()
+	assert.False(t, ok, "nothing waits")
+	id1, w1 := l.track(true, func(error) {})
+	due, ok := l.nextCheck()
+	require.True(t, ok)
+	assert.Equal(t, time.Unix(0, w1.active.Load()).Add(suspectMin), due)
+
+	start := time.Unix(0, w1.active.Load()).Add(suspectMin + time.Millisecond)
+	l.answered(start, false)
+	due, _ = l.nextCheck()
+	assert.Equal(t, start.Add(recheckAfter), due, "cleared until recheckAfter")
+
+	_, w2 := l.track(true, func(error) {})
+	w2.active.Store(start.Add(time.Second).UnixNano())
+	due, _ = l.nextCheck()
+	assert.Equal(t, start.Add(time.Second).Add(suspectMin), due, "a request that became suspect later")
+	l.untrack(id1, true)
+}
