@@ -73,6 +73,9 @@ func (f *FS) startXattrCopy(ctx context.Context, src *entry, value []byte) error
 	}
 	if err != nil {
 		f.releaseDest(parentID, name)
+		if errors.Is(err, remote.ErrOffline) {
+			return notKeptOffline(err) // offline_attr.go
+		}
 		if f.refusedCrossDrive(it, parent, err) { // drives.go
 			return fmt.Errorf("OneDrive does not copy between these two drives (cp copies the bytes instead): %v: %w", err, errCrossMount)
 		}

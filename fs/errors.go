@@ -130,6 +130,11 @@ func (f *FS) errno(ctx context.Context, op string, err error, args ...any) sysca
 	if e == 0 {
 		return 0
 	}
+	if errors.Is(err, errNotKeptOffline) {
+		f.log.Log(ctx, slog.LevelWarn, op+": not possible offline (OneDrive is unreachable, and changes in folders shared from other drives are not kept until it is back)",
+			append(args, "errno", e.Error())...)
+		return e
+	}
 	if errors.Is(err, remote.ErrOffline) {
 		// Not a failure of the mount: say what it means for the user.
 		f.log.Log(ctx, slog.LevelWarn, op+": not available offline (OneDrive is unreachable and this is not in the local cache)",

@@ -25,8 +25,8 @@ import (
 //     log says the file is not available offline;
 //   - new files and writes go to the staging journal as any failed upload
 //     does (file.go);
-//   - mkdir, rename and unlink are applied to the tree and recorded in the
-//     offline journal: records in the store, written in the same
+//   - mkdir, rename, unlink and utimens (touch) are applied to the tree and
+//     recorded in the offline journal: records in the store, written in the same
 //     transaction as the tree's change, so a kill -9 loses neither. A
 //     folder made offline gets a local id (localIDPrefix) until the replay
 //     creates it and binds its entry, its stored children and the journal
@@ -54,7 +54,7 @@ const (
 // offlineRecord is one metadata change made offline.
 type offlineRecord struct {
 	Seq uint64 `json:"seq"`
-	// Op is "mkdir", "move", "delete" or "copy".
+	// Op is "mkdir", "move", "delete", "copy" or "times".
 	Op string `json:"op"`
 	// ID is the item (for mkdir, the folder's local id).
 	ID string `json:"id"`
@@ -67,10 +67,14 @@ type offlineRecord struct {
 	// Path names the item in log lines.
 	Path string `json:"path,omitempty"`
 	// A copy's destination path, and the source's size and kind.
-	DestPath string    `json:"destPath,omitempty"`
-	Size     int64     `json:"size,omitempty"`
-	Folder   bool      `json:"folder,omitempty"`
-	Time     time.Time `json:"time"`
+	DestPath string `json:"destPath,omitempty"`
+	Size     int64  `json:"size,omitempty"`
+	Folder   bool   `json:"folder,omitempty"`
+	// Times: the modification time set, and the content version (cTag)
+	// it was set on (offline_attr.go).
+	Mtime time.Time `json:"mtime,omitzero"`
+	CTag  string    `json:"cTag,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // isOffline reports whether the service is known to be unreachable.
@@ -367,6 +371,8 @@ func (f *FS) replayRecordOffline(ctx context.Context, r offlineRecord, resolve f
 		}
 		f.log.Info("started a server-side copy asked for offline", "job", j.ID, "source", r.Path, "destination", r.DestPath)
 		return nil
+	case "times":
+		return f.replayTimesOffline(ctx, r, resolve) // offline_attr.go
 	}
 	return fmt.Errorf("unknown offline record %q", r.Op)
 }
@@ -484,4 +490,6 @@ func (f *FS) backOnline(ctx context.Context) {
 	}
 	f.log.Info(fmt.Sprintf("back online, %d changes sent", n), "left", left+int(f.metaRecords.Load()))
 	f.kickWriteback()
+	// Files pinned, or changed, while offline are downloaded now.
+	f.bg.Go(f.restorePins) // pin.go
 }

@@ -37,10 +37,14 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	f.mu.Unlock()
 
 	it, err := f.driveClient(drive).CreateFolder(ctx, parentID, name, remote.ConflictFail)
-	if errors.Is(err, remote.ErrOffline) && drive == "" {
+	if errors.Is(err, remote.ErrOffline) {
 		// Journaled offline in the mounted drive only: the store keeps no
 		// other drive's folders.
-		it, err = f.mkdirOffline(dir, parentID, name) // offline.go
+		if drive == "" {
+			it, err = f.mkdirOffline(dir, parentID, name) // offline.go
+		} else {
+			err = notKeptOffline(err) // offline_attr.go
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -200,6 +204,8 @@ func (f *FS) remove(ctx context.Context, dir, c *entry) error {
 		ownDrive := rc == f.remote
 		if errors.Is(err, remote.ErrOffline) && ownDrive {
 			err = f.deleteOffline(c, id, c.item.Load().ETag) // offline.go
+		} else if errors.Is(err, remote.ErrOffline) {
+			err = notKeptOffline(err)
 		} else if err == nil || errors.Is(err, remote.ErrNotFound) {
 			err = nil
 			if ownDrive {
@@ -305,8 +311,12 @@ func (f *FS) rename(ctx context.Context, dir *entry, name string, newDir *entry,
 
 	if id != "" && (upd.Name != "" || upd.ParentID != "") {
 		it, err := f.driveClient(srcDrive).Update(ctx, id, upd)
-		if errors.Is(err, remote.ErrOffline) && srcDrive == "" {
-			it, err = f.moveOffline(src, upd) // offline.go
+		if errors.Is(err, remote.ErrOffline) {
+			if srcDrive == "" {
+				it, err = f.moveOffline(src, upd) // offline.go
+			} else {
+				err = notKeptOffline(err)
+			}
 		}
 		if err != nil {
 			return err
@@ -389,7 +399,15 @@ func (f *FS) setTimes(ctx context.Context, e *entry, mtime, atime time.Time) err
 	if id == "" {
 		return errRemoved
 	}
-	it, err := f.driveClient(f.itemDrive(e.item.Load())).Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
+	drive := f.itemDrive(e.item.Load())
+	it, err := f.driveClient(drive).Update(ctx, id, remote.ItemUpdate{FSModified: mtime})
+	if errors.Is(err, remote.ErrOffline) {
+		if drive == "" {
+			it, err = f.setTimesOffline(e, mtime) // offline_attr.go
+		} else {
+			err = notKeptOffline(err)
+		}
+	}
 	if err != nil {
 		return err
 	}

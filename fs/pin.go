@@ -9,6 +9,7 @@ import (
 
 	"github.com/onedrivefs/onedrivefs/cache"
 	"github.com/onedrivefs/onedrivefs/metastore"
+	"github.com/onedrivefs/onedrivefs/remote"
 )
 
 // Pinning: files kept available offline. `setfattr -n user.onedrive.pin -v 1
@@ -95,7 +96,14 @@ func (f *FS) setPin(ctx context.Context, e *entry, value []byte) error {
 	if err := f.savePin(it.ID, path); err != nil {
 		return err
 	}
-	return f.pinTree(ctx, e)
+	err := f.pinTree(ctx, e)
+	if errors.Is(err, remote.ErrOffline) {
+		// Recorded, and what is cached is held: the rest is downloaded
+		// when the service is back (backOnline, offline.go).
+		f.log.Info("pinned while offline: the files not cached yet are downloaded when OneDrive is back", "path", path)
+		return nil
+	}
+	return err
 }
 
 // savePin records (path != "") or forgets a pin in the store.
