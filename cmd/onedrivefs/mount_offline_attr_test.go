@@ -120,6 +120,24 @@ func TestOfflineSharedFolder(t *testing.T) {
 	it, ok := env.bobItem(bob, "/Proj/a.txt")
 	require.True(t, ok, "nothing refused offline was done later")
 	assert.Equal(t, int64(len("from bob\n")), it.Size)
+
+	// A mount that starts offline has the shortcut (an item of the user's
+	// drive, stored) but not its content (bob's drive, never stored): its
+	// listing fails at once.
+	env.unmount()
+	env.setNetwork(graphtest.NetworkRefuse)
+	env.mount()
+	assert.Equal(t, "Proj\nRo\n", env.sh("ls"))
+	start := time.Now()
+	out, err := env.shErr("ls Proj")
+	t.Logf("measured: listing a shared folder after a remount offline failed after %v", time.Since(start))
+	require.Error(t, err)
+	assert.Contains(t, out, "Input/output error")
+	env.setNetwork(graphtest.NetworkUp)
+	eventually(t, backOnlineWait, func() bool {
+		out, err := env.shErr("ls Proj")
+		return err == nil && out == "a.txt\nnew.txt\n"
+	}, "the shared folder lists again once back online")
 }
 
 // waitRemoteContentIn waits until drive holds content at p (by the fake's
