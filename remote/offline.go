@@ -51,6 +51,8 @@ type Link struct {
 	// latency: recent reply times of small requests (unanswered.go).
 	// GUARDED_BY(mu)
 	latency latencySamples
+	// fresh: answer times of the last checks and probes. GUARDED_BY(mu)
+	fresh freshSamples
 	// lastAnswer is when the last reachability check that found the
 	// service answering began. GUARDED_BY(mu)
 	lastAnswer time.Time

@@ -28,10 +28,18 @@ import (
 //   - the check then gets checkTimeout = 4 × latency, within [700 ms, 3 s],
 //     to answer.
 //
+// The check also gets at least twice what the slowest of the last three
+// fresh connections took to answer (checks and probes, handshakes
+// included), so that a link that is slow to open connections is not taken
+// for gone again and again.
+//
 // On a good link (a latency of 20–150 ms) the first call into a silent
 // network fails within about a second, where it took 6–9 s; on a slow
 // mobile link (500 ms) within 4 s, so that a link that is merely slow is
-// not taken for gone. A check also counts as answered when the body of a
+// not taken for gone. A link that suddenly becomes much slower than it was
+// (a train's Wi-Fi falling back to a thin mobile link) may be taken for
+// gone once: the probe a second later brings it back, and what that probe
+// took sets the next checks' patience. A check also counts as answered when the body of a
 // request sent before it kept moving meanwhile (the connection
 // acknowledges bytes: the path is alive). A mistaken verdict costs little:
 // the waiting requests fail with ErrOffline (uploads go to the journal,
@@ -83,6 +91,23 @@ func (s *latencySamples) median() time.Duration {
 	return v[k/2]
 }
 
+// freshSamples are the answer times of the last reachability checks and
+// probes, each on a connection of its own (handshakes included).
+type freshSamples struct {
+	d [3]time.Duration
+	n int
+}
+
+func (s *freshSamples) add(d time.Duration) {
+	s.d[s.n%len(s.d)] = d
+	s.n++
+}
+
+// max returns the slowest, 0 without any.
+func (s *freshSamples) max() time.Duration {
+	return slices.Max(s.d[:]) // unset ones are 0
+}
+
 // scaled returns latencyFactor × latency, within [lo, hi].
 func scaled(latency, lo, hi time.Duration) time.Duration {
 	return min(max(latencyFactor*latency, lo), hi)
@@ -96,11 +121,13 @@ func (l *Link) suspectAfter() time.Duration {
 	return scaled(l.latency.median(), suspectMin, suspectMax)
 }
 
-// checkTimeout is how long a reachability check waits for an answer.
+// checkTimeout is how long a reachability check waits for an answer: 4 ×
+// the link's latency, and at least twice what the slowest of the last
+// fresh connections (checks, probes) took to answer, within bounds.
 func (l *Link) checkTimeout() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return scaled(l.latency.median(), checkMin, checkMax)
+	return min(max(scaled(l.latency.median(), checkMin, checkMax), 2*l.fresh.max()), checkMax)
 }
 
 // answered records that a check or probe begun at start got an answer
@@ -110,7 +137,9 @@ func (l *Link) answered(start time.Time, sample bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if sample {
-		l.latency.add(time.Since(start))
+		d := time.Since(start)
+		l.latency.add(d)
+		l.fresh.add(d)
 	}
 	if start.After(l.lastAnswer) {
 		l.lastAnswer = start

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -111,6 +112,55 @@ func TestUnansweredThresholdsFollowLatency(t *testing.T) {
 	}
 	assert.Equal(t, suspectMax, l.suspectAfter(), "a very slow link: the upper bound")
 	assert.Equal(t, checkMax, l.checkTimeout())
+
+	// A fresh connection that took long to answer (a probe after a
+	// mistaken verdict) sets the check's patience to twice that.
+	var m Link
+	for range latencyWindow {
+		m.latency.add(10 * time.Millisecond)
+	}
+	m.answered(time.Now().Add(-1200*time.Millisecond), true)
+	assert.InDelta(t, float64(2400*time.Millisecond), float64(m.checkTimeout()), float64(100*time.Millisecond))
+	assert.Equal(t, suspectMin, m.suspectAfter(), "requests stay fast: the suspicion is not delayed")
+}
+
+// A service that becomes uniformly slower than the check's patience is
+// taken for gone at most once: the probe that brings the link back
+// measures the slowness, and the next check waits long enough.
+func TestUnansweredSuddenlySlowServiceFlapsOnce(t *testing.T) {
+	var slow atomic.Bool
+	env := newClientEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			time.Sleep(time.Second)
+		}
+		switch r.URL.Path {
+		case drivePrefix:
+			replyJSON(w, http.StatusOK, driveJSON)
+		default:
+			replyJSON(w, http.StatusOK, itemJSON("x", "x.txt", 1))
+		}
+	}), func(c *Config) { c.DetectOffline = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go env.c.WatchUnanswered(ctx)
+	for range 3 {
+		_, err := env.c.Item(ctx, "x")
+		require.NoError(t, err)
+	}
+
+	slow.Store(true)
+	verdicts := 0
+	for range 4 {
+		_, err := env.c.Item(ctx, "x")
+		if errors.Is(err, ErrOffline) {
+			verdicts++
+			require.NoError(t, env.c.Probe(ctx), "the probe, patient, finds the service")
+			continue
+		}
+		require.NoError(t, err)
+	}
+	t.Logf("measured: %d mistaken offline verdicts over 4 requests to a service slowed to 1 s", verdicts)
+	assert.LessOrEqual(t, verdicts, 1, "taken for gone at most once")
 }
 
 // After a check found the service answering, the requests already waiting
