@@ -147,6 +147,8 @@ func (c *Client) download(ctx context.Context, itemID, cTag string, off, length 
 			return written, ctx.Err()
 		case errors.As(err, &we):
 			return written, we.err
+		case errors.Is(err, ErrOffline):
+			return written, err // the reply stopped coming and the service is gone (unanswered.go)
 		case !refetched && preAuthRefused(err):
 			// The URL expired or was revoked: get a new one, once.
 			c.urls.forget(itemID)

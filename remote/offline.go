@@ -58,9 +58,15 @@ type Link struct {
 	lastAnswer time.Time
 }
 
-// waitingRequest is a request waiting for its reply's header.
+// waitingRequest is a request waiting for its reply's header, or for the
+// bytes of its reply's body (reading: unanswered.go's watchedBody).
 type waitingRequest struct {
 	sent time.Time
+	// reading: the header came, the body is being read. GUARDED_BY(Link.mu)
+	reading bool
+	// blocked is when the body's reader began waiting for bytes
+	// (UnixNano), 0 while it does not wait.
+	blocked atomic.Int64
 	// active is the last sign of life (UnixNano): when it was sent, or
 	// when the transport last took bytes of its body (a body still moving
 	// means the connection is acknowledging what it sends).
@@ -99,6 +105,24 @@ func (l *Link) untrack(id uint64, answered bool) {
 	if w != nil && answered && w.small {
 		l.latency.add(time.Since(w.sent))
 	}
+}
+
+// headerCame records that request id got its reply's header: a latency
+// sample, and from now on it waits for its body's bytes only while its
+// reader does (watchedBody), until untracked.
+func (l *Link) headerCame(id uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.waiting[id]
+	if w == nil {
+		return
+	}
+	now := time.Now()
+	if w.small {
+		l.latency.add(now.Sub(w.sent))
+	}
+	w.reading = true
+	w.active.Store(now.UnixNano())
 }
 
 // kickLocked returns the watcher's wake-up channel. Requires l.mu.
@@ -300,16 +324,19 @@ func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, e
 		r = &tracked
 	}
 	resp, err := c.send(rctx, r)
-	c.link.untrack(id, err == nil)
 	if err != nil {
+		c.link.untrack(id, false)
 		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: %s: no answer: %w", ErrOffline, r.op, err)
 		}
 		cancel(nil)
+		return nil, err
 	}
-	// On success rctx must live on: the body is read under it. It ends
-	// with ctx.
-	return resp, err
+	// The body is read under rctx (it ends with ctx), and watched: a body
+	// that stops coming is a silence too (unanswered.go).
+	c.link.headerCame(id)
+	resp.Body = &watchedBody{ReadCloser: resp.Body, link: c.link, id: id, w: w, ctx: rctx, op: r.op}
+	return resp, nil
 }
 
 // offlineTransport returns net/http's default transport with a short

@@ -2,8 +2,11 @@ package remote
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,8 +53,9 @@ import (
 // suspect are not checked again before recheckAfter (a long upload is
 // not probed every second); a request that becomes suspect later is.
 //
-// Not covered: a reply whose header came and whose body then stops (a
-// download cut mid-stream) waits for the transport's own timeouts.
+// A reply's body is watched the same way while it is read (watchedBody):
+// a read that has waited suspectAfter for bytes makes the service
+// checked, so a download cut mid-stream by a silent network fails too.
 
 // Thresholds (see above).
 const (
@@ -166,8 +170,19 @@ func (l *Link) nextCheck() (time.Time, bool) {
 	defer l.mu.Unlock()
 	suspect := scaled(l.latency.median(), suspectMin, suspectMax)
 	var next time.Time
+	now := time.Now()
 	for _, w := range l.waiting {
 		due := time.Unix(0, w.active.Load()).Add(suspect)
+		if w.reading {
+			// Suspect once its reader has waited for bytes that long;
+			// while it does not wait, looked at again in a while.
+			b := w.blocked.Load()
+			if b == 0 {
+				due = now.Add(suspect)
+			} else if t := time.Unix(0, b).Add(suspect); t.After(due) {
+				due = t
+			}
+		}
 		if !due.After(l.lastAnswer) {
 			due = l.lastAnswer.Add(recheckAfter)
 		}
@@ -223,6 +238,47 @@ func (c *Client) WatchUnanswered(ctx context.Context) {
 		case <-wake:
 		}
 		timer.Stop()
+	}
+}
+
+// watchedBody is a reply's body, watched while it is read: a read that
+// waits for bytes is a request waiting for an answer (nextCheck), bytes
+// that come are signs of life, and a read cut because the link went down
+// fails with ErrOffline. Close (or the body's end) stops the watch.
+type watchedBody struct {
+	io.ReadCloser
+	link *Link
+	id   uint64
+	w    *waitingRequest
+	ctx  context.Context // the request's, cancelled with ErrOffline as the link goes down
+	op   string
+	done atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.w.blocked.Store(time.Now().UnixNano())
+	n, err := b.ReadCloser.Read(p)
+	b.w.blocked.Store(0)
+	if n > 0 {
+		b.w.active.Store(time.Now().UnixNano())
+	}
+	if err != nil {
+		b.stop()
+		if errors.Is(context.Cause(b.ctx), ErrOffline) && !errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: %s: the reply stopped coming: %w", ErrOffline, b.op, err)
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	b.stop()
+	return b.ReadCloser.Close()
+}
+
+func (b *watchedBody) stop() {
+	if b.done.CompareAndSwap(false, true) {
+		b.link.untrack(b.id, false)
 	}
 }
 

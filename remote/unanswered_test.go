@@ -3,7 +3,9 @@ package remote
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,4 +187,65 @@ func TestUnansweredNextCheck(t *testing.T) {
 	due, _ = l.nextCheck()
 	assert.Equal(t, start.Add(time.Second).Add(suspectMin), due, "a request that became suspect later")
 	l.untrack(id1, true)
+}
+
+// A download whose body stops coming as the network goes silent (the
+// header came, then nothing, and a check gets no answer either) fails with
+// ErrOffline and takes the link down; a body that comes in slow bursts
+// while the service answers does not.
+func TestUnansweredBodyStops(t *testing.T) {
+	const size = 1 << 20
+	var silent, bursty atomic.Bool
+	env := newClientEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case drivePrefix:
+			if silent.Load() {
+				<-r.Context().Done()
+				return
+			}
+			replyJSON(w, http.StatusOK, driveJSON)
+		case drivePrefix + "/items/big/content":
+			w.Header().Set("Location", "http://"+r.Host+"/dl/big")
+			w.WriteHeader(http.StatusFound)
+		case "/dl/big":
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			w.WriteHeader(http.StatusOK)
+			chunk := make([]byte, size/8)
+			for i := range 8 {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				switch {
+				case bursty.Load():
+					time.Sleep(400 * time.Millisecond)
+				case i == 1:
+					silent.Store(true) // the network goes silent mid-body
+					<-r.Context().Done()
+					return
+				}
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}), func(c *Config) { c.DetectOffline = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go env.c.WatchUnanswered(ctx)
+
+	bursty.Store(true)
+	n, err := env.c.Download(ctx, "big", 0, -1, io.Discard)
+	require.NoError(t, err, "a body in slow bursts is not a silence")
+	assert.Equal(t, int64(size), n)
+	assert.False(t, env.c.Link().State().Offline)
+
+	bursty.Store(false)
+	start := time.Now()
+	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second) // unwatched, it would wait for ever
+	defer dcancel()
+	n, err = env.c.Download(dctx, "big", 0, -1, io.Discard)
+	t.Logf("measured: a download whose body stopped failed after %v (%d bytes read)", time.Since(start), n)
+	require.ErrorIs(t, err, ErrOffline)
+	assert.Equal(t, int64(size/4), n)
+	assert.True(t, env.c.Link().State().Offline)
 }
