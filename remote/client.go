@@ -91,9 +91,9 @@ type clientCore struct {
 	graphBase *url.URL // parsed Config.GraphURL: links handed out must point at its host
 	api       *http.Client
 	plain     *http.Client
-	// fresh is api over connections never reused (probes and checks,
-	// offline.go); closeIdle closes the idle connections api and plain
-	// keep.
+	// fresh is plain over connections never reused (probes and checks,
+	// offline.go: sent without a token, any answer of the service counts);
+	// closeIdle closes the idle connections api and plain keep.
 	fresh     *http.Client
 	closeIdle func()
 	tokens    oauth2.TokenSource
@@ -178,11 +178,8 @@ func New(cfg Config) (*Client, error) {
 			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: transport},
 			CheckRedirect: noRedirects,
 		},
-		plain: &http.Client{Transport: transport, CheckRedirect: noRedirects},
-		fresh: &http.Client{
-			Transport:     &oauth2.Transport{Source: taggedTokens{cfg.Tokens}, Base: freshTransport},
-			CheckRedirect: noRedirects,
-		},
+		plain:         &http.Client{Transport: transport, CheckRedirect: noRedirects},
+		fresh:         &http.Client{Transport: freshTransport, CheckRedirect: noRedirects},
 		closeIdle:     closeIdle,
 		detectOffline: cfg.DetectOffline,
 		link:          &Link{},

@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,4 +108,54 @@ func newOfflineClient(t *testing.T) (*graphtest.Server, *remote.Client) {
 	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
 	require.NoError(t, err)
 	return fake, c
+}
+
+// stallingTokens hands out the fake's token until stall is set; then a
+// refresh hangs (a token endpoint in a silent network) until release.
+type stallingTokens struct {
+	tok     *oauth2.Token
+	stall   atomic.Bool
+	release chan struct{}
+}
+
+func (s *stallingTokens) Token() (*oauth2.Token, error) {
+	if s.stall.Load() {
+		<-s.release
+	}
+	return s.tok, nil
+}
+
+// The network goes silent just as the access token needs refreshing: the
+// request does not wait for the stuck refresh, it fails with ErrOffline
+// once a check (sent without a token) finds the service silent; checks and
+// probes need no token, so the link comes back while the refresh still
+// hangs.
+func TestIntegrationOfflineSilentDuringRefresh(t *testing.T) {
+	t.Parallel()
+	fake := graphtest.NewServer(graphtest.Options{})
+	t.Cleanup(func() { _ = fake.Close() })
+	tok := &stallingTokens{tok: &oauth2.Token{AccessToken: fake.IssueToken(), TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)},
+		release: make(chan struct{})}
+	c, err := remote.New(remote.Config{GraphURL: fake.GraphURL(), Tokens: tok, DetectOffline: true})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.WatchUnanswered(ctx)
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkBlackhole))
+	tok.stall.Store(true)
+	start := time.Now()
+	_, err = c.Root(ctx)
+	t.Logf("measured: a request whose token refresh hangs in a silent network failed after %v", time.Since(start))
+	require.ErrorIs(t, err, remote.ErrOffline)
+
+	require.NoError(t, fake.SetNetwork(graphtest.NetworkUp))
+	require.NoError(t, c.Probe(ctx), "a probe needs no token")
+	assert.False(t, c.Link().State().Offline)
+	tok.stall.Store(false)
+	close(tok.release)
+	_, err = c.Root(ctx)
+	require.NoError(t, err)
 }

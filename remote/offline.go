@@ -205,13 +205,14 @@ func (c *Client) Link() *Link { return c.link }
 type probeKey struct{}
 
 // Probe asks the service for the drive, even while the link is down, on a
-// fresh connection (one kept from before may be dead), and brings the link
-// up when it answers (any reply of the service counts: it is reachable).
+// fresh connection (one kept from before may be dead) and without a token
+// (a refresh must not hold it up), and brings the link up when it answers
+// (any reply of the service counts, the 401 included: it is reachable).
 // It returns nil when the link is up afterwards.
 func (c *Client) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), probeTimeout)
 	defer cancel()
-	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true}
+	r := &request{op: "probe", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true, plain: true}
 	start := time.Now()
 	resp, err := c.do(ctx, r)
 	var re *Error
@@ -235,8 +236,8 @@ func (c *Client) Probe(ctx context.Context) error {
 // only decides when to come back online (a slow answer still counts).
 const probeTimeout = 3 * time.Second
 
-// CheckReachable asks the service for the drive on a fresh connection,
-// bounded by checkTimeout (unanswered.go), and takes the link down
+// CheckReachable asks the service for the drive on a fresh connection and
+// without a token (any answer counts, as for Probe), bounded by checkTimeout (unanswered.go), and takes the link down
 // (cancelling the requests waiting for replies) when it gets no answer
 // and no waiting request's body moved meanwhile: for a service that
 // accepts connections and answers nothing, which no connection error
@@ -250,7 +251,7 @@ func (c *Client) CheckReachable(ctx context.Context) error {
 	timeout := c.link.checkTimeout()
 	pctx, cancel := context.WithTimeout(context.WithValue(ctx, probeKey{}, true), timeout)
 	defer cancel()
-	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true}
+	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true, plain: true}
 	start := time.Now()
 	resp, err := c.send(pctx, r)
 	if err == nil {
@@ -260,11 +261,6 @@ func (c *Client) CheckReachable(ctx context.Context) error {
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
-	}
-	var te *tokenError
-	if errors.As(err, &te) && !transientNetError(te.err) {
-		c.link.answered(start, false) // not checked again before recheckAfter
-		return err                    // no token (sign-in refused): not a network matter
 	}
 	if c.link.movedSince(start) {
 		// A body is still being taken by a connection opened before the
@@ -323,7 +319,11 @@ func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, e
 		tracked.body = func() io.Reader { return &progressReader{r: body(), w: w} }
 		r = &tracked
 	}
-	resp, err := c.send(rctx, r)
+	err := c.awaitToken(rctx, r)
+	var resp *http.Response
+	if err == nil {
+		resp, err = c.send(rctx, r)
+	}
 	if err != nil {
 		c.link.untrack(id, false)
 		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
@@ -337,6 +337,31 @@ func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, e
 	c.link.headerCame(id)
 	resp.Body = &watchedBody{ReadCloser: resp.Body, link: c.link, id: id, w: w, ctx: rctx, op: r.op}
 	return resp, nil
+}
+
+// awaitToken gets the access token a request of the API needs (the
+// transport takes it again from the source, at once) under the request's
+// context: a refresh stuck in a silent network must not hold the request
+// beyond the moment the link goes down, as the transport's own call of the
+// token source, which takes no context, would.
+func (c *Client) awaitToken(ctx context.Context, r *request) error {
+	if r.plain {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.tokens.Token()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return &tokenError{err}
+		}
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // offlineTransport returns net/http's default transport with a short
