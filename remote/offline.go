@@ -20,7 +20,9 @@ import (
 // touching the network, until Probe reaches the service again. So a mount
 // whose network is gone answers in microseconds, not after the retry
 // loop's seconds of back-off per call; its owner runs a prober (fs) that
-// calls Probe every few seconds and learns of each change from Link.
+// calls Probe every few seconds and learns of each change from Link. A
+// service that accepts connections and answers nothing is found by
+// WatchUnanswered, which the owner runs too (unanswered.go).
 
 // ErrOffline: the service is unreachable (the link is down), so the request
 // was not sent, or its connection could not be opened. Nothing was done on
@@ -40,9 +42,10 @@ type Link struct {
 	cause   string    // GUARDED_BY(mu): the error that took it down
 	changed chan struct{}
 	// waiting are the requests sent and not yet answered (no reply
-	// header), by number: a service that accepts connections and answers
-	// nothing is found by their silence (unanswered.go), and they are
-	// cancelled when the link goes down. GUARDED_BY(mu)
+	// header) or whose reply's body is being read, by number: a service
+	// that accepts connections and answers nothing is found by their
+	// silence (unanswered.go), and they are cancelled when the link goes
+	// down. GUARDED_BY(mu)
 	waiting map[uint64]*waitingRequest
 	nextID  uint64 // GUARDED_BY(mu)
 	// kick wakes the watcher (WatchUnanswered) when a request starts
@@ -77,8 +80,8 @@ type waitingRequest struct {
 	cancel context.CancelCauseFunc
 }
 
-// track records a request sent now; untrack forgets it, answered when its
-// reply's header arrived.
+// track records a request sent now; untrack forgets it (no answer, or
+// its body read to the end or closed).
 func (l *Link) track(small bool, cancel context.CancelCauseFunc) (uint64, *waitingRequest) {
 	now := time.Now()
 	w := &waitingRequest{sent: now, small: small, cancel: cancel}
@@ -97,14 +100,10 @@ func (l *Link) track(small bool, cancel context.CancelCauseFunc) (uint64, *waiti
 	return l.nextID, w
 }
 
-func (l *Link) untrack(id uint64, answered bool) {
+func (l *Link) untrack(id uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.waiting[id]
 	delete(l.waiting, id)
-	if w != nil && answered && w.small {
-		l.latency.add(time.Since(w.sent))
-	}
 }
 
 // headerCame records that request id got its reply's header: a latency
@@ -325,7 +324,7 @@ func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, e
 		resp, err = c.send(rctx, r)
 	}
 	if err != nil {
-		c.link.untrack(id, false)
+		c.link.untrack(id)
 		if errors.Is(context.Cause(rctx), ErrOffline) && ctx.Err() == nil {
 			return nil, fmt.Errorf("%w: %s: no answer: %w", ErrOffline, r.op, err)
 		}

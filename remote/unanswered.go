@@ -39,15 +39,15 @@ import (
 // On a good link (a latency of 20–150 ms) the first call into a silent
 // network fails within about a second, where it took 6–9 s; on a slow
 // mobile link (500 ms) within 4 s, so that a link that is merely slow is
-// not taken for gone. A link that suddenly becomes much slower than it was
-// (a train's Wi-Fi falling back to a thin mobile link) may be taken for
-// gone once: the probe a second later brings it back, and what that probe
-// took sets the next checks' patience. A check also counts as answered when the body of a
+// not taken for gone. A check also counts as answered when the body of a
 // request sent before it kept moving meanwhile (the connection
 // acknowledges bytes: the path is alive). A mistaken verdict costs little:
 // the waiting requests fail with ErrOffline (uploads go to the journal,
 // reads fail with EIO) and the owner's prober brings the link back at its
-// next probe (bounded to probeTimeout, generous).
+// next probe (bounded to probeTimeout, generous). A link that suddenly
+// becomes much slower than it was (a train's Wi-Fi falling back to a thin
+// mobile link) may be taken for gone once: what that probe took then sets
+// the next checks' patience.
 //
 // Once a check found the service answering, the requests that were already
 // suspect are not checked again before recheckAfter (a long upload is
@@ -278,7 +278,7 @@ func (b *watchedBody) Close() error {
 
 func (b *watchedBody) stop() {
 	if b.done.CompareAndSwap(false, true) {
-		b.link.untrack(b.id, false)
+		b.link.untrack(b.id)
 	}
 }
 

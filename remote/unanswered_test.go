@@ -94,7 +94,7 @@ func TestUnansweredMovingBodyStaysOnline(t *testing.T) {
 	assert.True(t, st.Offline)
 	assert.Contains(t, st.Cause, "no answer")
 	assert.True(t, cancelled.Load(), "the waiting request was cancelled")
-	link.untrack(id, false)
+	link.untrack(id)
 }
 
 // The thresholds follow the link's latency: the median of the recent
@@ -186,7 +186,7 @@ func TestUnansweredNextCheck(t *testing.T) {
 	w2.active.Store(start.Add(time.Second).UnixNano())
 	due, _ = l.nextCheck()
 	assert.Equal(t, start.Add(time.Second).Add(suspectMin), due, "a request that became suspect later")
-	l.untrack(id1, true)
+	l.untrack(id1)
 }
 
 // A download whose body stops coming as the network goes silent (the
