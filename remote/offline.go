@@ -59,6 +59,8 @@ type Link struct {
 	// lastAnswer is when the last reachability check that found the
 	// service answering began. GUARDED_BY(mu)
 	lastAnswer time.Time
+	// lastCheck is when the last reachability check began. GUARDED_BY(mu)
+	lastCheck time.Time
 }
 
 // waitingRequest is a request waiting for its reply's header, or for the
@@ -252,6 +254,7 @@ func (c *Client) CheckReachable(ctx context.Context) error {
 	defer cancel()
 	r := &request{op: "reachability check", method: http.MethodGet, url: c.driveURL, mode: repeatable, buffer: true, fresh: true, plain: true}
 	start := time.Now()
+	c.link.checking(start)
 	resp, err := c.send(pctx, r)
 	if err == nil {
 		drain(resp)

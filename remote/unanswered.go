@@ -51,7 +51,9 @@ import (
 //
 // Once a check found the service answering, the requests that were already
 // suspect are not checked again before recheckAfter (a long upload is
-// not probed every second); a request that becomes suspect later is.
+// not probed every second); a request that becomes suspect later is, a
+// second after the last check at the earliest (minCheckGap: a busy mount
+// with many slow replies sends one check a second at most).
 //
 // A reply's body is watched the same way while it is read (watchedBody):
 // a read that has waited suspectAfter for bytes makes the service
@@ -65,6 +67,9 @@ const (
 	checkMax      = probeTimeout
 	latencyFactor = 4
 	recheckAfter  = 5 * time.Second
+	// minCheckGap spaces checks on a busy mount (many slow replies): one a
+	// second at most, a small cost to the service.
+	minCheckGap = time.Second
 	// smallBody: a request with at most this much body is a latency
 	// sample (its reply time is round trips and the service's work).
 	smallBody = 64 << 10
@@ -190,7 +195,17 @@ func (l *Link) nextCheck() (time.Time, bool) {
 			next = due
 		}
 	}
+	if gap := l.lastCheck.Add(minCheckGap); !next.IsZero() && next.Before(gap) {
+		next = gap
+	}
 	return next, !next.IsZero()
+}
+
+// checking records that a check begins at start.
+func (l *Link) checking(start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastCheck = start
 }
 
 // kicked returns the channel a request starting to wait signals.

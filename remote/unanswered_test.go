@@ -186,6 +186,10 @@ func TestUnansweredNextCheck(t *testing.T) {
 	w2.active.Store(start.Add(time.Second).UnixNano())
 	due, _ = l.nextCheck()
 	assert.Equal(t, start.Add(time.Second).Add(suspectMin), due, "a request that became suspect later")
+
+	l.checking(start.Add(time.Second))
+	due, _ = l.nextCheck()
+	assert.Equal(t, start.Add(time.Second).Add(minCheckGap), due, "a second between checks at least")
 	l.untrack(id1)
 }
 
