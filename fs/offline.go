@@ -17,20 +17,24 @@ import (
 )
 
 // Offline mode. The remote client detects that the service is unreachable
-// (a connection that cannot be opened: remote.Link) and from then on fails
-// every request at once with remote.ErrOffline. While offline:
+// (a connection that cannot be opened, or a service that answers nothing:
+// remote.Link, remote/unanswered.go) and from then on fails every request
+// at once with remote.ErrOffline. While offline:
 //
 //   - the tree is read from memory and the store (store.go), cached files
 //     from the content cache; an uncached read fails at once (EIO) and the
 //     log says the file is not available offline;
 //   - new files and writes go to the staging journal as any failed upload
 //     does (file.go);
-//   - mkdir, rename, unlink and utimens (touch) are applied to the tree and
-//     recorded in the offline journal: records in the store, written in the same
-//     transaction as the tree's change, so a kill -9 loses neither. A
-//     folder made offline gets a local id (localIDPrefix) until the replay
-//     creates it and binds its entry, its stored children and the journal
-//     records that name it to the service's id.
+//   - mkdir, rename, unlink and utimens (touch, offline_attr.go) are
+//     applied to the tree and recorded in the offline journal: records in
+//     the store, written in the same transaction as the tree's change, so
+//     a kill -9 loses neither. A folder made offline gets a local id
+//     (localIDPrefix) until the replay creates it and binds its entry, its
+//     stored children and the journal records that name it to the
+//     service's id;
+//   - in folders shared from other drives only new content is journaled;
+//     other changes fail at once (offline_attr.go).
 //
 // The prober (runProber) asks the service every few seconds, with back-off;
 // once it answers, the offline journal is replayed in order, then the
