@@ -63,7 +63,7 @@ func (env *mountEnv) mountStatus() fs.Status {
 
 // offlineChanges makes, through the mount, the changes every offline test
 // makes (a new file, an append, mkdir and a file in it, mv, rm, a
-// server-side copy through the xattr), and returns what the drive must hold afterwards (path → content,
+// server-side copy through the xattr, a folder's time), and returns what the drive must hold afterwards (path → content,
 // "" for a folder) and the paths that must be gone.
 func (env *mountEnv) offlineChanges() (want map[string]string, gone []string) {
 	t := env.t
@@ -79,6 +79,7 @@ func (env *mountEnv) offlineChanges() (want map[string]string, gone []string) {
 	require.NoError(t, os.Rename(env.path("docs/mv.txt"), env.path("docs/moved.txt")))
 	require.NoError(t, os.Remove(env.path("docs/old.txt")))
 	env.sh("setfattr -n user.onedrive.copy -v b-copy.txt docs/b.txt")
+	env.sh("touch -d '" + touchArg + "' docs/sub")
 	want = map[string]string{
 		"/docs/b-copy.txt":       "bravo\n",
 		"/docs/new.txt":          "written offline\n",
@@ -177,7 +178,7 @@ func TestOfflineRemount(t *testing.T) {
 		assert.Contains(t, listing, n)
 	}
 	assert.NotContains(t, listing, "old.txt")
-	assert.Equal(t, 4, env.mountStatus().OfflineChanges, "mkdir, mv, rm and the xattr copy are journaled")
+	assert.Equal(t, 5, env.mountStatus().OfflineChanges, "mkdir, mv, rm, the xattr copy and touch are journaled")
 
 	env.setNetwork(graphtest.NetworkUp)
 	env.requireOnService(want, gone)
@@ -233,6 +234,10 @@ func TestOfflineKillAndRemount(t *testing.T) {
 
 	env.setNetwork(graphtest.NetworkUp)
 	env.requireOnService(want, gone)
+	eventually(t, backOnlineWait, func() bool {
+		it, ok := env.srv.ItemByPath("/docs/sub")
+		return ok && it.FSModified.Equal(time.Date(2021, 2, 3, 4, 5, 6, 0, time.UTC))
+	}, "the folder's time set offline survives kill -9 and reaches the service")
 }
 
 // Must show: a pinned folder is downloaded whole and readable offline,
