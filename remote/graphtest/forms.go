@@ -129,6 +129,7 @@ func (s *Server) SetForms(o FormOptions) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.opts.Forms = o
+	s.frontForms.Store(&o)
 	return nil
 }
 

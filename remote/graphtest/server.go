@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,6 +77,9 @@ type Server struct {
 	net network
 	// transport is what Client hands out; set by Start.
 	transport *http.Transport
+	// frontForms mirrors opts.Forms for the answers given before the lock
+	// is taken (anonymous.go).
+	frontForms atomic.Pointer[FormOptions]
 
 	mu sync.Mutex
 	// The fields below are guarded by mu.
@@ -153,6 +157,8 @@ func New(opts Options) (*Server, error) {
 	s.blobs = blobs
 	s.auth.init()
 	s.net.init()
+	forms := s.opts.Forms
+	s.frontForms.Store(&forms)
 	s.faults.set(s.opts.Faults, s.now())
 	s.budget = budgetState{perMinute: max(s.opts.ResourceUnitsPerMinute, 0)}
 	if err := s.load(); err != nil {
@@ -255,6 +261,9 @@ func (s *Server) Close() error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.awaitNetwork(r) {
 		panic(http.ErrAbortHandler) // the network is down: no answer (network.go)
+	}
+	if s.refuseAnonymous(w, r) { // anonymous.go
+		return
 	}
 	r = s.withRequestInfo(r)
 	rt := s.route(r)
