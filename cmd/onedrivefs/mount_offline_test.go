@@ -189,6 +189,29 @@ func TestOfflineRemount(t *testing.T) {
 	assert.Equal(t, "never read before going offline\n", env.sh("cat other/u.txt"))
 }
 
+// A mount started while the network answers nothing (connections
+// accepted, no reply) starts offline from its store, after a check finds
+// the service silent, instead of waiting for ever; what is cached reads,
+// changes are journaled, and reach the service once it answers.
+func TestOfflineRemountSilent(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	env.seedOffline()
+	env.mount()
+	env.sh("ls -R . >/dev/null; cat docs/a.txt >/dev/null")
+	env.unmount()
+
+	env.setNetwork(graphtest.NetworkBlackhole)
+	start := time.Now()
+	env.mount()
+	t.Logf("measured: the mount started into a silent network after %v", time.Since(start))
+	assert.Contains(t, env.stderr.String(), "starting offline")
+	assert.Equal(t, "alpha\n", env.sh("cat docs/a.txt"))
+	env.sh("mkdir docs/started-in-the-dark && echo dark > docs/started-in-the-dark/f.txt")
+
+	env.setNetwork(graphtest.NetworkUp)
+	env.requireOnService(map[string]string{"/docs/started-in-the-dark": "", "/docs/started-in-the-dark/f.txt": "dark\n"}, nil)
+}
+
 // Must show: the service goes away in the middle of a session and comes
 // back, without a remount; operations while offline fail or succeed at once.
 func TestOfflineMidSession(t *testing.T) {

@@ -23,8 +23,14 @@ const lastDriveFile = "last-drive-id"
 // reachDrive asks the service for the drive's id. When the service is
 // unreachable (remote.ErrOffline) it answers the id remembered from the last
 // mount with offline set: the mount then starts from its local copy of the
-// tree. needID says the caller needs the id (no --cache-dir).
+// tree. needID says the caller needs the id (no --cache-dir). A network
+// that answers nothing is found as during the mount (the client's watcher,
+// remote/unanswered.go): the mount starts offline after about a second
+// instead of waiting for ever.
 func reachDrive(ctx context.Context, e *env, client *remote.Client, cfgDir string, needID bool) (id string, offline bool, err error) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go client.WatchUnanswered(wctx)
 	drive, err := client.Drive(ctx)
 	if err == nil {
 		if werr := os.WriteFile(filepath.Join(cfgDir, lastDriveFile), []byte(drive.ID+"\n"), 0o600); werr != nil {
