@@ -334,10 +334,12 @@ func (c *Client) sendTracked(ctx context.Context, r *request) (*http.Response, e
 		cancel(nil)
 		return nil, err
 	}
-	// The body is read under rctx (it ends with ctx), and watched: a body
-	// that stops coming is a silence too (unanswered.go).
+	// The body is read under rctx, and watched: a body that stops coming
+	// is a silence too (unanswered.go). Its end releases rctx (a context
+	// never cancelled would stay among ctx's children as long as ctx
+	// lives: the mount's, for background requests).
 	c.link.headerCame(id)
-	resp.Body = &watchedBody{ReadCloser: resp.Body, link: c.link, id: id, w: w, ctx: rctx, op: r.op}
+	resp.Body = &watchedBody{ReadCloser: resp.Body, link: c.link, id: id, w: w, ctx: rctx, cancel: cancel, op: r.op}
 	return resp, nil
 }
 

@@ -266,8 +266,10 @@ type watchedBody struct {
 	id   uint64
 	w    *waitingRequest
 	ctx  context.Context // the request's, cancelled with ErrOffline as the link goes down
-	op   string
-	done atomic.Bool
+	// cancel releases ctx once the body is done with.
+	cancel context.CancelCauseFunc
+	op     string
+	done   atomic.Bool
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
@@ -287,10 +289,13 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 }
 
 func (b *watchedBody) Close() error {
+	err := b.ReadCloser.Close()
 	b.stop()
-	return b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
+// stop ends the watch (the body ended, failed or was closed).
 func (b *watchedBody) stop() {
 	if b.done.CompareAndSwap(false, true) {
 		b.link.untrack(b.id)

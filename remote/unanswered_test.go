@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,4 +253,43 @@ func TestUnansweredBodyStops(t *testing.T) {
 	require.ErrorIs(t, err, ErrOffline)
 	assert.Equal(t, int64(size/4), n)
 	assert.True(t, env.c.Link().State().Offline)
+}
+
+// ctxRecorder is a transport that keeps the context of every request it
+// carries.
+type ctxRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	ctxs []context.Context
+}
+
+func (c *ctxRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.ctxs = append(c.ctxs, req.Context())
+	c.mu.Unlock()
+	return c.base.RoundTrip(req)
+}
+
+// A request's context is released once its reply is read and closed, so
+// that a long-lived caller's context (the mount's, for background
+// requests) does not gather one child per request for ever; a body being
+// read keeps its context.
+func TestUnansweredRequestContextReleased(t *testing.T) {
+	rec := &ctxRecorder{base: &http.Transport{DisableKeepAlives: true}}
+	env := newClientEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		replyJSON(w, http.StatusOK, itemJSON("x", "x.txt", 1))
+	}), func(c *Config) { c.DetectOffline = true; c.Transport = rec })
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 3 {
+		_, err := env.c.Item(parent, "x")
+		require.NoError(t, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.ctxs, 3)
+	for _, ctx := range rec.ctxs {
+		assert.Error(t, ctx.Err(), "the request's context is released with its reply")
+	}
+	assert.NoError(t, parent.Err())
 }
