@@ -326,6 +326,7 @@ func TestOfflineBlackhole(t *testing.T) {
 	env.seedOffline()
 	_, err := env.srv.PutFile("/cold/deeper/x.txt", []byte("in a folder never listed\n"), time.Time{})
 	require.NoError(t, err)
+	env.bin = raceBinary(t)            // under go test -race, the watcher runs race-checked too
 	env.mount("--poll-interval", "1h") // no background request to find the silence first
 	env.sh("ls . docs other >/dev/null; cat docs/a.txt >/dev/null")
 
@@ -364,6 +365,7 @@ func TestOfflineBlackhole(t *testing.T) {
 		return ok && it.QuickXorHash == quickxorhash.Base64([]byte("alpha\nmore\n")) && env.mountStatus().OfflineChanges == 0
 	}, "everything made in the dark was sent")
 	assert.Equal(t, "in a folder never listed\n", env.sh("cat cold/deeper/x.txt"))
+	assert.NotContains(t, env.stderr.String(), raceReport)
 }
 
 // firstCallInto switches the fake's network to mode with the mount online,
