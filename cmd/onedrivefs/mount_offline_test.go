@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -366,6 +368,37 @@ func TestOfflineBlackhole(t *testing.T) {
 	}, "everything made in the dark was sent")
 	assert.Equal(t, "in a folder never listed\n", env.sh("cat cold/deeper/x.txt"))
 	assert.NotContains(t, env.stderr.String(), raceReport)
+}
+
+// A network that goes silent while a file is being read (its download
+// streaming: a train entering a tunnel): the read fails with EIO within
+// about a second instead of waiting for TCP's timeouts, and once the
+// network is back the whole file reads, intact.
+func TestOfflineBlackholeMidDownload(t *testing.T) {
+	env := newMountEnv(t, graphtest.Options{})
+	data := env.putRandom("/big.bin", 64<<20)
+	env.mount("--poll-interval", "1h")
+	f, err := os.Open(env.path("big.bin"))
+	require.NoError(t, err)
+	defer f.Close()
+	head := make([]byte, 1<<20)
+	_, err = io.ReadFull(f, head) // starts the stream, which runs ahead
+	require.NoError(t, err)
+	assert.Equal(t, data[:1<<20], head)
+
+	env.setNetwork(graphtest.NetworkBlackhole)
+	start := time.Now()
+	_, err = io.Copy(io.Discard, f)
+	t.Logf("measured: reading on into a silent network failed after %v", time.Since(start))
+	require.Error(t, err)
+	assert.True(t, errors.Is(err, syscall.EIO), "EIO, not %v", err)
+	eventually(t, 5*time.Second, func() bool { return env.mountStatus().Offline }, "the offline state is detected")
+
+	env.setNetwork(graphtest.NetworkUp)
+	eventually(t, backOnlineWait, func() bool { return env.mountStatus().Online }, "the mount comes back online")
+	got, err := os.ReadFile(env.path("big.bin"))
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data, got), "the whole file reads, intact, once back")
 }
 
 // firstCallInto switches the fake's network to mode with the mount online,

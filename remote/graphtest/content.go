@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -163,7 +164,7 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, rt route)
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Content-Type", "application/octet-stream")
-	cw := &countingWriter{ResponseWriter: w, add: s.addDownloadBytes}
+	cw := &countingWriter{ResponseWriter: w, add: s.addDownloadBytes, hold: func() bool { return s.awaitNetwork(r) }}
 	http.ServeContent(cw, r, name, modified, content)
 	cw.finish()
 }
@@ -180,7 +181,11 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request, rt route)
 // kept.
 type countingWriter struct {
 	http.ResponseWriter
-	add      func(int64) // adds to Stats.BytesDownloaded
+	add func(int64) // adds to Stats.BytesDownloaded
+	// hold, between chunks of the body, waits while the network is
+	// blackholed and reports whether the body may go on (network.go): a
+	// silent network stops a download mid-stream too. nil: never holds.
+	hold     func() bool
 	status   int
 	started  bool
 	declared int64 // the Content-Length counted in advance; -1 when none
@@ -218,6 +223,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	if !c.start() {
 		return c.ResponseWriter.Write(p)
 	}
+	if c.hold != nil && !c.hold() {
+		return 0, errNetworkGone
+	}
 	n, err := c.ResponseWriter.Write(p)
 	c.n += int64(n)
 	if c.declared < 0 {
@@ -230,7 +238,9 @@ func (c *countingWriter) ReadFrom(src io.Reader) (int64, error) {
 	content := c.start()
 	var n int64
 	var err error
-	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+	if content && c.hold != nil {
+		n, err = c.readFromHeld(src)
+	} else if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
 		n, err = rf.ReadFrom(src)
 	} else {
 		n, err = io.Copy(struct{ io.Writer }{c.ResponseWriter}, src)
@@ -253,6 +263,52 @@ func (c *countingWriter) finish() {
 }
 
 func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// heldChunk is how much of a download's body goes out between two looks
+// at the network.
+const heldChunk = 1 << 20
+
+// errNetworkGone ends a body whose network went away (refused, closed, or
+// the client gave up waiting through a blackhole).
+var errNetworkGone = errors.New("graphtest: the network went away mid-body")
+
+// readFromHeld copies src (ServeContent's limited reader over the blob's
+// file) in chunks, holding between them while the network is blackholed.
+// Each chunk keeps a single *io.LimitedReader over the file, so that the
+// connection still sends it with sendfile.
+func (c *countingWriter) readFromHeld(src io.Reader) (int64, error) {
+	w := io.Writer(struct{ io.Writer }{c.ResponseWriter})
+	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
+		w = struct {
+			io.ReaderFrom
+			io.Writer
+		}{rf, c.ResponseWriter}
+	}
+	lr, limited := src.(*io.LimitedReader)
+	var n int64
+	for {
+		if !c.hold() {
+			return n, errNetworkGone
+		}
+		var chunk io.Reader
+		if limited {
+			if lr.N <= 0 {
+				return n, nil
+			}
+			chunk = &io.LimitedReader{R: lr.R, N: min(lr.N, heldChunk)}
+		} else {
+			chunk = io.LimitReader(src, heldChunk)
+		}
+		m, err := io.Copy(w, chunk)
+		n += m
+		if limited {
+			lr.N -= m
+		}
+		if err != nil || m < heldChunk {
+			return n, err
+		}
+	}
+}
 
 // uploadTarget is where an upload lands: an existing file by id, or a name
 // in a parent folder (path addressing), resolved again at commit.

@@ -22,7 +22,9 @@ import (
 //   - NetworkBlackhole: connections are accepted but no request is answered,
 //     on new and on open connections, until the mode changes (then they are
 //     served, as a healed network delivers what was waiting) or the client
-//     gives up. Requests already being answered finish.
+//     gives up. A download being sent stops mid-body (after the 1 MiB chunk
+//     in flight, content.go) and goes on once the mode changes back; other
+//     replies already being written finish.
 //
 // The mode applies to everything the API listener serves, the /_fake/
 // control API included: while the network is down, switch it back with

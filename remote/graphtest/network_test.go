@@ -1,6 +1,7 @@
 package graphtest_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -119,6 +120,43 @@ func TestNetworkBlackhole(t *testing.T) {
 	res := <-done
 	require.NoError(t, res.err)
 	assert.Equal(t, http.StatusOK, res.status)
+}
+
+// A download being sent when the network goes silent stops mid-body (a
+// chunk at most goes on); once the network is back the rest comes, intact.
+func TestNetworkBlackholeStallsDownload(t *testing.T) {
+	h := startFake(t, graphtest.Options{})
+	data := bytes.Repeat([]byte("0123456789abcdef"), 24<<20/16) // more than the socket buffers hold
+	id, err := h.srv.PutFile("/big.bin", data, time.Time{})
+	require.NoError(t, err)
+	req, err := http.NewRequest(http.MethodGet, h.srv.GraphURL()+"/me/drive/items/"+id+"/content", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	resp, err := h.hc.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	_ = resp.Body.Close()
+	resp, err = http.Get(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	head := make([]byte, 1<<20)
+	_, err = io.ReadFull(resp.Body, head)
+	require.NoError(t, err)
+
+	require.NoError(t, h.srv.SetNetwork(graphtest.NetworkBlackhole))
+	done := make(chan []byte, 1)
+	go func() {
+		rest, _ := io.ReadAll(resp.Body)
+		done <- rest
+	}()
+	select {
+	case <-done:
+		t.Fatal("the whole body came through a silent network")
+	case <-time.After(500 * time.Millisecond):
+	}
+	require.NoError(t, h.srv.SetNetwork(graphtest.NetworkUp))
+	rest := <-done
+	assert.True(t, bytes.Equal(data, append(head, rest...)), "the rest comes, intact, once the network is back")
 }
 
 func TestNetworkBlackholeThenRefuse(t *testing.T) {
