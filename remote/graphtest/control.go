@@ -52,7 +52,7 @@ func controlEndpoints() []controlEndpoint {
 		{"POST", "/_fake/delta/expire", "make every delta token stale (410 resyncRequired)"},
 		{"POST", "/_fake/save", "write the drive to the data directory now"},
 		{"GET", "/_fake/network", "the network mode: up, refuse or blackhole"},
-		{"PUT", "/_fake/network", "switch the network: {\"mode\":\"refuse\"} closes the API port (connections refused), \"blackhole\" accepts connections and answers nothing, \"up\" serves again on the same port"},
+		{"PUT", "/_fake/network", "switch the network: {\"mode\":\"refuse\"} closes the API port (connections refused), \"blackhole\" accepts connections and answers nothing (a download being sent stops mid-body), \"up\" serves again on the same port"},
 	}
 }
 
