@@ -69,6 +69,12 @@ type Config struct {
 	// read from it, and changes made offline are journaled in it
 	// (offline.go); nil keeps the tree in memory only.
 	Store *metastore.Store
+	// MaxEntries bounds the entries the tree keeps in memory when a Store
+	// is set (evict.go): past it, entries that hold nothing of their own
+	// are dropped and built again from the store when next needed. 0 →
+	// DefaultMaxEntries; negative → no bound. Without a Store nothing is
+	// dropped.
+	MaxEntries int
 	// SyncTree fills an empty store with the whole drive in the background,
 	// by one paged delta enumeration (fullsync.go); otherwise folders are
 	// stored as they are listed.
@@ -111,6 +117,8 @@ type FS struct {
 	wbWake chan struct{}
 	// prefetchSlots bounds the listing prefetches running at once.
 	prefetchSlots chan struct{}
+	// sweepWake wakes the sweeper (evict.go).
+	sweepWake chan struct{}
 
 	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
 	// by start (it reads the jobs a previous mount left) and never changed;
@@ -131,6 +139,17 @@ type FS struct {
 	byIno   map[uint64]*entry
 	byID    map[string]*entry
 	nextIno uint64
+	// inoByID holds the inode numbers that are not their item id's hash
+	// (evict.go); never trimmed.
+	inoByID map[string]uint64
+	// maxEntries bounds len(byIno) (0: no bound); a sweep runs once it
+	// reaches sweepAt, or once forgets FORGETs arrived since the last one.
+	// fetching counts the listings and delta pages in flight by their
+	// "since" (evict.go).
+	maxEntries int
+	sweepAt    int
+	forgets    int
+	fetching   map[uint64]int
 	root    *entry
 	quota   *remote.Quota // last known; nil before the first fetch
 	started bool
@@ -220,7 +239,9 @@ func New(cfg Config) (*FS, error) {
 		poll:        cfg.PollInterval,
 		byIno:       make(map[uint64]*entry),
 		byID:        make(map[string]*entry),
+		inoByID:     make(map[string]uint64),
 		nextIno:     rootIno + 1,
+		maxEntries:  cfg.MaxEntries,
 		copyJobsDir: cfg.CopyJobsDir,
 		sharedName:  cfg.SharedWithMe,
 		store:       cfg.Store,
@@ -231,6 +252,14 @@ func New(cfg Config) (*FS, error) {
 		f.lazyBaseMin = DefaultLazyBaseMin
 	}
 	f.sw.wake = make(chan struct{}, 1)
+	f.sweepWake = make(chan struct{}, 1)
+	switch {
+	case f.store == nil || f.maxEntries < 0:
+		f.maxEntries = 0
+	case f.maxEntries == 0:
+		f.maxEntries = DefaultMaxEntries
+	}
+	f.sweepAt = f.maxEntries
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -260,6 +289,9 @@ func (f *FS) start(ctx context.Context) error {
 	}
 	if f.store != nil {
 		f.bg.Go(f.runStoreWriter)
+	}
+	if f.maxEntries > 0 {
+		f.bg.Go(f.runSweeper) // evict.go
 	}
 	root, err := f.remote.Root(ctx)
 	if errors.Is(err, remote.ErrOffline) {

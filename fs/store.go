@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ type storeOp struct {
 	listDir  string
 	listing  []*remote.Item
 	listGen  uint64
+	listAt   time.Time
 	isListed bool
 	// delta: a page of changes and (when not "") the delta link after it.
 	delta     []*remote.Item
@@ -227,7 +229,7 @@ func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
 			var err error
 			if it.Deleted {
 				err = tx.Delete(it.ID)
-			} else {
+			} else if !storedNewer(tx, it) {
 				err = tx.Put(it)
 			}
 			if err != nil && !errors.Is(err, metastore.ErrNotFound) {
@@ -241,12 +243,12 @@ func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
 		}
 	}
 	if op.isListed && op.listGen == f.sw.gen.Load() {
-		if err := replaceChildren(tx, op.listDir, op.listing); err != nil {
+		if err := replaceChildren(tx, op.listDir, op.listing, op.listAt); err != nil {
 			return err
 		}
 	}
 	for _, it := range op.put {
-		if cur, err := tx.Item(it.ID); err == nil && cur.Modified.After(it.Modified) {
+		if storedNewer(tx, it) {
 			continue // a delta page already stored a newer version
 		}
 		if err := tx.Put(it); err != nil {
@@ -264,9 +266,35 @@ func (f *FS) applyStoreOp(tx *metastore.Tx, op *storeOp) error {
 	return nil
 }
 
+// storedNewer reports whether tx holds a newer version of it than it (the
+// service's lastModifiedDateTime rises with every change, as staleItem
+// reads it): a report fetched before a change this mount stored must not
+// roll the store back, since a dropped entry is built again from it
+// (evict.go).
+func storedNewer(tx *metastore.Tx, it *remote.Item) bool {
+	cur, err := tx.Item(it.ID)
+	return err == nil && cur.Modified.After(it.Modified)
+}
+
+// listedMark is the value of a folder's listed mark: when the listing was
+// fetched (unix nanoseconds, big-endian), so that a listing dropped from
+// memory within its TTL is read back from the store (children). Marks
+// written without a time (a full sync, offline) hold one byte.
+func listedMark(at time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(at.UnixNano()))
+}
+
+// listedAt returns the time a listed mark holds; zero when it holds none.
+func listedAt(mark []byte) time.Time {
+	if len(mark) != 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(mark)))
+}
+
 // replaceChildren makes items the children of dir in tx, and marks dir
-// listed.
-func replaceChildren(tx *metastore.Tx, dir string, items []*remote.Item) error {
+// listed at at.
+func replaceChildren(tx *metastore.Tx, dir string, items []*remote.Item, at time.Time) error {
 	keep := make(map[string]bool, len(items))
 	for _, it := range items {
 		keep[it.ID] = true
@@ -286,11 +314,14 @@ func replaceChildren(tx *metastore.Tx, dir string, items []*remote.Item) error {
 		}
 	}
 	for _, it := range items {
+		if storedNewer(tx, it) {
+			continue
+		}
 		if err := tx.Put(it); err != nil {
 			return err
 		}
 	}
-	return tx.SetValue(listedPrefix+dir, []byte{1})
+	return tx.SetValue(listedPrefix+dir, listedMark(at))
 }
 
 // openStore reads what the mount needs of the store at start: the delta
@@ -336,10 +367,11 @@ func (f *FS) storedRoot() (*remote.Item, error) {
 }
 
 // storedChildren returns the children of folder id from the store, when it
-// holds them all (the folder was listed).
-func (f *FS) storedChildren(id string) ([]*remote.Item, bool) {
+// holds them all (the folder was listed), and when the listing was fetched
+// (zero if the store does not say).
+func (f *FS) storedChildren(id string) ([]*remote.Item, time.Time, bool) {
 	if f.store == nil {
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	// Read this mount's own writes: what is queued goes to disk first.
 	f.sw.mu.Lock()
@@ -349,38 +381,44 @@ func (f *FS) storedChildren(id string) ([]*remote.Item, bool) {
 		f.flushStore()
 	}
 	var items []*remote.Item
+	var at time.Time
 	listed := false
 	err := f.store.View(func(tx *metastore.ReadTx) error {
-		if tx.Value(listedPrefix+id) == nil {
+		mark := tx.Value(listedPrefix + id)
+		if mark == nil {
 			return nil
 		}
-		listed = true
+		listed, at = true, listedAt(mark)
 		return tx.EachChild(id, func(it *remote.Item) error {
 			items = append(items, it)
 			return nil
 		})
 	})
+	f.releaseStorePages() // a walk reads the store's pages: they must not pile up
 	if err != nil {
 		f.log.Warn("reading a folder from the local copy of the tree failed", "err", err)
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	return items, listed
+	return items, at, listed
 }
 
 // children returns the children of folder id: from the store when it may
-// answer (a folder made offline, the service unreachable, or the store
-// kept current by the poll and not force), else from the service (and
+// answer (a folder made offline, the service unreachable, the store kept
+// current by the poll, or a listing fetched within the listing TTL that was
+// dropped from memory; never when force), else from the service (and
 // stored). fromStore says where they came from.
 func (f *FS) children(ctx context.Context, id string, force bool) (items []*remote.Item, fromStore bool, err error) {
-	if isLocalID(id) || (!force && f.sw.trusted.Load()) || f.isOffline() {
-		if items, ok := f.storedChildren(id); ok {
+	if isLocalID(id) || !force || f.isOffline() {
+		items, at, ok := f.storedChildren(id)
+		if ok && (isLocalID(id) || f.isOffline() || f.sw.trusted.Load() || (!at.IsZero() && f.now().Sub(at) < f.ttl)) {
 			return items, true, nil
 		}
 	}
 	gen := f.sw.gen.Load()
+	at := f.now()
 	items, err = f.remote.Children(ctx, id)
 	if errors.Is(err, remote.ErrOffline) {
-		if stored, ok := f.storedChildren(id); ok {
+		if stored, _, ok := f.storedChildren(id); ok {
 			return stored, true, nil
 		}
 		return nil, false, err
@@ -388,7 +426,7 @@ func (f *FS) children(ctx context.Context, id string, force bool) (items []*remo
 	if err != nil {
 		return nil, false, err
 	}
-	f.enqueue(&storeOp{isListed: true, listDir: id, listing: items, listGen: gen})
+	f.enqueue(&storeOp{isListed: true, listDir: id, listing: items, listGen: gen, listAt: at})
 	return items, false, nil
 }
 
@@ -445,6 +483,7 @@ func (f *FS) storedDirLinks(e *entry) bool {
 		n += uint32(folders)
 		return err
 	})
+	f.releaseStorePages()
 	if err != nil || !ok {
 		return false
 	}
