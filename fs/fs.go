@@ -150,9 +150,9 @@ type FS struct {
 	sweepAt    int
 	forgets    int
 	fetching   map[uint64]int
-	root    *entry
-	quota   *remote.Quota // last known; nil before the first fetch
-	started bool
+	root       *entry
+	quota      *remote.Quota // last known; nil before the first fetch
+	started    bool
 	// seq counts the changes this mount made to items (entry.seq; stale
 	// service reports are recognised by it: staleItem).
 	seq uint64

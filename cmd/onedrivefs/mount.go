@@ -277,7 +277,7 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 	fsys, err := fs.New(fs.Config{
 		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store, SyncTree: o.syncTree,
 		MaxEntries: maxEntries,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
+		UID:        uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		LazyBaseMin: lazyBaseMin,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next
@@ -658,4 +658,3 @@ func setMemoryLimit(e *env) {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
 }
-
