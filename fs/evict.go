@@ -3,6 +3,9 @@ package fs
 import (
 	"context"
 	"hash/fnv"
+	"strings"
+
+	"github.com/onedrivefs/onedrivefs/copyjob"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
@@ -33,10 +36,12 @@ import (
 // same id gives the same number in every mount.
 
 // DefaultMaxEntries is the number of entries the tree keeps in memory before
-// it drops those it can: with go-fuse's inode and the kernel-side state each
-// costs about 2 KiB, so this keeps the tree well under 100 MiB whatever the
-// drive's size, while a folder of tens of thousands of items still fits.
-const DefaultMaxEntries = 40000
+// it drops those it can. An entry with its item, its share of the listings
+// and go-fuse's inode costs about 2.3 KiB of the daemon's RSS (Go's heap
+// runs at about twice its live size), so this bounds the tree to about
+// 70 MiB whatever the drive's size (measured: BenchmarkScaleMount), while a
+// folder of tens of thousands of items still fits.
+const DefaultMaxEntries = 30000
 
 // hashIno is the inode number of the item whose id is id, unless taken.
 func hashIno(id string) uint64 {
@@ -114,17 +119,23 @@ func (f *FS) runSweeper(ctx context.Context) {
 			return
 		case <-f.sweepWake:
 		}
-		pinned := f.pinnedIDs()
-		f.sweep(pinned)
+		f.sweep(f.heldIDs())
 	}
 }
 
-// pinnedIDs returns the ids of the pinned items and of the files whose
-// versions pins hold (pin.go).
-func (f *FS) pinnedIDs() map[string]bool {
+// heldIDs returns the ids of the items whose entries must stay for reasons
+// kept outside FS.mu: the pinned items and the files whose versions pins
+// hold (pin.go), and the destination folders of the copy jobs not ended
+// (their `sync DIR` finds them by entry: pending.go).
+func (f *FS) heldIDs() map[string]bool {
+	ids := make(map[string]bool)
+	if f.copies != nil {
+		for _, j := range f.copies.PendingWhere(func(*copyjob.Job) bool { return true }) {
+			ids[j.DestParentID] = true
+		}
+	}
 	f.pinMu.Lock()
 	defer f.pinMu.Unlock()
-	ids := make(map[string]bool, len(f.pins.paths)+len(f.pins.held))
 	for id := range f.pins.paths {
 		ids[id] = true
 	}
@@ -151,9 +162,10 @@ func (n *node) OnForget() {
 
 // sweep drops listings and entries until the tree holds at most
 // FS.maxEntries entries (as far as the kernel has let go of them), and asks
-// the kernel to forget the names under the listings it dropped. pinned are
-// the pinned item ids. It returns the number of entries dropped.
-func (f *FS) sweep(pinned map[string]bool) int {
+// the kernel to forget the names under the listings it dropped. held are
+// ids whose entries must stay (heldIDs). It returns the number of entries
+// dropped.
+func (f *FS) sweep(held map[string]bool) int {
 	var forget []*gofs.Inode
 	f.mu.Lock()
 	if f.maxEntries <= 0 || len(f.byIno) <= f.maxEntries {
@@ -171,17 +183,17 @@ func (f *FS) sweep(pinned map[string]bool) int {
 			keep[p] = true
 		}
 	}
-	budget, held := f.maxEntries/2, 0
+	budget, listed := f.maxEntries/2, 0
 	var kept []*dirListing
 	f.listings.Trim(func(id string, l *dirListing) bool {
 		dir := f.byID[id]
 		if dir == nil {
 			return false
 		}
-		if !f.foreignFSLocked(dir) && held > 0 && held+len(l.children) > budget {
+		if !f.foreignFSLocked(dir) && listed > 0 && listed+len(l.children) > budget {
 			return false
 		}
-		held += len(l.children)
+		listed += len(l.children)
 		kept = append(kept, l)
 		mark(dir)
 		return true
@@ -194,8 +206,16 @@ func (f *FS) sweep(pinned map[string]bool) int {
 	for id := range f.listingsInFlight {
 		mark(f.byID[id])
 	}
-	for id := range pinned {
+	for id := range held {
 		mark(f.byID[id])
+	}
+	for k := range f.copyDests {
+		parentID, _, _ := strings.Cut(k, "\x00") // destKey
+		mark(f.byID[parentID])
+	}
+	for k := range f.pendingDests {
+		parentID, _, _ := strings.Cut(k, "\x00")
+		mark(f.byID[parentID])
 	}
 	for id := range f.deferredDeletes {
 		mark(f.byID[id])

@@ -290,9 +290,7 @@ func (f *FS) start(ctx context.Context) error {
 	if f.store != nil {
 		f.bg.Go(f.runStoreWriter)
 	}
-	if f.maxEntries > 0 {
-		f.bg.Go(f.runSweeper) // evict.go
-	}
+
 	root, err := f.remote.Root(ctx)
 	if errors.Is(err, remote.ErrOffline) {
 		// Start offline from the local copy of the tree, if there is one.
@@ -343,6 +341,9 @@ func (f *FS) start(ctx context.Context) error {
 	}
 	if f.isOffline() {
 		f.adoptJournal(ctx) // adopt.go
+	}
+	if f.maxEntries > 0 {
+		f.bg.Go(f.runSweeper) // evict.go
 	}
 	return nil
 }

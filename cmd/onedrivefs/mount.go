@@ -66,7 +66,7 @@ Environment (profiling and testing, for developers):
   ONEDRIVEFS_LAZY_BASE_MIN=N  a write into an existing file of N bytes or more
                               does not wait for its content (default 4 MiB)
   ONEDRIVEFS_MAX_ENTRIES=N    keep at most N items' entries in memory (default
-                              40000; the rest are read back from the local
+                              30000; the rest are read back from the local
                               copy of the tree); -1: no bound
 Read them with 'go tool pprof -top onedrivefs FILE'.`
 

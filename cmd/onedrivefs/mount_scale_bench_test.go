@@ -50,6 +50,7 @@ func BenchmarkScaleMount(b *testing.B) {
 			n, walk.Round(time.Millisecond), st.RequestsTotal, st.Requests["children.list"], mib(rss), mib(hwm))
 		b.ReportMetric(walk.Seconds(), "first-walk-s")
 		b.ReportMetric(float64(st.RequestsTotal), "first-walk-requests")
+		b.ReportMetric(float64(hwm)/(1<<20), "first-walk-peak-RSS-MiB")
 		env.unmount()
 		size := fileSize(b, filepath.Join(env.cache, "tree.db"))
 		b.Logf("store: %s on disk", mib(size))
@@ -62,8 +63,9 @@ func BenchmarkScaleMount(b *testing.B) {
 		names := countLines(benchSh(b, env, "ls"))
 		firstLs := time.Since(start)
 		st = env.srv.Stats()
-		b.Logf("remount: mounted after %s, first ls of the root (%d names) after %s; %d children listings, %d requests in all (%v)",
-			mounted.Round(time.Millisecond), names, firstLs.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, st.Requests)
+		_, lsHWM := daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("remount: mounted after %s, first ls of the root (%d names) after %s; %d children listings, %d requests in all (%v); daemon peak RSS %s",
+			mounted.Round(time.Millisecond), names, firstLs.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, st.Requests, mib(lsHWM))
 		b.ReportMetric(firstLs.Seconds(), "remount-first-ls-s")
 		b.ReportMetric(float64(st.Requests["children.list"]), "remount-children-requests")
 
@@ -77,7 +79,7 @@ func BenchmarkScaleMount(b *testing.B) {
 			n, walk.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, mib(rss), mib(hwm))
 		b.ReportMetric(walk.Seconds(), "store-walk-s")
 		b.ReportMetric(float64(st.Requests["children.list"]), "store-walk-children-requests")
-		b.ReportMetric(float64(hwm)/(1<<20), "daemon-peak-RSS-MiB")
+		b.ReportMetric(float64(hwm)/(1<<20), "store-walk-peak-RSS-MiB")
 		env.unmount()
 
 		// The first sync by delta (--sync-tree), on a new cache dir.
@@ -94,6 +96,7 @@ func BenchmarkScaleMount(b *testing.B) {
 			sync.Round(time.Millisecond), st.RequestsTotal, st.Requests["delta"], st.Requests["children.list"], mib(rss), mib(hwm))
 		b.ReportMetric(sync.Seconds(), "delta-sync-s")
 		b.ReportMetric(float64(st.RequestsTotal), "delta-sync-requests")
+		b.ReportMetric(float64(hwm)/(1<<20), "delta-sync-peak-RSS-MiB")
 		env.srv.ResetStats()
 		start = time.Now()
 		n = countLines(benchSh(b, env, "find . | wc -l"))
@@ -102,6 +105,7 @@ func BenchmarkScaleMount(b *testing.B) {
 		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
 		b.Logf("walk after the delta sync: %d entries in %s; %d children listings; daemon RSS %s, peak %s",
 			n, walk.Round(time.Millisecond), st.Requests["children.list"], mib(rss), mib(hwm))
+		b.ReportMetric(float64(hwm)/(1<<20), "delta-walk-peak-RSS-MiB")
 		env.unmount()
 		b.Logf("store after the delta sync: %s on disk", mib(fileSize(b, filepath.Join(env.cache, "tree.db"))))
 	}
@@ -128,7 +132,9 @@ func countLines(s string) int {
 	return n
 }
 
-// daemonMemory reads VmRSS and VmHWM (bytes) of process pid.
+// daemonMemory reads VmRSS and VmHWM (bytes) of process pid, and logs how
+// much of the RSS is anonymous (the Go heap, go-fuse's buffers) and how much
+// file-backed (the store's mapped pages).
 func daemonMemory(b *testing.B, pid int) (rss, hwm int64) {
 	b.Helper()
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
@@ -136,6 +142,7 @@ func daemonMemory(b *testing.B, pid int) (rss, hwm int64) {
 		b.Logf("reading the daemon's memory: %v", err)
 		return 0, 0
 	}
+	var anon, file int64
 	for _, l := range strings.Split(string(data), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 2 {
@@ -147,8 +154,13 @@ func daemonMemory(b *testing.B, pid int) (rss, hwm int64) {
 			rss = kb << 10
 		case "VmHWM:":
 			hwm = kb << 10
+		case "RssAnon:":
+			anon = kb << 10
+		case "RssFile:":
+			file = kb << 10
 		}
 	}
+	b.Logf("  (daemon RSS now: %s anonymous, %s file-backed)", mib(anon), mib(file))
 	return rss, hwm
 }
 
