@@ -91,8 +91,9 @@ type Config struct {
 //
 // Lock order: file.mu, then FS.mu, then cache.Listings' own lock. FS.mu
 // is never held across a request to the service, a disk read or write of
-// content, or a call into go-fuse (kernel notifications run on the notifier
-// goroutine with no lock held).
+// content, or a call into go-fuse that may block (kernel notifications run
+// on the notifier goroutine with no lock held; NewInode, which only
+// initialises a node, is called under it).
 type FS struct {
 	remote   *remote.Client
 	content  *cache.Content
