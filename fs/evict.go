@@ -174,15 +174,58 @@ func (f *FS) sweep(held map[string]bool) int {
 	}
 	f.forgets = 0
 
-	// Listings: the most recently used ones are kept while their children
-	// fit in half the bound; those of other drives always (they cost a
-	// request to read again).
-	keep := make(map[*entry]bool)
-	mark := func(e *entry) {
-		for p := e; p != nil && !keep[p]; p = p.parent {
-			keep[p] = true
+	// Entries that hold state, and their folders: they stay, and the
+	// kernel is not asked to forget them.
+	stateful := make(map[*entry]bool)
+	markIn := func(set map[*entry]bool, e *entry) {
+		for p := e; p != nil && !set[p]; p = p.parent {
+			set[p] = true
 		}
 	}
+	hold := func(e *entry) { markIn(stateful, e) }
+	for id := range f.listingsInFlight {
+		hold(f.byID[id])
+	}
+	for id := range held {
+		hold(f.byID[id])
+	}
+	for k := range f.copyDests {
+		parentID, _, _ := strings.Cut(k, "\x00") // destKey
+		hold(f.byID[parentID])
+	}
+	for k := range f.pendingDests {
+		parentID, _, _ := strings.Cut(k, "\x00")
+		hold(f.byID[parentID])
+	}
+	for id := range f.deferredDeletes {
+		hold(f.byID[id])
+	}
+	for _, e := range f.journaled {
+		hold(e)
+	}
+	for _, c := range f.pendingCopies {
+		hold(c.src)
+		hold(c.dst)
+	}
+	for _, s := range f.shares.byShortcut {
+		hold(s.entry)
+	}
+	settled := f.settledSeqFSLocked()
+	for _, e := range f.byIno {
+		if f.holdsStateFSLocked(e, settled) {
+			hold(e)
+		}
+	}
+
+	// Listings: the most recently used ones are kept while their children
+	// fit in half the bound; those of other drives always (they cost a
+	// request to read again). Their folders and children stay.
+	keep := make(map[*entry]bool, len(stateful))
+	for e := range stateful {
+		keep[e] = true
+	}
+	mark := func(e *entry) { markIn(keep, e) }
+	listedDirs := make(map[*entry]bool)
 	budget, listed := f.maxEntries/2, 0
 	var kept []*dirListing
 	f.listings.Trim(func(id string, l *dirListing) bool {
@@ -195,6 +238,7 @@ func (f *FS) sweep(held map[string]bool) int {
 		}
 		listed += len(l.children)
 		kept = append(kept, l)
+		listedDirs[dir] = true
 		mark(dir)
 		return true
 	})
@@ -203,47 +247,18 @@ func (f *FS) sweep(held map[string]bool) int {
 			mark(c)
 		}
 	}
-	for id := range f.listingsInFlight {
-		mark(f.byID[id])
-	}
-	for id := range held {
-		mark(f.byID[id])
-	}
-	for k := range f.copyDests {
-		parentID, _, _ := strings.Cut(k, "\x00") // destKey
-		mark(f.byID[parentID])
-	}
-	for k := range f.pendingDests {
-		parentID, _, _ := strings.Cut(k, "\x00")
-		mark(f.byID[parentID])
-	}
-	for id := range f.deferredDeletes {
-		mark(f.byID[id])
-	}
-	for _, e := range f.journaled {
-		mark(e)
-	}
-	for _, c := range f.pendingCopies {
-		mark(c.src)
-		mark(c.dst)
-	}
-	for _, s := range f.shares.byShortcut {
-		mark(s.entry)
-	}
-	settled := f.settledSeqFSLocked()
-	for _, e := range f.byIno {
-		if f.holdsStateFSLocked(e, settled) {
-			mark(e)
-		}
-	}
-	// Names the kernel knows: kept until it forgets them. Those not kept
-	// otherwise are asked to go, from the topmost of each subtree (the
-	// kernel drops the names beneath a folder with it).
+
+	// Names the kernel knows stay until it forgets them. It is asked to
+	// forget those of folders whose listing was dropped (go-fuse keeps a
+	// table of a folder's children as long as the folder's inode lives)
+	// and of files out of the listings kept, the topmost of each subtree
+	// (the kernel drops the names beneath a folder with it).
 	known := make(map[*entry]bool)
 	for _, e := range f.byIno {
-		if e.node != nil && !keep[e] {
-			known[e] = true
+		if e.node == nil || stateful[e] || listedDirs[e] || (!e.isDir && keep[e]) {
+			continue
 		}
+		known[e] = true
 	}
 	for e := range known {
 		if p := e.parent; p != nil && !known[p] && p.node != nil {

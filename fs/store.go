@@ -78,8 +78,10 @@ type storeWriter struct {
 	// delta poll keeps it current).
 	trusted atomic.Bool
 	// released is when the store's mapped pages were last released (unix
-	// nanoseconds; releaseStorePages).
+	// nanoseconds; releaseStorePages); reads counts the folders read from
+	// the store since (releaseAfterRead).
 	released atomic.Int64
+	reads    atomic.Int64
 }
 
 // enqueue adds op to the store's queue. It never blocks, and may be called
@@ -199,6 +201,25 @@ func (f *FS) releaseStorePages() {
 		if err := f.store.ReleaseMapped(); err != nil {
 			f.log.Debug("releasing the tree store's mapped pages failed", "err", err)
 		}
+	}
+}
+
+// releaseReadsEvery is the number of folders read from the store (their
+// children, or their subfolders counted) after which the mapped pages are
+// released: a walk of the tree served from the store, or an ls of a folder
+// of thousands of folders, reads tens of KiB of pages per folder, hundreds
+// of MiB a second.
+const releaseReadsEvery = 128
+
+// releaseAfterRead counts one folder read from the store, and releases the
+// store's mapped pages every releaseReadsEvery of them.
+func (f *FS) releaseAfterRead() {
+	if f.sw.reads.Add(1)%releaseReadsEvery != 0 {
+		return
+	}
+	f.sw.released.Store(time.Now().UnixNano())
+	if err := f.store.ReleaseMapped(); err != nil {
+		f.log.Debug("releasing the tree store's mapped pages failed", "err", err)
 	}
 }
 
@@ -373,13 +394,9 @@ func (f *FS) storedChildren(id string) ([]*remote.Item, time.Time, bool) {
 	if f.store == nil {
 		return nil, time.Time{}, false
 	}
-	// Read this mount's own writes: what is queued goes to disk first.
-	f.sw.mu.Lock()
-	queued := len(f.sw.queue) > 0
-	f.sw.mu.Unlock()
-	if queued {
-		f.flushStore()
-	}
+	// Read this mount's own writes: what is queued, or being written by
+	// the writer (flushStore waits for it), goes to disk first.
+	f.flushStore()
 	var items []*remote.Item
 	var at time.Time
 	listed := false
@@ -394,7 +411,7 @@ func (f *FS) storedChildren(id string) ([]*remote.Item, time.Time, bool) {
 			return nil
 		})
 	})
-	f.releaseStorePages() // a walk reads the store's pages: they must not pile up
+	f.releaseAfterRead() // a walk reads the store's pages: they must not pile up
 	if err != nil {
 		f.log.Warn("reading a folder from the local copy of the tree failed", "err", err)
 		return nil, time.Time{}, false
@@ -483,7 +500,7 @@ func (f *FS) storedDirLinks(e *entry) bool {
 		n += uint32(folders)
 		return err
 	})
-	f.releaseStorePages()
+	f.releaseAfterRead()
 	if err != nil || !ok {
 		return false
 	}
