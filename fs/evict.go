@@ -328,7 +328,7 @@ func (f *FS) holdsStateFSLocked(e *entry, settled uint64) bool {
 		if !st.mu.TryLock() {
 			return true
 		}
-		busy := st.staged != nil || st.committed || st.dirty || st.failed || st.copyIn != nil ||
+		busy := st.staged != nil || st.base != nil || st.committed || st.dirty || st.failed || st.copyIn != nil ||
 			st.holds > 0 || len(st.unconfirmed) > 0
 		st.mu.Unlock()
 		if _, _, local := st.localAttr(); local || busy {
