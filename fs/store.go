@@ -211,8 +211,10 @@ func (f *FS) releaseStorePages() {
 // of MiB a second. Measured on the first ls of a root of 10,000 folders
 // after a remount (a store of a million items, 577 MiB): never released,
 // 0.63 s and 520 MiB peak RSS; every 512 folders, 0.76 s and 162 MiB;
-// every 128, 1.0-1.5 s (the pages are faulted in again).
-const releaseReadsEvery = 512
+// every 128, 1.0-1.5 s and 73 MiB (the pages are faulted in again). A
+// folder read maps about 175 KiB (the kernel maps the pages around a
+// fault).
+const releaseReadsEvery = 256
 
 // releaseAfterRead counts one folder read from the store, and releases the
 // store's mapped pages every releaseReadsEvery of them.
