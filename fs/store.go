@@ -496,6 +496,7 @@ func (f *FS) storedDirLinks(e *entry) bool {
 		return true
 	}
 	n, ok := uint32(2), false
+	f.flushStore() // count this mount's own changes too
 	err := f.store.View(func(tx *metastore.ReadTx) error {
 		if tx.Value(listedPrefix+it.ID) == nil {
 			return nil

@@ -211,11 +211,12 @@ func (f *FS) dropFSLocked(e *entry, unlinked bool) {
 }
 
 // touchDirFSLocked records that dir's entries changed now (its mtime and
-// ctime). Requires FS.mu.
+// ctime, and its st_nlink is no longer the one counted). Requires FS.mu.
 func (f *FS) touchDirFSLocked(dir *entry) {
 	if dir != nil {
 		now := f.now()
 		dir.mtime, dir.ctime = now, now
+		delete(f.storedLinks, dir.ino) // counted again (store.go)
 	}
 }
 
