@@ -177,3 +177,30 @@ func (l *Listings[V]) Len() int {
 	defer l.mu.Unlock()
 	return l.lru.Len()
 }
+
+// Trim drops cached listings to bound the memory their values hold: keep is
+// called, under the cache's lock and most recently used first, for every
+// listing that is still fresh, and those it refuses are dropped, as are the
+// expired ones. Invalidation markers stay (they hold no value, and
+// PutIfFresh needs them). A dropped listing counts as pushed out by
+// capacity: PutIfFresh refuses listings read before its last invalidation.
+// keep must not call back into the cache. It returns how many were dropped.
+func (l *Listings[V]) Trim(keep func(folderID string, v V) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.clock()
+	keys := l.lru.Keys() // oldest first
+	dropped := 0
+	for i := len(keys) - 1; i >= 0; i-- {
+		v, ok := l.lru.Peek(keys[i])
+		if !ok || v.tombstone {
+			continue
+		}
+		if now.Before(v.expires) && keep(keys[i], v.value) {
+			continue
+		}
+		l.lru.Remove(keys[i]) // onEvict records its invalidation generation
+		dropped++
+	}
+	return dropped
+}

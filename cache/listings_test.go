@@ -126,3 +126,29 @@ func TestListingsPutIfFresh(t *testing.T) {
 	assert.False(t, l.PutIfFresh(g, "y", nil))
 	assert.True(t, l.PutIfFresh(l.Generation(), "y", nil))
 }
+
+func TestListingsTrim(t *testing.T) {
+	l, clk := newTestListings(10)
+	l.Put("old", []string{"x"})
+	clk.Advance(30 * time.Second)
+	l.Put("a", []string{"1", "2"})
+	l.Put("b", []string{"3"})
+	l.Invalidate("gone")
+	gen := l.Generation()
+	clk.Advance(31 * time.Second) // "old" has expired, "a" and "b" have not
+
+	var asked []string
+	dropped := l.Trim(func(id string, v []string) bool {
+		asked = append(asked, id)
+		return id == "b"
+	})
+	assert.Equal(t, []string{"b", "a"}, asked, "fresh listings, most recent first")
+	assert.Equal(t, 2, dropped, "a refused and old expired")
+	_, ok := l.Get("a")
+	assert.False(t, ok)
+	v, ok := l.Get("b")
+	assert.True(t, ok)
+	assert.Equal(t, []string{"3"}, v)
+	assert.Equal(t, 2, l.Len(), "b and the marker of gone stay")
+	assert.False(t, l.PutIfFresh(gen-1, "gone", []string{"stale"}), "the marker still refuses older listings")
+}

@@ -43,9 +43,9 @@ func (fn *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, off
 	f := fn.fsys
 	dst, ok := out.Operations().(*fileNode)
 	if !ok {
-		return 0, f.errno(ctx, "copy_file_range", errIsDir, "ino", fn.e.ino)
+		return 0, f.errno(ctx, "copy_file_range", errIsDir, "ino", fn.ent().ino)
 	}
-	r := copyRange{src: fn.e, dst: dst.e, offIn: int64(min(offIn, math.MaxInt64)),
+	r := copyRange{src: fn.ent(), dst: dst.ent(), offIn: int64(min(offIn, math.MaxInt64)),
 		offOut: int64(min(offOut, math.MaxInt64)), n: int64(min(n, maxCopyAnswer))}
 	r.hin, _ = fhIn.(*handle)
 	r.hout, _ = fhOut.(*handle)
@@ -53,11 +53,11 @@ func (fn *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, off
 	if got > 0 {
 		// A short copy is an answer; the caller's next call gets the error.
 		if err != nil {
-			f.log.Debug("copy_file_range stopped early", "ino", fn.e.ino, "copied", got, "err", err)
+			f.log.Debug("copy_file_range stopped early", "ino", fn.ent().ino, "copied", got, "err", err)
 		}
 		return uint32(got), 0
 	}
-	return 0, f.errno(ctx, "copy_file_range", err, "ino", fn.e.ino, "off_in", offIn, "off_out", offOut, "len", n)
+	return 0, f.errno(ctx, "copy_file_range", err, "ino", fn.ent().ino, "off_in", offIn, "off_out", offOut, "len", n)
 }
 
 // copyFileRange copies r.n bytes of r.src at r.offIn to r.dst at r.offOut,

@@ -97,7 +97,8 @@
 // Lock order: file.mu (one per file: staged content and its uploads),
 // then FS.mu (entries, listings, inode table), then the cache package's own
 // locks. FS.mu is never held across a request to the service, content I/O
-// or a call into go-fuse. No lock is held while waiting for a copy job: the
+// or a call into go-fuse that may block (Inode.NewInode, which only
+// initialises a node, is made under it: newInode, node.go). No lock is held while waiting for a copy job: the
 // tracker's OnDone takes file.mu and FS.mu itself. Kernel
 // notifications (NotifyEntry, NotifyContent) are never made from a handler:
 // the kernel takes the directory's lock to invalidate a name, and the

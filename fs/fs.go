@@ -69,6 +69,12 @@ type Config struct {
 	// read from it, and changes made offline are journaled in it
 	// (offline.go); nil keeps the tree in memory only.
 	Store *metastore.Store
+	// MaxEntries bounds the entries the tree keeps in memory when a Store
+	// is set (evict.go): past it, entries that hold nothing of their own
+	// are dropped and built again from the store when next needed. 0 →
+	// DefaultMaxEntries; negative → no bound. Without a Store nothing is
+	// dropped.
+	MaxEntries int
 	// SyncTree fills an empty store with the whole drive in the background,
 	// by one paged delta enumeration (fullsync.go); otherwise folders are
 	// stored as they are listed.
@@ -85,8 +91,9 @@ type Config struct {
 //
 // Lock order: file.mu, then FS.mu, then cache.Listings' own lock. FS.mu
 // is never held across a request to the service, a disk read or write of
-// content, or a call into go-fuse (kernel notifications run on the notifier
-// goroutine with no lock held).
+// content, or a call into go-fuse that may block (kernel notifications run
+// on the notifier goroutine with no lock held; NewInode, which only
+// initialises a node, is called under it).
 type FS struct {
 	remote   *remote.Client
 	content  *cache.Content
@@ -111,6 +118,8 @@ type FS struct {
 	wbWake chan struct{}
 	// prefetchSlots bounds the listing prefetches running at once.
 	prefetchSlots chan struct{}
+	// sweepWake wakes the sweeper (evict.go).
+	sweepWake chan struct{}
 
 	// copyJobsDir is Config.CopyJobsDir. copies, the tracker, is set once
 	// by start (it reads the jobs a previous mount left) and never changed;
@@ -131,9 +140,20 @@ type FS struct {
 	byIno   map[uint64]*entry
 	byID    map[string]*entry
 	nextIno uint64
-	root    *entry
-	quota   *remote.Quota // last known; nil before the first fetch
-	started bool
+	// inoByID holds the inode numbers that are not their item id's hash
+	// (evict.go); never trimmed.
+	inoByID map[string]uint64
+	// maxEntries bounds len(byIno) (0: no bound); a sweep runs once it
+	// reaches sweepAt, or once forgets FORGETs arrived since the last one.
+	// fetching counts the listings and delta pages in flight by their
+	// "since" (evict.go).
+	maxEntries int
+	sweepAt    int
+	forgets    int
+	fetching   map[uint64]int
+	root       *entry
+	quota      *remote.Quota // last known; nil before the first fetch
+	started    bool
 	// seq counts the changes this mount made to items (entry.seq; stale
 	// service reports are recognised by it: staleItem).
 	seq uint64
@@ -220,7 +240,9 @@ func New(cfg Config) (*FS, error) {
 		poll:        cfg.PollInterval,
 		byIno:       make(map[uint64]*entry),
 		byID:        make(map[string]*entry),
+		inoByID:     make(map[string]uint64),
 		nextIno:     rootIno + 1,
+		maxEntries:  cfg.MaxEntries,
 		copyJobsDir: cfg.CopyJobsDir,
 		sharedName:  cfg.SharedWithMe,
 		store:       cfg.Store,
@@ -231,6 +253,14 @@ func New(cfg Config) (*FS, error) {
 		f.lazyBaseMin = DefaultLazyBaseMin
 	}
 	f.sw.wake = make(chan struct{}, 1)
+	f.sweepWake = make(chan struct{}, 1)
+	switch {
+	case f.store == nil || f.maxEntries < 0:
+		f.maxEntries = 0
+	case f.maxEntries == 0:
+		f.maxEntries = DefaultMaxEntries
+	}
+	f.sweepAt = f.maxEntries
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -261,6 +291,7 @@ func (f *FS) start(ctx context.Context) error {
 	if f.store != nil {
 		f.bg.Go(f.runStoreWriter)
 	}
+
 	root, err := f.remote.Root(ctx)
 	if errors.Is(err, remote.ErrOffline) {
 		// Start offline from the local copy of the tree, if there is one.
@@ -311,6 +342,9 @@ func (f *FS) start(ctx context.Context) error {
 	}
 	if f.isOffline() {
 		f.adoptJournal(ctx) // adopt.go
+	}
+	if f.maxEntries > 0 {
+		f.bg.Go(f.runSweeper) // evict.go
 	}
 	return nil
 }

@@ -202,7 +202,11 @@ func (f *FS) revealItem(it *remote.Item) {
 		parent := f.folderByServiceIDFSLocked(it.ParentID)
 		if parent == nil || parent.removed {
 			f.mu.Unlock()
-			return // a folder this mount has not listed: the next listing finds the item
+			// A folder not in memory: the next listing finds the item,
+			// from the service or from the store (a folder dropped from
+			// memory, evict.go), which must hold it then.
+			f.storePut(it)
+			return
 		}
 		cur := f.cachedChildFSLocked(parent, it.Name)
 		replaces := cur != nil && (cur.item.Load() == nil || cur.item.Load().ID != it.ID)

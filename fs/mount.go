@@ -97,6 +97,9 @@ func (f *FS) Mount(ctx context.Context, dir string, opts MountOptions) (*Mounted
 		f.mountDir = real
 	}
 	root := &dirNode{node{fsys: f, e: f.root}}
+	f.mu.Lock()
+	f.root.node = &root.node
+	f.mu.Unlock()
 	entry, attr := entryTimeout, attrTimeout
 	mountOpts := []string{"default_permissions"}
 	if spliceReads {

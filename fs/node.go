@@ -11,15 +11,26 @@ import (
 
 // The go-fuse side: thin node and handle types that turn FUSE calls into
 // calls on FS and its entries, and Go errors into errnos (errors.go). All
-// state lives in FS and its entries, keyed by inode number, so go-fuse may
-// create and drop node values as it likes: two node values for one inode
-// number are interchangeable.
+// state lives in FS and its entries. An entry has one node while the kernel
+// knows it (entry.node, cleared by OnForget, evict.go): lookups hand go-fuse
+// that node again, and an entry with a node is never dropped.
 
 // node is what files and folders share: attributes, times, xattrs, statfs.
 type node struct {
 	gofs.Inode
 	fsys *FS
-	e    *entry
+	e    *entry // immutable; ent gives the live entry
+}
+
+// ent returns the node's entry as the tree holds it: e, unless a sweep
+// dropped e while go-fuse was reviving this node (evict.go).
+func (n *node) ent() *entry {
+	if !n.e.dropped.Load() {
+		return n.e
+	}
+	n.fsys.mu.Lock()
+	defer n.fsys.mu.Unlock()
+	return n.fsys.liveFSLocked(n.e)
 }
 
 // dirNode is a folder.
@@ -58,19 +69,34 @@ var (
 	_ gofs.FileReleaser = (*handle)(nil)
 )
 
-// newInode returns the go-fuse inode for e under parent (go-fuse returns the
-// existing one when the kernel already knows e's inode number).
+// newInode returns the go-fuse inode for e under parent: e's node when the
+// kernel knows it already, else a new one, which becomes e's. NewInode only
+// initialises the node's fields (no lock, no kernel call), so it is called
+// under FS.mu: two lookups of one entry at once must hand go-fuse the same
+// node.
 func (f *FS) newInode(ctx context.Context, parent *gofs.Inode, e *entry) *gofs.Inode {
-	if e.isDir {
-		return parent.NewInode(ctx, &dirNode{node{fsys: f, e: e}}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.ino})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e = f.liveFSLocked(e) // dropped since it was looked up: evict.go
+	if e.node != nil {
+		return &e.node.Inode
 	}
-	return parent.NewInode(ctx, &fileNode{node{fsys: f, e: e}}, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: e.ino})
+	var ops gofs.InodeEmbedder
+	mode := uint32(syscall.S_IFREG)
+	if e.isDir {
+		dn := &dirNode{node{fsys: f, e: e}}
+		ops, e.node, mode = dn, &dn.node, syscall.S_IFDIR
+	} else {
+		fn := &fileNode{node{fsys: f, e: e}}
+		ops, e.node = fn, &fn.node
+	}
+	return parent.NewInode(ctx, ops, gofs.StableAttr{Mode: mode, Ino: e.ino})
 }
 
 // Getattr implements stat.
 func (n *node) Getattr(ctx context.Context, _ gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	n.fsys.dirLinks(ctx, n.e)
-	n.fsys.fillAttr(&out.Attr, n.fsys.attrOf(n.e))
+	n.fsys.dirLinks(ctx, n.ent())
+	n.fsys.fillAttr(&out.Attr, n.fsys.attrOf(n.ent()))
 	return 0
 }
 
@@ -82,13 +108,13 @@ func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrI
 	_, sizeSet := in.GetSize()
 	_, mtimeSet := in.GetMTime()
 	if sizeSet || mtimeSet {
-		if err := f.checkShareWritable(ctx, n.e); err != nil { // shared.go
-			return f.errno(ctx, "setattr", err, "ino", n.e.ino)
+		if err := f.checkShareWritable(ctx, n.ent()); err != nil { // shared.go
+			return f.errno(ctx, "setattr", err, "ino", n.ent().ino)
 		}
 	}
 	if size, ok := in.GetSize(); ok {
-		if err := f.truncate(ctx, n.e, int64(size)); err != nil {
-			return f.errno(ctx, "truncate", err, "ino", n.e.ino)
+		if err := f.truncate(ctx, n.ent(), int64(size)); err != nil {
+			return f.errno(ctx, "truncate", err, "ino", n.ent().ino)
 		}
 	}
 	mtime, mok := in.GetMTime()
@@ -100,8 +126,8 @@ func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrI
 		if !aok {
 			atime = time.Time{}
 		}
-		if err := f.setTimes(ctx, n.e, mtime, atime); err != nil {
-			return f.errno(ctx, "utimens", err, "ino", n.e.ino)
+		if err := f.setTimes(ctx, n.ent(), mtime, atime); err != nil {
+			return f.errno(ctx, "utimens", err, "ino", n.ent().ino)
 		}
 	}
 	_, modeSet := in.GetMode()
@@ -110,14 +136,14 @@ func (n *node) Setattr(ctx context.Context, _ gofs.FileHandle, in *fuse.SetAttrI
 	if (modeSet || uidSet || gidSet) && f.readOnly {
 		return syscall.EROFS
 	}
-	f.fillAttr(&out.Attr, f.attrOf(n.e))
+	f.fillAttr(&out.Attr, f.attrOf(n.ent()))
 	return 0
 }
 
 // Lookup finds a child, ignoring case.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fsys
-	c, err := f.lookup(ctx, d.e, name)
+	c, err := f.lookup(ctx, d.ent(), name)
 	if err != nil {
 		return nil, f.errno(ctx, "lookup", err, "name", name)
 	}
@@ -130,15 +156,15 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 // up, which the cached listing answers without a request.
 func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 	f := d.fsys
-	list, err := f.readdir(ctx, d.e)
+	list, err := f.readdir(ctx, d.ent())
 	if err != nil {
-		return nil, f.errno(ctx, "readdir", err, "ino", d.e.ino)
+		return nil, f.errno(ctx, "readdir", err, "ino", d.ent().ino)
 	}
-	f.prefetchListings(d.e)
+	f.prefetchListings(d.ent())
 	out := make([]fuse.DirEntry, 0, len(list)+2)
 	out = append(out,
-		fuse.DirEntry{Name: ".", Ino: d.e.ino, Mode: syscall.S_IFDIR},
-		fuse.DirEntry{Name: "..", Ino: f.parentIno(d.e), Mode: syscall.S_IFDIR})
+		fuse.DirEntry{Name: ".", Ino: d.ent().ino, Mode: syscall.S_IFDIR},
+		fuse.DirEntry{Name: "..", Ino: f.parentIno(d.ent()), Mode: syscall.S_IFDIR})
 	for _, c := range list {
 		mode := uint32(syscall.S_IFREG)
 		if c.isDir {
@@ -152,10 +178,10 @@ func (d *dirNode) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 // Mkdir creates a folder on the server.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	f := d.fsys
-	if err := f.checkShareWritable(ctx, d.e); err != nil {
+	if err := f.checkShareWritable(ctx, d.ent()); err != nil {
 		return nil, f.errno(ctx, "mkdir", err, "name", name)
 	}
-	c, err := f.mkdir(ctx, d.e, name)
+	c, err := f.mkdir(ctx, d.ent(), name)
 	if err != nil {
 		return nil, f.errno(ctx, "mkdir", err, "name", name)
 	}
@@ -167,10 +193,10 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // its release) and opens it.
 func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
 	f := d.fsys
-	if err := f.checkShareWritable(ctx, d.e); err != nil {
+	if err := f.checkShareWritable(ctx, d.ent()); err != nil {
 		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
 	}
-	c, created, err := f.create(ctx, d.e, name, flags&syscall.O_EXCL != 0)
+	c, created, err := f.create(ctx, d.ent(), name, flags&syscall.O_EXCL != 0)
 	if err != nil {
 		return nil, nil, 0, f.errno(ctx, "create", err, "name", name)
 	}
@@ -185,19 +211,19 @@ func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 // Unlink deletes a file (to the OneDrive recycle bin).
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	f := d.fsys
-	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+	if err := f.checkChildWritable(ctx, d.ent(), name); err != nil {
 		return f.errno(ctx, "unlink", err, "name", name)
 	}
-	return f.errno(ctx, "unlink", f.unlink(ctx, d.e, name), "name", name)
+	return f.errno(ctx, "unlink", f.unlink(ctx, d.ent(), name), "name", name)
 }
 
 // Rmdir deletes an empty folder.
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	f := d.fsys
-	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+	if err := f.checkChildWritable(ctx, d.ent(), name); err != nil {
 		return f.errno(ctx, "rmdir", err, "name", name)
 	}
-	return f.errno(ctx, "rmdir", f.rmdir(ctx, d.e, name), "name", name)
+	return f.errno(ctx, "rmdir", f.rmdir(ctx, d.ent(), name), "name", name)
 }
 
 // Rename moves or renames an item on the server.
@@ -207,13 +233,13 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !ok {
 		return syscall.ENOTDIR
 	}
-	if err := f.checkChildWritable(ctx, d.e, name); err != nil {
+	if err := f.checkChildWritable(ctx, d.ent(), name); err != nil {
 		return f.errno(ctx, "rename", err, "name", name)
 	}
-	if err := f.checkChildWritable(ctx, np.e, newName); err != nil {
+	if err := f.checkChildWritable(ctx, np.ent(), newName); err != nil {
 		return f.errno(ctx, "rename", err, "new_name", newName)
 	}
-	return f.errno(ctx, "rename", f.rename(ctx, d.e, name, np.e, newName, flags), "name", name, "new_name", newName)
+	return f.errno(ctx, "rename", f.rename(ctx, d.ent(), name, np.ent(), newName, flags), "name", name, "new_name", newName)
 }
 
 // Symlink is refused: OneDrive has no symbolic links.
@@ -241,7 +267,7 @@ func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out 
 // is made on the service before the call that made it returns.
 func (d *dirNode) Fsync(ctx context.Context, _ gofs.FileHandle, flags uint32) syscall.Errno {
 	f := d.fsys
-	return f.errno(ctx, "fsyncdir", f.waitPendingUnder(ctx, d.e), "ino", d.e.ino)
+	return f.errno(ctx, "fsyncdir", f.waitPendingUnder(ctx, d.ent()), "ino", d.ent().ino)
 }
 
 // Open opens a file. No FOPEN_KEEP_CACHE: the kernel drops its cached pages
@@ -252,13 +278,13 @@ func (fn *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, ui
 		return nil, 0, syscall.EROFS
 	}
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC) != 0 {
-		if err := f.checkShareWritable(ctx, fn.e); err != nil { // shared.go
-			return nil, 0, f.errno(ctx, "open", err, "ino", fn.e.ino)
+		if err := f.checkShareWritable(ctx, fn.ent()); err != nil { // shared.go
+			return nil, 0, f.errno(ctx, "open", err, "ino", fn.ent().ino)
 		}
 	}
-	h, err := f.open(ctx, fn.e, flags&syscall.O_TRUNC != 0)
+	h, err := f.open(ctx, fn.ent(), flags&syscall.O_TRUNC != 0)
 	if err != nil {
-		return nil, 0, f.errno(ctx, "open", err, "ino", fn.e.ino)
+		return nil, 0, f.errno(ctx, "open", err, "ino", fn.ent().ino)
 	}
 	return h, 0, 0
 }

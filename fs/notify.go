@@ -20,6 +20,7 @@ type noteKind int
 const (
 	noteAliases noteKind = iota // every cached name in dir that folds to name
 	noteContent                 // file pages and attributes of e
+	noteForget                  // the names of inodes, so that the kernel forgets them (evict.go)
 )
 
 type note struct {
@@ -27,6 +28,8 @@ type note struct {
 	dir  *entry
 	name string
 	e    *entry
+	// inodes are the go-fuse inodes of a noteForget.
+	inodes []*gofs.Inode
 }
 
 // notifier is the queue of kernel notifications.
@@ -61,6 +64,13 @@ func (n *notifier) aliases(dir *entry, name string) {
 // content queues the invalidation of e's cached pages and attributes.
 func (n *notifier) content(e *entry) {
 	n.push(note{kind: noteContent, e: e})
+}
+
+// forget queues the invalidation of the names of inodes: the kernel then
+// drops them (and the names beneath a folder), and sends FORGET for each
+// inode no longer in use.
+func (n *notifier) forget(inodes []*gofs.Inode) {
+	n.push(note{kind: noteForget, inodes: inodes})
 }
 
 func (n *notifier) take() []note {
@@ -101,6 +111,14 @@ func (f *FS) sendNote(root *gofs.Inode, x note) {
 	case noteContent:
 		if n := f.inodeOf(root, x.e); n != nil {
 			_ = n.NotifyContent(0, 0)
+		}
+	case noteForget:
+		for _, n := range x.inodes {
+			// The name go-fuse knows n by is the one the kernel looked up
+			// (lookups ignore case, the kernel's names do not).
+			if name, parent := n.Parent(); parent != nil {
+				_ = parent.NotifyEntry(name)
+			}
 		}
 	}
 }

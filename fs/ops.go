@@ -24,11 +24,10 @@ func (f *FS) mkdir(ctx context.Context, dir *entry, name string) (*entry, error)
 	if err := f.checkNewPath(ctx, dir, name); err != nil {
 		return nil, err
 	}
-	l, err := f.listing(ctx, dir, false)
+	l, err := f.heldListing(ctx, dir, false)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
 	if childFSLocked(dir, l, name) != nil {
 		f.mu.Unlock()
 		return nil, errExists
@@ -70,11 +69,10 @@ func (f *FS) create(ctx context.Context, dir *entry, name string, excl bool) (e 
 	if err := checkNameLen(name); err != nil {
 		return nil, false, err
 	}
-	l, err := f.listing(ctx, dir, false)
+	l, err := f.heldListing(ctx, dir, false)
 	if err != nil {
 		return nil, false, err
 	}
-	f.mu.Lock()
 	if c := childFSLocked(dir, l, name); c != nil {
 		f.mu.Unlock()
 		switch {
@@ -146,11 +144,10 @@ func (f *FS) rmdir(ctx context.Context, dir *entry, name string) error {
 // the service, not the cache: deleting a folder on OneDrive deletes
 // everything in it, so a stale "empty" must never be believed.
 func (f *FS) checkEmpty(ctx context.Context, d *entry) error {
-	l, err := f.listing(ctx, d, true)
+	l, err := f.heldListing(ctx, d, true)
 	if err != nil {
 		return err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range l.children {
 		if !c.removed {

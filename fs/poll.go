@@ -63,8 +63,13 @@ func (f *FS) pollOnce(ctx context.Context) error {
 		link = "latest"
 	}
 	f.mu.Lock()
-	since := f.seq
+	since := f.beginFetchFSLocked() // evict.go
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.endFetchFSLocked(since)
+		f.mu.Unlock()
+	}()
 	page, err := f.remote.Delta(ctx, link)
 	resync := false
 	if errors.Is(err, remote.ErrResyncRequired) {
@@ -79,8 +84,13 @@ func (f *FS) pollOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.applyDelta(page.Items, since)
-	return f.saveDeltaPage(page.Items, page.DeltaLink, resync)
+	kept := f.applyDelta(page.Items, since)
+	err = f.saveDeltaPage(page.Items, page.DeltaLink, resync)
+	// The store took the page's older reports of these: give it back the
+	// entries' newer ones (queued after the page), for when they are
+	// dropped (evict.go).
+	f.storePut(kept...)
+	return err
 }
 
 // applyDelta brings the entries and cached listings up to date with changed
@@ -88,7 +98,8 @@ func (f *FS) pollOnce(ctx context.Context) error {
 // queues the kernel notifications they need. A report older than what an
 // entry holds is skipped (staleItem). A deleted item's entry keeps its last
 // place, so that unsent local content of it is sent there again (upload.go).
-func (f *FS) applyDelta(items []*remote.Item, since uint64) {
+// It returns the entries' items that were kept over older reports.
+func (f *FS) applyDelta(items []*remote.Item, since uint64) (kept []*remote.Item) {
 	var gone []string // deleted items whose cached content is dropped once FS.mu is released (disk I/O)
 	f.mu.Lock()
 	for _, it := range items {
@@ -125,6 +136,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 		}
 		old := e.item.Load()
 		if _, took := f.observeItemFSLocked(it, since); !took {
+			kept = append(kept, old)
 			continue
 		}
 		if e.parent != parent || e.name != it.Name || e.removed {
@@ -144,6 +156,7 @@ func (f *FS) applyDelta(items []*remote.Item, since uint64) {
 	for _, id := range gone {
 		f.content.Remove(id)
 	}
+	return kept
 }
 
 // invalidateAllContent queues a content invalidation of every file the

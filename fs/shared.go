@@ -424,12 +424,11 @@ func (f *FS) addSharedDirFSLocked(dir *entry, l *dirListing) {
 // as a shortcut, as items of their own drives (the service's entries carry
 // the item in their remoteItem facet).
 func (f *FS) sharedWithMe(ctx context.Context) ([]*remote.Item, error) {
-	rootList, err := f.listing(ctx, f.root, false)
+	rootList, err := f.heldListing(ctx, f.root, false)
 	if err != nil {
 		return nil, err
 	}
 	shortcuts := map[string]bool{}
-	f.mu.Lock()
 	for _, c := range rootList.children {
 		if it := c.item.Load(); it != nil && it.Shortcut && !c.removed {
 			shortcuts[strings.ToLower(it.RemoteDriveID)+"/"+it.RemoteID] = true

@@ -28,7 +28,8 @@ func (f *FS) statfs(out *fuse.StatfsOut) {
 	out.Frsize = statfsSize
 	out.NameLen = maxNameBytes
 	// OneDrive has no inode limit: df -i shows as used the items this mount
-	// knows, and plenty free, for programs that check for free inodes.
+	// holds in memory (a bounded number: evict.go), and plenty free, for
+	// programs that check for free inodes.
 	out.Ffree = statfsFreeInodes
 	out.Files = known + statfsFreeInodes
 	if q == nil || q.Total <= 0 {

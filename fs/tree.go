@@ -15,12 +15,27 @@ import (
 // rootIno is the inode number of the mount's root (FUSE_ROOT_ID).
 const rootIno = 1
 
-// entry is one item of the drive as this mount knows it. Entries are never
-// dropped while the mount lives, so an item id keeps its inode number (and
-// its entry) for the life of the mount, even across moves and listings.
+// entry is one item of the drive as this mount knows it. The tree in memory
+// is a bounded cache over the store (evict.go): an entry that holds nothing
+// of its own (no open handle or content state, no local children or times,
+// no pending copy, journal record or pin, not known to the kernel) may be
+// dropped from byID and byIno, with the listings holding it, and built again
+// from the store when next looked up. An item keeps its inode number across
+// that (hashIno), and while an entry is in the tree it is its item's only
+// one: a dropped entry is never placed in a listing again (liveFSLocked
+// gives the live one). Everything that must survive a drop is what makes an
+// entry undroppable (holdsStateFSLocked).
 type entry struct {
 	ino   uint64 // immutable
 	isDir bool   // immutable
+
+	// node is the go-fuse node the kernel knows this entry by; nil when
+	// the kernel does not know it (never looked up, or forgotten:
+	// node.OnForget). GUARDED_BY(FS.mu)
+	node *node
+	// dropped: a sweep took the entry out of the tree's maps (evict.go).
+	// Set under FS.mu; read without it by nodes (node.ent).
+	dropped atomic.Bool
 
 	// item is the last known service state; nil for a new file that exists
 	// only locally until its first upload (lazy creation). The item is an
@@ -85,18 +100,18 @@ func hiddenItem(it *remote.Item) bool {
 	return it.Package != "" || it.Deleted
 }
 
-// entryForItemFSLocked returns the entry of it, creating it (with a new
-// inode number) the first time the item is seen. It does not change an
+// entryForItemFSLocked returns the entry of it, creating it (with its inode
+// number, evict.go) when the tree holds none. It does not change an
 // existing entry's item: see setItemFSLocked and observeItemFSLocked.
 // Requires FS.mu.
 func (f *FS) entryForItemFSLocked(it *remote.Item) *entry {
 	e := f.byID[it.ID]
 	if e == nil {
-		e = &entry{ino: f.nextIno, isDir: it.IsFolder || it.IsRoot}
+		e = &entry{ino: f.inoForFSLocked(it.ID), isDir: it.IsFolder || it.IsRoot}
 		e.item.Store(slimItem(it))
-		f.nextIno++
 		f.byIno[e.ino] = e
 		f.byID[it.ID] = e
+		f.noteEntryAddedFSLocked() // evict.go
 	}
 	return e
 }
@@ -196,11 +211,12 @@ func (f *FS) dropFSLocked(e *entry, unlinked bool) {
 }
 
 // touchDirFSLocked records that dir's entries changed now (its mtime and
-// ctime). Requires FS.mu.
+// ctime, and its st_nlink is no longer the one counted). Requires FS.mu.
 func (f *FS) touchDirFSLocked(dir *entry) {
 	if dir != nil {
 		now := f.now()
 		dir.mtime, dir.ctime = now, now
+		delete(f.storedLinks, dir.ino) // counted again (store.go)
 	}
 }
 
@@ -225,6 +241,7 @@ func (f *FS) bindFSLocked(e *entry, it *remote.Item) {
 			delete(f.byID, e.item.Load().ID)
 		}
 		f.byID[it.ID] = e
+		f.keepInoFSLocked(e, it.ID) // evict.go
 	}
 	e.item.Store(slimItem(it))
 	f.seq++
@@ -266,10 +283,23 @@ func (f *FS) updateListingFSLocked(dir *entry, fn func(*dirListing)) {
 }
 
 // listing returns dir's listing, from the cache when fresh, otherwise from
-// the service. force skips the cache (rmdir must see the server's truth).
-// The returned listing must only be read under FS.mu.
+// the store or the service (store.go's children). force skips the cache
+// (rmdir must see the server's truth). The returned listing must only be
+// read under FS.mu, and may have been dropped since (heldListing).
 func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, error) {
+	l, err := f.heldListing(ctx, dir, force)
+	if err == nil {
+		f.mu.Unlock()
+	}
+	return l, err
+}
+
+// heldListing is listing, returning with FS.mu held when it succeeds: the
+// caller reads the listing, and unlocks. No sweep can drop the listing's
+// entries meanwhile (evict.go).
+func (f *FS) heldListing(ctx context.Context, dir *entry, force bool) (*dirListing, error) {
 	f.mu.Lock()
+	dir = f.liveFSLocked(dir)
 	if !dir.isDir {
 		f.mu.Unlock()
 		return nil, errNotDir
@@ -280,7 +310,6 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 	}
 	if !force {
 		if l := f.listingFSLocked(dir); l != nil {
-			f.mu.Unlock()
 			return l, nil
 		}
 		if wait := f.listingsInFlight[dir.item.Load().ID]; wait != nil {
@@ -291,44 +320,50 @@ func (f *FS) listing(ctx context.Context, dir *entry, force bool) (*dirListing, 
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			return f.listing(ctx, dir, false)
+			return f.heldListing(ctx, dir, false)
 		}
 	}
 	id := dir.item.Load().ID
 	if f.listingsInFlight == nil {
 		f.listingsInFlight = make(map[string]chan struct{})
 	}
+	var done chan struct{}
 	if _, busy := f.listingsInFlight[id]; !busy {
-		done := make(chan struct{})
+		done = make(chan struct{})
 		f.listingsInFlight[id] = done
-		defer func() {
-			f.mu.Lock()
+	}
+	// finish ends this call's registration. Requires FS.mu.
+	finish := func() {
+		if done != nil {
 			delete(f.listingsInFlight, id)
-			f.mu.Unlock()
 			close(done)
-		}()
+		}
 	}
 	f.mu.Unlock()
 
 	for attempt := 0; ; attempt++ {
 		gen := f.listings.Generation()
 		f.mu.Lock()
-		since := f.seq
+		since := f.beginFetchFSLocked() // evict.go
 		f.mu.Unlock()
 		items, err := f.listChildren(ctx, dir, force) // drives.go
+		f.mu.Lock()
+		f.endFetchFSLocked(since)
 		if err != nil {
+			finish()
+			f.mu.Unlock()
 			return nil, err
 		}
-		f.mu.Lock()
 		l := f.applyListingFSLocked(dir, items, since)
 		f.addSharedDirFSLocked(dir, l) // shared.go
 		stored := f.listings.PutIfFresh(gen, id, l)
-		f.mu.Unlock()
 		if stored || attempt == 2 {
 			// A listing invalidated while it was read is still the best
 			// answer for this call; the next call reads it again.
+			finish()
 			return l, nil
 		}
+		f.mu.Unlock()
 	}
 }
 
@@ -350,6 +385,9 @@ func (f *FS) applyListingFSLocked(dir *entry, items []*remote.Item, since uint64
 			if e.parent == dir && !e.removed {
 				l.children[foldName(e.name)] = e
 			}
+			// The store took the listing's older report: give it back
+			// the newer one (queued after it), for when e is dropped.
+			f.storePut(e.item.Load())
 			continue
 		}
 		if e.parent != nil && e.parent != dir && !e.removed {
@@ -394,11 +432,10 @@ func (f *FS) lookup(ctx context.Context, dir *entry, name string) (*entry, error
 	if err := checkNameLen(name); err != nil {
 		return nil, err
 	}
-	l, err := f.listing(ctx, dir, false)
+	l, err := f.heldListing(ctx, dir, false)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c := childFSLocked(dir, l, name); c != nil {
 		return c, nil
@@ -416,11 +453,10 @@ type dirEntry struct {
 // readdir lists dir: the server's children and the local new files, sorted
 // by name.
 func (f *FS) readdir(ctx context.Context, dir *entry) ([]dirEntry, error) {
-	l, err := f.listing(ctx, dir, false)
+	l, err := f.heldListing(ctx, dir, false)
 	if err != nil {
 		return nil, err
 	}
-	f.mu.Lock()
 	out := make([]dirEntry, 0, len(l.children)+len(dir.local))
 	for _, c := range l.children {
 		if !c.removed {

@@ -124,9 +124,9 @@ func copyOut(dest, v []byte) (uint32, syscall.Errno) {
 // Getxattr implements getxattr(2).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if attr == xattrShare {
-		return n.fsys.getShareXattr(ctx, n.e, dest) // share.go
+		return n.fsys.getShareXattr(ctx, n.ent(), dest) // share.go
 	}
-	v, err := n.fsys.getxattr(n.e, attr)
+	v, err := n.fsys.getxattr(n.ent(), attr)
 	if errors.Is(err, errNoXattr) {
 		return 0, errnoOf(err) // ENODATA is an answer, not a failure: not logged
 	}
@@ -143,7 +143,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 // Listxattr implements listxattr(2).
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	return copyOut(dest, n.fsys.listxattr(n.e))
+	return copyOut(dest, n.fsys.listxattr(n.ent()))
 }
 
 // Setxattr implements setxattr(2): user.onedrive.copy starts a server-side
@@ -151,20 +151,20 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	f := n.fsys
 	if attr == xattrCopy {
-		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.e, data), "ino", n.e.ino, "dest", truncateForLog(string(data)))
+		return f.errno(ctx, "copy", f.startXattrCopy(ctx, n.ent(), data), "ino", n.ent().ino, "dest", truncateForLog(string(data)))
 	}
 	if attr == xattrShare {
-		return f.errno(ctx, "share", f.createShareLink(ctx, n.e, data), "ino", n.e.ino)
+		return f.errno(ctx, "share", f.createShareLink(ctx, n.ent(), data), "ino", n.ent().ino)
 	}
 	if attr == xattrPin {
-		return f.errno(ctx, "pin", f.setPin(ctx, n.e, data), "ino", n.e.ino)
+		return f.errno(ctx, "pin", f.setPin(ctx, n.ent(), data), "ino", n.ent().ino)
 	}
 	return f.errno(ctx, "setxattr", f.setxattr(attr), "attr", attr)
 }
 
 // Removexattr implements removexattr(2).
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if _, err := n.fsys.getxattr(n.e, attr); err == nil {
+	if _, err := n.fsys.getxattr(n.ent(), attr); err == nil {
 		return syscall.EPERM
 	}
 	return syscall.ENODATA

@@ -65,6 +65,9 @@ Environment (profiling and testing, for developers):
   ONEDRIVEFS_MEMPROFILE=FILE  write a heap profile to FILE at unmount
   ONEDRIVEFS_LAZY_BASE_MIN=N  a write into an existing file of N bytes or more
                               does not wait for its content (default 4 MiB)
+  ONEDRIVEFS_MAX_ENTRIES=N    keep at most N items' entries in memory (default
+                              30000; the rest are read back from the local
+                              copy of the tree); -1: no bound
 Read them with 'go tool pprof -top onedrivefs FILE'.`
 
 // Time given to unsent changes at shutdown before they are journaled instead.
@@ -265,9 +268,16 @@ func serveMount(ctx context.Context, e *env, o mountOptions, mountArg string, re
 			return fmt.Errorf("ONEDRIVEFS_LAZY_BASE_MIN: want a size in bytes, got %q", v)
 		}
 	}
+	var maxEntries int
+	if v := e.getenv("ONEDRIVEFS_MAX_ENTRIES"); v != "" {
+		if maxEntries, err = strconv.Atoi(v); err != nil || maxEntries == 0 || maxEntries < -1 {
+			return fmt.Errorf("ONEDRIVEFS_MAX_ENTRIES: want a positive number of entries, or -1 for no bound, got %q", v)
+		}
+	}
 	fsys, err := fs.New(fs.Config{
 		Remote: client, Content: content, Staging: staging, State: state, Logger: logger, Store: store, SyncTree: o.syncTree,
-		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
+		MaxEntries: maxEntries,
+		UID:        uint32(os.Getuid()), GID: uint32(os.Getgid()), ReadOnly: o.readOnly, PollInterval: o.pollInterval,
 		LazyBaseMin: lazyBaseMin,
 		// Server-side copy jobs live beside the journal, so that a job still
 		// running at unmount is resumed, and its result shown, by the next

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,11 +46,12 @@ func BenchmarkScaleMount(b *testing.B) {
 		n := countLines(benchSh(b, env, "find . | wc -l"))
 		walk := time.Since(start)
 		st := env.srv.Stats()
-		rss, hwm := daemonMemory(b, env.cmd.Process.Pid)
-		b.Logf("first walk (find | wc -l): %d entries in %s; %d requests (%d children listings); daemon RSS %s, peak %s",
-			n, walk.Round(time.Millisecond), st.RequestsTotal, st.Requests["children.list"], mib(rss), mib(hwm))
+		mem := daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("first walk (find | wc -l): %d entries in %s; %d requests (%d children listings); %s",
+			n, walk.Round(time.Millisecond), st.RequestsTotal, st.Requests["children.list"], mem)
 		b.ReportMetric(walk.Seconds(), "first-walk-s")
 		b.ReportMetric(float64(st.RequestsTotal), "first-walk-requests")
+		b.ReportMetric(float64(mem.hwm)/(1<<20), "first-walk-peak-RSS-MiB")
 		env.unmount()
 		size := fileSize(b, filepath.Join(env.cache, "tree.db"))
 		b.Logf("store: %s on disk", mib(size))
@@ -62,8 +64,10 @@ func BenchmarkScaleMount(b *testing.B) {
 		names := countLines(benchSh(b, env, "ls"))
 		firstLs := time.Since(start)
 		st = env.srv.Stats()
-		b.Logf("remount: mounted after %s, first ls of the root (%d names) after %s; %d children listings, %d requests in all (%v)",
-			mounted.Round(time.Millisecond), names, firstLs.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, st.Requests)
+		mem = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("remount: mounted after %s, first ls of the root (%d names) after %s; %d children listings, %d requests in all (%v); %s",
+			mounted.Round(time.Millisecond), names, firstLs.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, st.Requests, mem)
+		b.ReportMetric(float64(mem.hwm)/(1<<20), "remount-ls-peak-RSS-MiB")
 		b.ReportMetric(firstLs.Seconds(), "remount-first-ls-s")
 		b.ReportMetric(float64(st.Requests["children.list"]), "remount-children-requests")
 
@@ -72,12 +76,12 @@ func BenchmarkScaleMount(b *testing.B) {
 		n = countLines(benchSh(b, env, "find . | wc -l"))
 		walk = time.Since(start)
 		st = env.srv.Stats()
-		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
-		b.Logf("walk from the store: %d entries in %s; %d children listings, %d requests in all; daemon RSS %s, peak %s",
-			n, walk.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, mib(rss), mib(hwm))
+		mem = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("walk from the store: %d entries in %s; %d children listings, %d requests in all; %s",
+			n, walk.Round(time.Millisecond), st.Requests["children.list"], st.RequestsTotal, mem)
 		b.ReportMetric(walk.Seconds(), "store-walk-s")
 		b.ReportMetric(float64(st.Requests["children.list"]), "store-walk-children-requests")
-		b.ReportMetric(float64(hwm)/(1<<20), "daemon-peak-RSS-MiB")
+		b.ReportMetric(float64(mem.hwm)/(1<<20), "store-walk-peak-RSS-MiB")
 		env.unmount()
 
 		// The first sync by delta (--sync-tree), on a new cache dir.
@@ -89,19 +93,21 @@ func BenchmarkScaleMount(b *testing.B) {
 			"the full sync ends")
 		sync := time.Since(start)
 		st = env.srv.Stats()
-		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
-		b.Logf("first sync by delta (--sync-tree): %s; %d requests (%d delta pages, %d children listings); daemon RSS %s, peak %s",
-			sync.Round(time.Millisecond), st.RequestsTotal, st.Requests["delta"], st.Requests["children.list"], mib(rss), mib(hwm))
+		mem = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("first sync by delta (--sync-tree): %s; %d requests (%d delta pages, %d children listings); %s",
+			sync.Round(time.Millisecond), st.RequestsTotal, st.Requests["delta"], st.Requests["children.list"], mem)
 		b.ReportMetric(sync.Seconds(), "delta-sync-s")
 		b.ReportMetric(float64(st.RequestsTotal), "delta-sync-requests")
+		b.ReportMetric(float64(mem.hwm)/(1<<20), "delta-sync-peak-RSS-MiB")
 		env.srv.ResetStats()
 		start = time.Now()
 		n = countLines(benchSh(b, env, "find . | wc -l"))
 		walk = time.Since(start)
 		st = env.srv.Stats()
-		rss, hwm = daemonMemory(b, env.cmd.Process.Pid)
-		b.Logf("walk after the delta sync: %d entries in %s; %d children listings; daemon RSS %s, peak %s",
-			n, walk.Round(time.Millisecond), st.Requests["children.list"], mib(rss), mib(hwm))
+		mem = daemonMemory(b, env.cmd.Process.Pid)
+		b.Logf("walk after the delta sync: %d entries in %s; %d children listings; %s",
+			n, walk.Round(time.Millisecond), st.Requests["children.list"], mem)
+		b.ReportMetric(float64(mem.hwm)/(1<<20), "delta-walk-peak-RSS-MiB")
 		env.unmount()
 		b.Logf("store after the delta sync: %s on disk", mib(fileSize(b, filepath.Join(env.cache, "tree.db"))))
 	}
@@ -128,13 +134,23 @@ func countLines(s string) int {
 	return n
 }
 
-// daemonMemory reads VmRSS and VmHWM (bytes) of process pid.
-func daemonMemory(b *testing.B, pid int) (rss, hwm int64) {
+// daemonMem is a daemon's resident memory, in bytes: VmRSS now, of it
+// anonymous (the Go heap, go-fuse's buffers) and file-backed (the store's
+// mapped pages), and VmHWM, the peak since it started.
+type daemonMem struct{ rss, anon, file, hwm int64 }
+
+func (m daemonMem) String() string {
+	return fmt.Sprintf("daemon RSS %s (%s anonymous, %s file-backed), peak %s", mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm))
+}
+
+// daemonMemory reads the resident memory of process pid.
+func daemonMemory(b *testing.B, pid int) daemonMem {
 	b.Helper()
+	var m daemonMem
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		b.Logf("reading the daemon's memory: %v", err)
-		return 0, 0
+		return m
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		f := strings.Fields(l)
@@ -144,12 +160,16 @@ func daemonMemory(b *testing.B, pid int) (rss, hwm int64) {
 		kb, _ := strconv.ParseInt(f[1], 10, 64)
 		switch f[0] {
 		case "VmRSS:":
-			rss = kb << 10
+			m.rss = kb << 10
 		case "VmHWM:":
-			hwm = kb << 10
+			m.hwm = kb << 10
+		case "RssAnon:":
+			m.anon = kb << 10
+		case "RssFile:":
+			m.file = kb << 10
 		}
 	}
-	return rss, hwm
+	return m
 }
 
 func fileSize(b *testing.B, p string) int64 {
