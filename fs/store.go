@@ -79,7 +79,7 @@ type storeWriter struct {
 	trusted atomic.Bool
 	// released is when the store's mapped pages were last released (unix
 	// nanoseconds; releaseStorePages); reads counts the folders read from
-	// the store since (releaseAfterRead).
+	// the store since, weighted (releaseAfterRead).
 	released atomic.Int64
 	reads    atomic.Int64
 }
@@ -204,22 +204,34 @@ func (f *FS) releaseStorePages() {
 	}
 }
 
-// releaseReadsEvery is the number of folders read from the store (their
-// children, or their subfolders counted) after which the mapped pages are
-// released: a walk of the tree served from the store, or an ls of a folder
-// of thousands of folders, reads tens of KiB of pages per folder, hundreds
-// of MiB a second. Measured on the first ls of a root of 10,000 folders
-// after a remount (a store of a million items, 577 MiB): never released,
-// 0.63 s and 520 MiB peak RSS; every 512 folders, 0.76 s and 162 MiB;
-// every 128, 1.0-1.5 s and 73 MiB (the pages are faulted in again). A
-// folder read maps about 175 KiB (the kernel maps the pages around a
-// fault).
-const releaseReadsEvery = 256
+// The store's mapped pages are released after so many folders read from
+// it: a walk of the tree served from the store, or an ls of a folder of
+// thousands of folders, reads tens of KiB of pages per folder, hundreds of
+// MiB a second, and releasing too often faults them in again. Measured on
+// a store of a million items (577 MiB): the first ls of a root of 10,000
+// folders after a remount, whose subfolders are counted
+// (releaseCountsEvery) — never released 0.63 s and 520 MiB peak RSS,
+// every 512 counts 0.76-0.87 s and 162-190 MiB, every 256 0.96-1.04 s and
+// 111-116 MiB, every 128 1.0-1.5 s and 73 MiB; a walk from the store,
+// whose children are decoded and become entries (releaseReadsEvery) —
+// every 512 reads 241-260 MiB, every 256 160-196 MiB, every 128 187-189
+// MiB (the rest is the heap of the entries). The choice meets both targets
+// of each step (under 1 s; under 200 MiB).
+const (
+	releaseReadsEvery  = 128
+	releaseCountsEvery = 512
+)
 
-// releaseAfterRead counts one folder read from the store, and releases the
-// store's mapped pages every releaseReadsEvery of them.
-func (f *FS) releaseAfterRead() {
-	if f.sw.reads.Add(1)%releaseReadsEvery != 0 {
+// releaseAfterRead counts one folder read from the store (its children;
+// with counted, its subfolders counted), and releases the store's mapped
+// pages at the rates above.
+func (f *FS) releaseAfterRead(counted bool) {
+	weight := int64(releaseCountsEvery / releaseReadsEvery)
+	if counted {
+		weight = 1
+	}
+	n := f.sw.reads.Add(weight)
+	if n/releaseCountsEvery == (n-weight)/releaseCountsEvery {
 		return
 	}
 	f.sw.released.Store(time.Now().UnixNano())
@@ -416,7 +428,7 @@ func (f *FS) storedChildren(id string) ([]*remote.Item, time.Time, bool) {
 			return nil
 		})
 	})
-	f.releaseAfterRead() // a walk reads the store's pages: they must not pile up
+	f.releaseAfterRead(false) // a walk reads the store's pages: they must not pile up
 	if err != nil {
 		f.log.Warn("reading a folder from the local copy of the tree failed", "err", err)
 		return nil, time.Time{}, false
@@ -506,7 +518,7 @@ func (f *FS) storedDirLinks(e *entry) bool {
 		n += uint32(folders)
 		return err
 	})
-	f.releaseAfterRead()
+	f.releaseAfterRead(true)
 	if err != nil || !ok {
 		return false
 	}

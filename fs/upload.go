@@ -341,10 +341,14 @@ func (f *FS) ensureFolderPath(ctx context.Context, dirPath string) (*remote.Item
 			if err == nil {
 				f.log.Info("created a folder again on OneDrive for content that was still to be sent", "name", next.Name)
 				f.mu.Lock()
-				if p := f.byID[cur.ID]; p != nil {
+				p := f.byID[cur.ID]
+				if p != nil {
 					f.placeFSLocked(f.setItemFSLocked(next), p, next.Name)
 				}
 				f.mu.Unlock()
+				if p == nil {
+					f.storePut(next) // a folder not in memory (evict.go): its listing comes from the store
+				}
 			}
 		}
 		if err != nil {
