@@ -269,8 +269,28 @@ func baseGone(err error) bool {
 // endBaseLocked forgets st's base (all of it is here, or it is given up).
 // Requires st.mu.
 func (st *file) endBaseLocked() {
-	if b := st.base; b != nil && b.stop != nil {
+	b := st.base
+	if b == nil {
+		return
+	}
+	if b.stop != nil {
 		b.stop()
+	}
+	if st.committed && len(b.recorded) > 0 && b.complete() {
+		// The journal record still lists ranges that are now filled: a
+		// later write into them would not update it (the base is gone
+		// from st), and a replay would fill them over that write. The
+		// filled bytes are made durable before the record stops listing
+		// them; should that fail, the base stays, so that writes keep
+		// updating the record.
+		err := st.staged.File().Sync()
+		if err == nil {
+			_, err = st.fs.staging.Modify(st.staged.ID(), func(r *cache.Record) { r.BaseMissing = nil })
+		}
+		if err != nil {
+			st.fs.log.Warn("updating the journal after a file's base was filled failed", "path", st.fs.pathOf(st.e), "err", err)
+			return
+		}
 	}
 	st.base = nil
 }

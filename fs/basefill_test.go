@@ -207,3 +207,37 @@ func TestMissingBaseChangedOnServiceKeepsTheServiceVersion(t *testing.T) {
 	assert.Equal(t, "local edit", string(saved[:10]))
 	assert.Len(t, saved, len(base))
 }
+
+// A journal record written while ranges were missing stops listing them
+// once they are filled (here by reads): a write into one of them after
+// that is replayed as written, not filled over from the base.
+func TestWriteAfterBaseFilledIsNotReplayedOver(t *testing.T) {
+	env := newTestEnv(t)
+	base, e := env.seedLarge(2 * DefaultLazyBaseMin)
+	ctx := context.Background()
+
+	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkRefuse))
+	h := env.writeAt(e, 0, []byte("first"))
+	require.NoError(t, h.flush(ctx), "journaled with the rest of the base missing")
+	require.NotEmpty(t, env.fs.staging.Pending()[0].BaseMissing)
+	require.NoError(t, env.srv.SetNetwork(graphtest.NetworkUp))
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < int64(len(base)); off += int64(len(buf)) {
+		_, err := h.read(ctx, buf, off) // fills the rest
+		require.NoError(t, err)
+	}
+	later := []byte("written after the base came")
+	at := DefaultLazyBaseMin + 99
+	n, err := h.write(ctx, later, int64(at))
+	require.NoError(t, err)
+	require.Equal(t, len(later), n)
+
+	// The mount ends here (as a kill would): a new one replays the record.
+	f2 := env.newFS(Config{})
+	require.NoError(t, f2.start(ctx))
+	f2.replayJournal(ctx)
+	want := withEdit(withEdit(base, 0, []byte("first")), at, later)
+	onService, err := env.srv.ReadFile("/big.bin")
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, onService), "the later write survives the replay")
+}
