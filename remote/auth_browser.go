@@ -79,7 +79,15 @@ func BrowserLogin(ctx context.Context, cfg *oauth2.Config, show func(signInURL s
 		_ = srv.Serve(ln)
 	}()
 	defer func() {
-		_ = srv.Close()
+		// Gracefully: the page the browser is being sent is finished
+		// before its connection closes (Close cut it short when the code
+		// was redeemed faster than the page was written: the browser got
+		// an empty reply).
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
 		<-served
 	}()
 
